@@ -1,0 +1,1 @@
+"""aoai-batch-mcp core: models, validation, builder, client, registry, results and the emulator (no MCP)."""

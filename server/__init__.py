@@ -1,0 +1,1 @@
+"""MCP composition root: settings, lifespan, resources, watcher, transports and the command line."""

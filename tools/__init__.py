@@ -1,0 +1,1 @@
+"""MCP tool adapters: thin, one module per group."""
