@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Literal
 
@@ -186,3 +187,7 @@ class BatchPage(BaseModel):
     batches: list[Batch]
     has_more: bool
     last_id: str | None = None
+
+
+ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+"""Reports progress: (progress, total or None, message or None)."""

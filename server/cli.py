@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "status": "server.cli_jobs",
     "list": "server.cli_jobs",
     "cancel": "server.cli_jobs",
-    "results": "server.cli_jobs",
+    "results": "server.cli_results",
 }
 
 USAGE_ERROR = 2
