@@ -29,7 +29,8 @@ def _default_workspace() -> str:
 class Settings(BaseSettings):
     """What the server, the CLI and the client are configured with."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # An empty variable counts as unset: MCP clients (and bundle user_config) pass blanks for optional fields.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     endpoint: str | None = Field(None, validation_alias=AliasChoices("AZURE_OPENAI_ENDPOINT", "endpoint"))
     api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("AZURE_OPENAI_API_KEY", "api_key"))
@@ -98,7 +99,9 @@ WireFormat = Literal["standard", "legacy"]
 class EmulatorSettings(BaseSettings):
     """The emulator's configuration (SPEC §6), shared by the standalone and the embedded emulator."""
 
-    model_config = SettingsConfigDict(env_prefix="AOAI_EMULATOR_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="AOAI_EMULATOR_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     key: SecretStr | None = None
     deployments: str = DEFAULT_DEPLOYMENTS
