@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +51,10 @@ def get_counter(encoding: str = DEFAULT_ENCODING) -> TokenCounter:
     try:
         # Imported here, not at the top: `bpe_openai` takes ~0.7 s to import, and the MCP server and the
         # CLI import this module at start-up although most sessions never count tokens.
-        bindings = importlib.import_module("bpe_openai._bindings")
+        with warnings.catch_warnings():
+            # bpe_openai 0.1.4 loads its data with the deprecated importlib.resources.open_binary.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            bindings = importlib.import_module("bpe_openai._bindings")
         tokenizer = bindings.tokenizer_for_encoding(encoding)
     except (ImportError, ValueError, RuntimeError, OSError):  # not installed, or no such encoding
         return TokenCounter(_approximate, exact=False, encoding="approximate")

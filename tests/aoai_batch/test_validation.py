@@ -1,0 +1,290 @@
+"""validate_file: one fixture per issue code, the limits, the report's shape, and files that must not crash it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from aoai_batch.errors import InvalidInput
+from aoai_batch.models import ValidationReport
+from aoai_batch.tokens import count_request_tokens
+from aoai_batch.validation import MAX_LISTED_ISSUES, validate_file
+
+FIXTURES = Path(__file__).parent / "fixtures" / "validation"
+LIMITS = {"max_requests": 100_000, "max_bytes": 200_000_000}
+VALID_FILE_BYTES = (FIXTURES / "valid.jsonl").stat().st_size
+
+
+def validate(path: Path, **overrides: object) -> ValidationReport:
+    return validate_file(path, **{**LIMITS, **overrides})  # type: ignore[arg-type]
+
+
+def request(custom_id: str = "task-0", **fields: object) -> dict[str, object]:
+    line: dict[str, object] = {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/chat/completions",
+        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]},
+    }
+    line.update(fields)
+    return line
+
+
+def write_lines(path: Path, *lines: object) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code", "line", "options"),
+    [
+        ("invalid_json_line.jsonl", "invalid_json_line", 2, {}),
+        ("too_many_tasks.jsonl", "too_many_tasks", 3, {"max_requests": 2}),
+        ("url_mismatch.jsonl", "url_mismatch", 3, {}),
+        ("model_not_found.jsonl", "model_not_found", 1, {"deployments": ["gpt-4o-mini", "gpt-4o"]}),
+        ("duplicate_custom_id.jsonl", "duplicate_custom_id", 3, {}),
+        ("empty_file.jsonl", "empty_file", None, {}),
+        ("model_mismatch.jsonl", "model_mismatch", 2, {}),
+        ("invalid_request.jsonl", "invalid_request", 2, {}),
+        ("file_too_large.jsonl", "file_too_large", None, {"max_bytes": VALID_FILE_BYTES - 1}),
+        ("bom.jsonl", "bom", 1, {}),
+        ("missing_custom_id.jsonl", "missing_custom_id", 2, {}),
+        ("invalid_method.jsonl", "invalid_method", 3, {}),
+        ("blank_line.jsonl", "blank_line", 2, {}),
+    ],
+)
+def test_each_fixture_reports_its_issue_code_at_its_line(
+    fixture: str, code: str, line: int | None, options: dict[str, object]
+) -> None:
+    report = validate(FIXTURES / fixture, **options)
+
+    assert not report.ok
+    assert report.issue_counts == {code: 1}
+    assert [(issue.code, issue.line) for issue in report.issues] == [(code, line)]
+
+
+@pytest.mark.parametrize("fixture", ["valid.jsonl", "valid_responses.jsonl"])
+def test_a_valid_file_has_no_issues_and_describes_itself(fixture: str) -> None:
+    report = validate(FIXTURES / fixture, deployments=["gpt-4o-mini", "gpt-4o"])
+
+    assert report.ok
+    assert report.issues == []
+    assert report.issue_counts == {}
+    assert report.bytes == (FIXTURES / fixture).stat().st_size
+    assert report.deployment in {"gpt-4o-mini", "gpt-4o"}
+    assert report.url in {"/chat/completions", "/v1/responses"}
+    assert report.estimated_input_tokens > 0
+    assert report.tokens_exact
+
+
+def test_valid_file_counts_its_requests_and_first_line_sets_deployment_and_url() -> None:
+    report = validate(FIXTURES / "valid.jsonl")
+
+    assert (report.requests, report.deployment, report.url) == (3, "gpt-4o-mini", "/chat/completions")
+
+
+@pytest.mark.parametrize(
+    ("options", "ok"),
+    [
+        ({"max_requests": 3}, True),
+        ({"max_requests": 2}, False),
+        ({"max_bytes": VALID_FILE_BYTES}, True),
+        ({"max_bytes": VALID_FILE_BYTES - 1}, False),
+    ],
+)
+def test_limits_are_inclusive(options: dict[str, object], ok: bool) -> None:
+    assert validate(FIXTURES / "valid.jsonl", **options).ok is ok
+
+
+BAD_REQUESTS: list[tuple[object, str]] = [
+    ([1, 2], "invalid_request"),
+    ("a string", "invalid_request"),
+    (request(custom_id=7), "invalid_request"),
+    (request(custom_id=""), "missing_custom_id"),
+    (request(method=None), "invalid_request"),
+    (request(method="post"), "invalid_method"),
+    (request(url=None), "invalid_request"),
+    (request(url=42), "invalid_request"),
+    (request(url="/images/generations"), "url_mismatch"),
+    (request(body=None), "invalid_request"),
+    (request(body=[]), "invalid_request"),
+    (request(body={"messages": [{"role": "user", "content": "Hi"}]}), "invalid_request"),
+    (request(body={"model": 5, "messages": [{"role": "user", "content": "Hi"}]}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini"}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": []}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": "Hi"}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": ["Hi"]}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": [{"content": "Hi"}]}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": [{"role": ["user"], "content": "Hi"}]}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": [{"role": "user"}]}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 3}]}), "invalid_request"),
+    (request(body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [3]}]}), "invalid_request"),
+    (request(url="/responses", body={"model": "gpt-4o-mini", "messages": []}), "invalid_request"),
+    (request(url="/responses", body={"model": "gpt-4o-mini", "input": []}), "invalid_request"),
+    (request(url="/embeddings", body={"model": "gpt-4o-mini", "input": {}}), "invalid_request"),
+    (request(url="/completions", body={"model": "gpt-4o-mini"}), "invalid_request"),
+]
+
+
+@pytest.mark.parametrize(("line", "code"), BAD_REQUESTS)
+def test_a_malformed_request_is_reported_with_its_code(tmp_path: Path, line: object, code: str) -> None:
+    report = validate(write_lines(tmp_path / "batch.jsonl", line))
+
+    assert report.issue_counts == {code: 1}
+    assert report.issues[0].line == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        request(body={"model": "m", "messages": [{"role": "assistant", "content": None, "tool_calls": []}]}),
+        request(url="/v1/chat/completions"),
+        request(url="/embeddings", body={"model": "m", "input": ["a", "b"]}),
+        request(url="/completions", body={"model": "m", "prompt": "Once"}),
+        request(url="/responses", body={"model": "m", "input": "Hi", "instructions": "Be brief"}),
+    ],
+)
+def test_accepted_request_shapes_have_no_issues(tmp_path: Path, line: dict[str, object]) -> None:
+    assert validate(write_lines(tmp_path / "batch.jsonl", line)).ok
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\n\n",
+        b"   \n",
+        b"\xef\xbb\xbf",
+        b"\xff\xfe\x00\x01garbage\n",
+        bytes(range(256)),
+        b"\x00" * 1000,
+        b'{"custom_id": "\xc3\x28"}\n',
+        b'{"custom_id": "\\ud800"}\n',
+        b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"\n",
+        b'{"custom_id": NaN}\n',
+        b'{"custom_id": "x", "body": {"temperature": Infinity}}\n',
+        b"1e999999\n",
+        b'"\\u0000"\n',
+        b"\r\n\r\n",
+        b"{}" * 1000,
+    ],
+)
+def test_arbitrary_bytes_become_issues_never_an_exception(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(content)
+
+    report = validate(path)
+
+    assert not report.ok
+    assert report.bytes == len(content)
+    assert sum(report.issue_counts.values()) >= len(report.issues) >= 1
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "batch.jsonl"
+    line = orjson.dumps(
+        request(body={"model": "m", "temperature": 0.5, "messages": [{"role": "user", "content": "x"}]})
+    )
+    path.write_bytes(line.replace(b"0.5", text.encode()) + b"\n")
+
+    assert validate(path).issue_counts == {"invalid_json_line": 1}
+
+
+def test_a_50_mb_single_line_is_checked_like_any_other(tmp_path: Path) -> None:
+    big = "x" * 50_000_000
+    path = write_lines(
+        tmp_path / "big.jsonl", request(body={"model": "m", "messages": [{"role": "user", "content": big}]})
+    )
+
+    report = validate(path, count_tokens=False)
+
+    assert report.ok
+    assert report.requests == 1
+
+
+def test_a_line_longer_than_the_line_limit_is_skipped_as_an_invalid_request(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "batch.jsonl", request("a"), request("b", padding="y" * 5000), request("c"))
+
+    report = validate(path, max_line_bytes=1000)
+
+    assert report.issue_counts == {"invalid_request": 1}
+    assert report.issues[0].line == 2
+    assert report.requests == 3
+    assert report.bytes == path.stat().st_size
+
+
+def test_only_the_first_fifty_issues_are_listed_but_all_are_counted(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(b"not json\n" * 120)
+
+    report = validate(path)
+
+    assert len(report.issues) == MAX_LISTED_ISSUES
+    assert report.issue_counts == {"invalid_json_line": 120}
+    assert [issue.line for issue in report.issues] == list(range(1, MAX_LISTED_ISSUES + 1))
+
+
+def test_a_bom_is_reported_and_the_first_line_still_checked(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(request(method="GET")) + b"\n")
+
+    report = validate(path)
+
+    assert [(issue.code, issue.line) for issue in report.issues] == [("bom", 1), ("invalid_method", 1)]
+
+
+def test_every_duplicate_is_reported_at_its_later_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "batch.jsonl", request("a"), request("b"), request("a"), request("b"), request("a"))
+
+    report = validate(path)
+
+    assert [(issue.code, issue.line) for issue in report.issues] == [("duplicate_custom_id", n) for n in (3, 4, 5)]
+
+
+def test_an_unknown_deployment_is_reported_once_per_name(tmp_path: Path) -> None:
+    lines = [request(str(n)) for n in range(4)]
+    report = validate(write_lines(tmp_path / "batch.jsonl", *lines), deployments=["gpt-4o"])
+
+    assert report.issue_counts == {"model_not_found": 1}
+
+
+def test_deployments_are_not_checked_when_none_are_given() -> None:
+    assert validate(FIXTURES / "model_not_found.jsonl").ok
+
+
+def test_every_line_after_the_first_with_another_model_is_a_mismatch(tmp_path: Path) -> None:
+    other = request(body={"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]})
+    path = write_lines(tmp_path / "batch.jsonl", request("a"), {**other, "custom_id": "b"}, {**other, "custom_id": "c"})
+
+    report = validate(path)
+
+    assert [(issue.code, issue.line) for issue in report.issues] == [("model_mismatch", 2), ("model_mismatch", 3)]
+    assert report.deployment == "gpt-4o-mini"
+
+
+def test_token_estimate_is_the_sum_of_the_requests(tmp_path: Path) -> None:
+    lines = [
+        request(str(n), body={"model": "m", "messages": [{"role": "user", "content": f"Tell me about {n}"}]})
+        for n in range(5)
+    ]
+    report = validate(write_lines(tmp_path / "batch.jsonl", *lines))
+
+    expected = sum(count_request_tokens("/chat/completions", line["body"]) for line in lines)  # type: ignore[arg-type]
+    assert report.estimated_input_tokens == expected
+    assert report.tokens_exact
+
+
+def test_tokens_are_not_counted_when_not_asked() -> None:
+    report = validate(FIXTURES / "valid.jsonl", count_tokens=False)
+
+    assert (report.estimated_input_tokens, report.tokens_exact) == (0, False)
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing.jsonl", lambda p: p])
+def test_a_path_that_cannot_be_read_is_invalid_input(tmp_path: Path, make: object) -> None:
+    with pytest.raises(InvalidInput):
+        validate(make(tmp_path))  # type: ignore[operator]
