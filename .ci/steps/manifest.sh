@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The MCP Bundle manifest must pass the mcpb CLI's validator (tests/test_manifest.py checks that it
-# names the tools, prompts and settings the server really has).
+# The MCP Bundle: the manifest passes the mcpb CLI's validator, and the packed bundle holds the sources
+# only (tests/test_manifest.py checks that the manifest names the tools, prompts and settings that exist).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -9,3 +9,14 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
     PATH="$(bash .ci/node.sh):$PATH"
 fi
 npx -y @anthropic-ai/mcpb@2.1.2 validate manifest.json
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+npx -y @anthropic-ai/mcpb@2.1.2 pack . "$out/aoai-batch-mcp.mcpb" >/dev/null
+size=$(wc -c <"$out/aoai-batch-mcp.mcpb")
+echo "bundle: $size bytes"
+# A uv bundle carries sources, not a virtual environment: anything near a megabyte means .mcpbignore leaks.
+if [ "$size" -gt 1000000 ]; then
+    echo "the bundle is $size bytes: check .mcpbignore (no .venv, tests or caches)" >&2
+    exit 1
+fi
