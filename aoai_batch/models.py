@@ -173,6 +173,7 @@ class FetchSummary(BaseModel):
     failed_ids: list[str] = Field(default_factory=list, description="The first few failed or missing ids.")
     unparsable_lines: int = Field(0, description="Output or error lines that were not JSON.")
     unmatched_lines: int = Field(0, description="Output or error lines whose custom_id is not in the input.")
+    duplicate_lines: int = Field(0, description="Output or error lines repeating a custom_id already answered.")
     note: str | None = None
 
 

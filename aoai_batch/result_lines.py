@@ -1,0 +1,218 @@
+"""Reading the lines of batch files: the user's question in an input line, the answer in an output or error line.
+
+Output and error lines come in several shapes, all handled here so the join never guesses:
+Azure's and OpenAI's `{"custom_id", "response": {"status_code", "request_id", "body"}, "error"}` with a
+chat completion, a /responses, a completions or an embeddings body; a failed request either as
+`"error": {"code", "message"}` with no response, or as a response whose status code is 4xx/5xx and whose
+body is `{"error": {...}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+
+Status = Literal["succeeded", "failed"]
+UsageTriple = tuple[int, int, int]
+
+
+class Outcome:
+    """What became of one request (plain slots: a hundred thousand of these are built per join)."""
+
+    __slots__ = ("code", "content", "finish_reason", "message", "status", "usage")
+
+    def __init__(
+        self,
+        status: Status,
+        *,
+        content: str | None = None,
+        finish_reason: str | None = None,
+        usage: UsageTriple | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.status = status
+        self.content = content
+        self.finish_reason = finish_reason
+        self.usage = usage
+        self.code = code
+        self.message = message
+
+    def dump(self) -> bytes:
+        return orjson.dumps([self.status, self.content, self.finish_reason, self.usage, self.code, self.message])
+
+    @classmethod
+    def load(cls, data: bytes) -> Outcome:
+        status, content, finish_reason, usage, code, message = orjson.loads(data)
+        return cls(
+            status,
+            content=content,
+            finish_reason=finish_reason,
+            usage=tuple(usage) if usage else None,
+            code=code,
+            message=message,
+        )
+
+
+def truncate(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
+
+
+# --- input lines -----------------------------------------------------------------------------------
+
+
+def question_of(request: dict[str, Any]) -> str | None:
+    """The request's last user content as text (images shown as `[image]`), or None when it has none."""
+    body = request.get("body")
+    if not isinstance(body, dict):
+        return None
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        return _last_user_text(messages)
+    given = body.get("input", body.get("prompt"))
+    if isinstance(given, list):
+        if all(isinstance(item, dict) for item in given):
+            return _last_user_text(given)
+        return _text_of(given[-1] if given else None)
+    return _text_of(given)
+
+
+def _last_user_text(items: list[Any]) -> str | None:
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("role", "user") == "user":
+            return _text_of(item.get("content"))
+    return None
+
+
+def _text_of(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [_part_text(part) for part in content]
+        return " ".join(part for part in parts if part) or None
+    if content is None:
+        return None
+    return orjson.dumps(content).decode()
+
+
+def _part_text(part: Any) -> str | None:
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict):
+        return None
+    kind = part.get("type", "")
+    if isinstance(part.get("text"), str):
+        return str(part["text"])
+    if isinstance(kind, str) and ("image" in kind or "file" in kind or "audio" in kind):
+        return f"[{kind.removeprefix('input_').removesuffix('_url')}]"
+    return None
+
+
+# --- output and error lines ------------------------------------------------------------------------
+
+
+def outcome_of(line: dict[str, Any]) -> Outcome:
+    """Classify one output or error line (already parsed, with a custom_id)."""
+    error = line.get("error")
+    if isinstance(error, dict) and error:
+        return _failure(error, None)
+    response = line.get("response")
+    if not isinstance(response, dict):
+        return Outcome("failed", code="no_response", message="The line has neither a response nor an error.")
+    status_code = response.get("status_code")
+    body = response.get("body")
+    if isinstance(body, str):  # some gateways send the body as a JSON string
+        body = _parse_or_none(body)
+    if not isinstance(body, dict):
+        body = {}
+    if isinstance(body.get("error"), dict) or (isinstance(status_code, int) and status_code >= 400):
+        return _failure(body.get("error") or {}, status_code)
+    return _success(body)
+
+
+def _parse_or_none(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _failure(error: dict[str, Any], status_code: Any) -> Outcome:
+    code = error.get("code")
+    message = error.get("message")
+    if not isinstance(code, str) or not code:
+        code = f"http_{status_code}" if isinstance(status_code, int) else "unknown_error"
+    return Outcome("failed", code=code, message=message if isinstance(message, str) else None)
+
+
+def _success(body: dict[str, Any]) -> Outcome:
+    usage = _usage(body.get("usage"))
+    if isinstance(body.get("choices"), list):
+        content, finish_reason = _from_choices(body["choices"])
+    elif isinstance(body.get("output"), list):
+        content, finish_reason = _from_responses(body)
+    elif isinstance(body.get("data"), list):  # embeddings: the vectors are the answer
+        content, finish_reason = _embeddings(body["data"]), None
+    else:
+        content, finish_reason = None, None
+    return Outcome("succeeded", content=content, finish_reason=finish_reason, usage=usage)
+
+
+def _embeddings(data: list[Any]) -> str:
+    return orjson.dumps([item.get("embedding") for item in data if isinstance(item, dict)]).decode()
+
+
+def _from_choices(choices: list[Any]) -> tuple[str | None, str | None]:
+    first = choices[0] if choices and isinstance(choices[0], dict) else {}
+    finish_reason = first.get("finish_reason")
+    message = first.get("message")
+    if isinstance(message, dict):
+        content = message.get("content")
+        if not isinstance(content, str) or not content:
+            content = _tool_calls_or_refusal(message, content)
+    else:
+        content = first.get("text")  # /completions
+    return (content if isinstance(content, str) else None), (finish_reason if isinstance(finish_reason, str) else None)
+
+
+def _tool_calls_or_refusal(message: dict[str, Any], content: Any) -> str | None:
+    if message.get("tool_calls"):
+        return orjson.dumps(message["tool_calls"]).decode()
+    if isinstance(message.get("refusal"), str):
+        return str(message["refusal"])
+    return content if isinstance(content, str) else None
+
+
+def _from_responses(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    texts: list[str] = []
+    for item in body["output"]:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "function_call":
+            texts.append(orjson.dumps(item).decode())
+        for part in item.get("content") or ():
+            if isinstance(part, dict):
+                text = part.get("text", part.get("refusal"))
+                if isinstance(text, str):
+                    texts.append(text)
+    details = body.get("incomplete_details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    # /responses has no finish_reason: a completed response reads as chat's "stop", an incomplete one by its reason.
+    finish_reason = reason if isinstance(reason, str) else ("stop" if body.get("status") == "completed" else None)
+    return ("".join(texts) if texts else None), finish_reason
+
+
+def _usage(usage: Any) -> UsageTriple | None:
+    if not isinstance(usage, dict):
+        return None
+    prompt = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
+    completion = _int(usage.get("completion_tokens", usage.get("output_tokens")))
+    total = _int(usage.get("total_tokens")) or prompt + completion
+    return (prompt, completion, total)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
