@@ -1,0 +1,97 @@
+"""Where and how to connect: resolved once from `Settings` (or given directly for an in-process emulator)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, SecretStr
+
+from aoai_batch.errors import InvalidInput
+from aoai_batch.models import Backend
+from aoai_batch.settings import Settings
+
+ApiStyle = Literal["azure", "v1", "openai"]
+"""`azure`: /openai/... with a dated api-version; `v1`: Azure's /openai/v1/; `openai`: OpenAI's /v1/."""
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+EMULATOR_PLACEHOLDER_KEY = "emulator"
+
+
+class Connection(BaseModel):
+    backend: Backend
+    style: ApiStyle
+    endpoint: str
+    api_version: str | None = None
+    api_key: SecretStr | None = None
+    token_scope: str | None = None
+
+    @property
+    def uses_entra(self) -> bool:
+        return self.api_key is None
+
+    @property
+    def base_url(self) -> str:
+        """The URL the SDK is given (for `azure` style the SDK appends `/openai` itself)."""
+        root = self.endpoint.rstrip("/")
+        if self.style == "v1":
+            return root if root.endswith("/openai/v1") else f"{root}/openai/v1/"
+        return root
+
+    @property
+    def host(self) -> str:
+        """The endpoint without scheme or path (safe to show)."""
+        rest = self.endpoint.split("://", 1)[-1]
+        return rest.split("/", 1)[0]
+
+
+def _azure_style(api_version: str, endpoint: str) -> ApiStyle:
+    if api_version.strip().lower() == "v1" or endpoint.rstrip("/").endswith("/openai/v1"):
+        return "v1"
+    return "azure"
+
+
+def connection_from_settings(settings: Settings) -> Connection:
+    """The connection for an Azure, OpenAI or out-of-process emulator backend (never the embedded one)."""
+    backend = settings.provider
+    if backend == "openai":
+        key = settings.openai_api_key or settings.api_key
+        if key is None:
+            raise InvalidInput("The openai provider needs OPENAI_API_KEY; set it, or unset AOAI_BATCH_PROVIDER.")
+        return Connection(
+            backend="openai", style="openai", endpoint=settings.openai_base_url or OPENAI_BASE_URL, api_key=key
+        )
+    if not settings.endpoint:
+        raise InvalidInput("No endpoint is configured: set AZURE_OPENAI_ENDPOINT (https://RESOURCE.openai.azure.com).")
+    style = _azure_style(settings.api_version, settings.endpoint)
+    return Connection(
+        backend=backend,
+        style=style,
+        endpoint=settings.endpoint,
+        api_version=settings.api_version if style == "azure" else None,
+        api_key=_azure_key(settings, backend),
+        token_scope=settings.token_scope,
+    )
+
+
+def _azure_key(settings: Settings, backend: Backend) -> SecretStr | None:
+    if settings.auth == "entra":
+        return None
+    if settings.api_key is not None:
+        return settings.api_key
+    if backend == "emulator":
+        return SecretStr(EMULATOR_PLACEHOLDER_KEY)  # the emulator accepts any non-empty key unless told otherwise
+    if settings.auth == "key":
+        raise InvalidInput("AOAI_BATCH_AUTH=key needs AZURE_OPENAI_API_KEY; set it, or use AOAI_BATCH_AUTH=entra.")
+    return None
+
+
+def emulator_connection(key: str, *, api_version: str, endpoint: str = "http://emulator.invalid") -> Connection:
+    """The in-process emulator, reached through its ASGI transport (the host is never resolved)."""
+    style = _azure_style(api_version, endpoint)
+    return Connection(
+        backend="emulator",
+        style=style,
+        endpoint=endpoint,
+        api_version=api_version if style == "azure" else None,
+        api_key=SecretStr(key),
+    )

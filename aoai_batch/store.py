@@ -1,0 +1,298 @@
+"""The job registry: a SQLite file (WAL) of the files and batches this program has seen.
+
+Every call runs in a worker thread (SQLite blocks); one connection guarded by a lock keeps concurrent
+tasks safe, and WAL with a busy timeout lets a CLI and a server share the file. A process killed in
+the middle of a write loses at most the uncommitted transaction: SQLite's journal guarantees it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio.to_thread
+from pydantic import BaseModel
+
+from aoai_batch.errors import InvalidInput
+from aoai_batch.models import Batch, BatchStatus, FetchSummary, FileInfo
+
+T = TypeVar("T")
+
+# Each entry upgrades the schema by one version (PRAGMA user_version); never edit a released entry.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        snapshot TEXT NOT NULL,
+        local_path TEXT,
+        saved_at REAL NOT NULL
+    );
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY,
+        snapshot TEXT NOT NULL,
+        status TEXT NOT NULL,
+        terminal INTEGER NOT NULL,
+        input_path TEXT,
+        results_path TEXT,
+        idempotency_key TEXT,
+        first_seen REAL NOT NULL,
+        refreshed_at REAL NOT NULL
+    );
+    CREATE INDEX batches_by_key ON batches (idempotency_key);
+    CREATE INDEX batches_by_terminal ON batches (terminal);
+    CREATE TABLE status_history (
+        batch_id TEXT NOT NULL REFERENCES batches (id),
+        status TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (batch_id, status)
+    );
+    CREATE TABLE results (
+        batch_id TEXT PRIMARY KEY,
+        summary TEXT NOT NULL,
+        saved_at REAL NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StatusChange(BaseModel):
+    status: BatchStatus
+    seen_at: datetime
+
+
+class BatchRecord(BaseModel):
+    """A batch as the registry knows it: the last snapshot (with local paths filled in) and when it was taken."""
+
+    batch: Batch
+    idempotency_key: str | None = None
+    first_seen: datetime
+    refreshed_at: datetime
+
+
+class FileRecord(BaseModel):
+    file: FileInfo
+    local_path: str | None = None
+
+
+def _when(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class Registry:
+    """The synchronous registry; `Store` runs it in worker threads."""
+
+    def __init__(self, path: Path, *, now: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self._now = now
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise InvalidInput(
+                f"The job registry {self.path} cannot be opened ({exc}); move it aside or set AOAI_BATCH_HOME."
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise InvalidInput(
+                    f"The job registry {self.path} was written by a newer version (schema {version}); upgrade."
+                )
+            for script in MIGRATIONS[version:]:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    # files
+
+    def save_file(self, info: FileInfo, local_path: str | None = None) -> FileRecord:
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO files (id, snapshot, local_path, saved_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot,
+                   local_path = COALESCE(excluded.local_path, files.local_path), saved_at = excluded.saved_at""",
+                (info.id, info.model_dump_json(), local_path, self._now()),
+            )
+        record = self.get_file(info.id)
+        assert record is not None
+        return record
+
+    def get_file(self, file_id: str) -> FileRecord | None:
+        rows = self._query("SELECT snapshot, local_path FROM files WHERE id = ?", (file_id,))
+        if not rows:
+            return None
+        return FileRecord(file=FileInfo.model_validate_json(rows[0]["snapshot"]), local_path=rows[0]["local_path"])
+
+    # batches
+
+    def save_batch(
+        self, batch: Batch, *, input_path: str | None = None, idempotency_key: str | None = None
+    ) -> BatchRecord:
+        """Store the latest snapshot; local paths and the key are kept once known, history grows on change."""
+        now = self._now()
+        snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
+        with self._transaction() as db:
+            if input_path is None and batch.input_file_id:
+                row = db.execute("SELECT local_path FROM files WHERE id = ?", (batch.input_file_id,)).fetchone()
+                input_path = row[0] if row else None
+            db.execute(
+                """INSERT INTO batches (id, snapshot, status, terminal, input_path, results_path, idempotency_key,
+                                        first_seen, refreshed_at)
+                   VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, status = excluded.status,
+                   terminal = excluded.terminal, refreshed_at = excluded.refreshed_at,
+                   input_path = COALESCE(batches.input_path, excluded.input_path),
+                   idempotency_key = COALESCE(batches.idempotency_key, excluded.idempotency_key)""",
+                (batch.id, snapshot, batch.status, int(batch.terminal), input_path, idempotency_key, now, now),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO status_history (batch_id, status, seen_at) VALUES (?, ?, ?)",
+                (batch.id, batch.status, now),
+            )
+        record = self.get_batch(batch.id)
+        assert record is not None
+        return record
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        rows = self._query(f"{_BATCH_SELECT} WHERE id = ?", (batch_id,))
+        return _batch_record(rows[0]) if rows else None
+
+    def find_by_idempotency_key(self, key: str) -> BatchRecord | None:
+        rows = self._query(f"{_BATCH_SELECT} WHERE idempotency_key = ? ORDER BY first_seen LIMIT 1", (key,))
+        return _batch_record(rows[0]) if rows else None
+
+    def list_batches(self, *, limit: int | None = None, active_only: bool = False) -> list[BatchRecord]:
+        """Newest first."""
+        where = "WHERE terminal = 0" if active_only else ""
+        rows = self._query(f"{_BATCH_SELECT} {where} ORDER BY first_seen DESC, id DESC LIMIT ?", (limit or -1,))
+        return [_batch_record(row) for row in rows]
+
+    def history(self, batch_id: str) -> list[StatusChange]:
+        rows = self._query(
+            "SELECT status, seen_at FROM status_history WHERE batch_id = ? ORDER BY seen_at, rowid", (batch_id,)
+        )
+        return [StatusChange(status=row["status"], seen_at=_when(row["seen_at"])) for row in rows]
+
+    # results
+
+    def save_results_summary(self, summary: FetchSummary) -> None:
+        """Keep the summary (served as batch://jobs/{id}/results) and the results path on the batch."""
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO results (batch_id, summary, saved_at) VALUES (?, ?, ?)
+                   ON CONFLICT (batch_id) DO UPDATE SET summary = excluded.summary, saved_at = excluded.saved_at""",
+                (summary.batch_id, summary.model_dump_json(), self._now()),
+            )
+            if summary.results_path:
+                db.execute("UPDATE batches SET results_path = ? WHERE id = ?", (summary.results_path, summary.batch_id))
+
+    def results_summary(self, batch_id: str) -> FetchSummary | None:
+        rows = self._query("SELECT summary FROM results WHERE batch_id = ?", (batch_id,))
+        return FetchSummary.model_validate_json(rows[0]["summary"]) if rows else None
+
+
+_BATCH_SELECT = "SELECT snapshot, input_path, results_path, idempotency_key, first_seen, refreshed_at FROM batches"
+
+
+def _batch_record(row: sqlite3.Row) -> BatchRecord:
+    batch = Batch.model_validate_json(row["snapshot"]).model_copy(
+        update={"input_path": row["input_path"], "results_path": row["results_path"]}
+    )
+    return BatchRecord(
+        batch=batch,
+        idempotency_key=row["idempotency_key"],
+        first_seen=_when(row["first_seen"]),
+        refreshed_at=_when(row["refreshed_at"]),
+    )
+
+
+class Store:
+    """The registry for async code: each call runs in a worker thread."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    @classmethod
+    async def open(cls, path: Path, *, now: Callable[[], float] = time.time) -> Self:
+        registry = await anyio.to_thread.run_sync(lambda: Registry(path, now=now))
+        return cls(registry)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.registry.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(fn)
+
+    async def save_file(self, info: FileInfo, local_path: str | None = None) -> FileRecord:
+        return await self._run(lambda: self.registry.save_file(info, local_path))
+
+    async def get_file(self, file_id: str) -> FileRecord | None:
+        return await self._run(lambda: self.registry.get_file(file_id))
+
+    async def save_batch(
+        self, batch: Batch, *, input_path: str | None = None, idempotency_key: str | None = None
+    ) -> BatchRecord:
+        return await self._run(
+            lambda: self.registry.save_batch(batch, input_path=input_path, idempotency_key=idempotency_key)
+        )
+
+    async def get_batch(self, batch_id: str) -> BatchRecord | None:
+        return await self._run(lambda: self.registry.get_batch(batch_id))
+
+    async def find_by_idempotency_key(self, key: str) -> BatchRecord | None:
+        return await self._run(lambda: self.registry.find_by_idempotency_key(key))
+
+    async def list_batches(self, *, limit: int | None = None, active_only: bool = False) -> list[BatchRecord]:
+        return await self._run(lambda: self.registry.list_batches(limit=limit, active_only=active_only))
+
+    async def history(self, batch_id: str) -> list[StatusChange]:
+        return await self._run(lambda: self.registry.history(batch_id))
+
+    async def save_results_summary(self, summary: FetchSummary) -> None:
+        await self._run(lambda: self.registry.save_results_summary(summary))
+
+    async def results_summary(self, batch_id: str) -> FetchSummary | None:
+        return await self._run(lambda: self.registry.results_summary(batch_id))

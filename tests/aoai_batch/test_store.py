@@ -1,0 +1,201 @@
+"""The job registry: a real SQLite file in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from aoai_batch.errors import InvalidInput
+from aoai_batch.models import Batch, FetchSummary, FileInfo, ResultCounts
+from aoai_batch.store import SCHEMA_VERSION, Registry, Store
+
+
+def make_batch(batch_id: str, status: str = "validating", **fields: object) -> Batch:
+    terminal = status in {"failed", "completed", "expired", "cancelled"}
+    return Batch.model_validate(
+        {"id": batch_id, "status": status, "terminal": terminal, "backend": "emulator", **fields}
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(tmp_path / "state.sqlite3") as opened:
+        yield opened
+
+
+async def test_a_saved_batch_comes_back_with_its_snapshot(store: Store) -> None:
+    await store.save_batch(make_batch("batch_1", metadata={"k": "v"}), idempotency_key="key-1")
+    record = await store.get_batch("batch_1")
+    assert record is not None
+    assert record.batch.id == "batch_1"
+    assert record.batch.metadata == {"k": "v"}
+    assert record.idempotency_key == "key-1"
+
+
+async def test_an_unknown_batch_is_none(store: Store) -> None:
+    assert await store.get_batch("batch_missing") is None
+    assert await store.get_file("file_missing") is None
+    assert await store.results_summary("batch_missing") is None
+
+
+async def test_a_batch_takes_its_input_path_from_the_uploaded_file(store: Store) -> None:
+    file = FileInfo(id="file_1", filename="in.jsonl", backend="emulator")
+    await store.save_file(file, local_path="/data/in.jsonl")
+    record = await store.save_batch(make_batch("batch_1", input_file_id="file_1"))
+    assert record.batch.input_path == "/data/in.jsonl"
+
+
+async def test_later_snapshots_keep_the_local_paths_and_the_key(store: Store) -> None:
+    await store.save_batch(make_batch("batch_1"), input_path="/in.jsonl", idempotency_key="k")
+    record = await store.save_batch(make_batch("batch_1", "in_progress"))
+    assert record.batch.status == "in_progress"
+    assert record.batch.input_path == "/in.jsonl"
+    assert record.idempotency_key == "k"
+
+
+async def test_status_history_records_each_status_once_in_order(tmp_path: Path) -> None:
+    clock = Clock()
+    async with await Store.open(tmp_path / "s.sqlite3", now=clock) as store:
+        for status in ["validating", "in_progress", "in_progress", "completed"]:
+            clock.now += 10
+            await store.save_batch(make_batch("batch_1", status))
+        history = await store.history("batch_1")
+    assert [change.status for change in history] == ["validating", "in_progress", "completed"]
+    assert history[0].seen_at == datetime.fromtimestamp(1_700_000_010, tz=UTC)
+
+
+async def test_jobs_are_listed_newest_first_and_active_ones_can_be_selected(tmp_path: Path) -> None:
+    clock = Clock()
+    async with await Store.open(tmp_path / "s.sqlite3", now=clock) as store:
+        for n, status in enumerate(["completed", "in_progress", "validating"]):
+            clock.now += 1
+            await store.save_batch(make_batch(f"batch_{n}", status))
+        every = await store.list_batches()
+        active = await store.list_batches(active_only=True)
+    assert [r.batch.id for r in every] == ["batch_2", "batch_1", "batch_0"]
+    assert [r.batch.id for r in active] == ["batch_2", "batch_1"]
+
+
+async def test_a_batch_is_found_by_its_idempotency_key(store: Store) -> None:
+    await store.save_batch(make_batch("batch_1"), idempotency_key="abc")
+    found = await store.find_by_idempotency_key("abc")
+    assert found is not None
+    assert found.batch.id == "batch_1"
+    assert await store.find_by_idempotency_key("other") is None
+
+
+async def test_a_results_summary_is_kept_and_sets_the_results_path(store: Store) -> None:
+    await store.save_batch(make_batch("batch_1", "completed"))
+    summary = FetchSummary(
+        batch_id="batch_1",
+        batch_status="completed",
+        format="jsonl",
+        results_path="/out/results.jsonl",
+        counts=ResultCounts(succeeded=3),
+    )
+    await store.save_results_summary(summary)
+    assert await store.results_summary("batch_1") == summary
+    record = await store.get_batch("batch_1")
+    assert record is not None
+    assert record.batch.results_path == "/out/results.jsonl"
+
+
+async def test_the_registry_survives_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    async with await Store.open(path) as store:
+        await store.save_batch(make_batch("batch_1"))
+    async with await Store.open(path) as store:
+        assert await store.get_batch("batch_1") is not None
+
+
+async def test_concurrent_tasks_write_without_losing_records(store: Store) -> None:
+    async def write(n: int) -> None:
+        await store.save_batch(make_batch(f"batch_{n}"))
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for n in range(50):
+                group.start_soon(write, n)
+    assert len(await store.list_batches()) == 50
+
+
+def test_a_new_database_is_at_the_current_schema_version_in_wal_mode(tmp_path: Path) -> None:
+    Registry(tmp_path / "s.sqlite3").close()
+    db = sqlite3.connect(tmp_path / "s.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "s.sqlite3")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(InvalidInput):
+        Registry(tmp_path / "s.sqlite3")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "s.sqlite3").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(InvalidInput):
+        Registry(tmp_path / "s.sqlite3")
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from aoai_batch.models import Batch
+    from aoai_batch.store import Registry
+
+    registry = Registry(sys.argv[1])
+    n = 0
+    while True:
+        batch = Batch(id=f"batch_{n}", status="in_progress", terminal=False, backend="emulator",
+                      metadata={"n": str(n), "pad": "x" * 500})
+        registry.save_batch(batch, idempotency_key=f"key-{n}")
+        print(n, flush=True)
+        n += 1
+    """
+)
+
+
+def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    ) as writer:
+        assert writer.stdout is not None
+        committed = [int(writer.stdout.readline()) for _ in range(300)]
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        committed += [int(line) for line in writer.stdout.read().split()]
+    assert writer.returncode == -signal.SIGKILL
+
+    registry = Registry(path)
+    try:
+        for n in committed:
+            record = registry.get_batch(f"batch_{n}")
+            assert record is not None
+            assert record.batch.metadata["n"] == str(n)
+            assert record.idempotency_key == f"key-{n}"
+    finally:
+        registry.close()
+    assert len(committed) >= 300
