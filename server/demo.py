@@ -145,13 +145,17 @@ async def _demo(plan: Plan) -> None:
     with anyio.fail_after(plan.timeout), ExitStack() as files:
         server_log = files.enter_context(plan.server_log.open("w", encoding="utf-8"))
         print(f"Starting the server over stdio (home {plan.home})")
+        failure: DemoFailed | None = None
         try:
             async with Client(stdio_client(server_parameters(plan), errlog=server_log)) as client:
-                await _flow(client, plan)
-        except MCPError as exc:
-            raise DemoFailed(f"the MCP connection failed: {exc}") from exc
-        except OSError as exc:
-            raise DemoFailed(f"could not start the server: {exc}") from exc
+                try:
+                    await _flow(client, plan)
+                except DemoFailed as exc:  # caught here, before the client's task group wraps it in a group
+                    failure = exc
+        except* (MCPError, OSError) as group:
+            raise DemoFailed(f"the server did not answer over stdio: {_first(group)}") from None
+        if failure:
+            raise failure
 
 
 async def _flow(client: Client, plan: Plan) -> None:
@@ -284,6 +288,13 @@ class ProgressBar:
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 def _check_results(summary: FetchSummary, expected: int) -> None:
