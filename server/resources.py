@@ -1,0 +1,218 @@
+"""The `batch://` resources (SPEC §4) and `completion/complete` for batch ids.
+
+Static resources get no `Context` from the SDK, so a middleware puts the lifespan state in a context
+variable for the duration of each request; every resource here reads it from there.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import orjson
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp_types import (
+    CompleteRequestParams,
+    CompleteResult,
+    Completion,
+    PromptReference,
+    ResourceTemplateReference,
+)
+from pydantic import BaseModel
+
+from aoai_batch.errors import BatchToolError, NotFound
+from aoai_batch.models import Batch
+from aoai_batch.settings import EmulatorSettings, Settings
+
+if TYPE_CHECKING:
+    from server.app import AppState
+
+MAX_RESOURCE_CHARS = 20_000
+MAX_COMPLETIONS = 100
+JSON = "application/json"
+BATCH_ID_TEMPLATES = frozenset({"batch://jobs/{batch_id}", "batch://jobs/{batch_id}/results"})
+BATCH_ID_PROMPTS = frozenset({"troubleshoot_batch", "summarize_results"})
+
+_state: ContextVar[AppState] = ContextVar("aoai_batch_state")
+
+
+async def _bind_state(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    token = _state.set(ctx.lifespan_context)
+    try:
+        return await call_next(ctx)
+    finally:
+        _state.reset(token)
+
+
+def current_state() -> AppState:
+    return _state.get()
+
+
+def _json(data: object) -> str:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+
+
+class JobLine(BaseModel):
+    """A job in the `batch://jobs` list: enough to pick one, not the whole record."""
+
+    id: str
+    status: str
+    terminal: bool
+    created_at: str | None
+    request_counts: dict[str, int]
+    progress_percent: float | None
+    results_path: str | None
+    backend: str
+
+    @classmethod
+    def of(cls, batch: Batch) -> JobLine:
+        return cls(
+            id=batch.id,
+            status=batch.status,
+            terminal=batch.terminal,
+            created_at=batch.created_at.isoformat() if batch.created_at else None,
+            request_counts=batch.request_counts.model_dump(),
+            progress_percent=batch.progress_percent,
+            results_path=batch.results_path,
+            backend=batch.backend,
+        )
+
+
+def jobs_listing(jobs: list[Batch]) -> dict[str, object]:
+    """The newest jobs that fit in a resource, and how many there are in all."""
+    lines: list[dict[str, object]] = []
+    size = 0
+    for job in jobs:
+        line = JobLine.of(job).model_dump(mode="json")
+        size += len(orjson.dumps(line)) + 40  # indentation and separators
+        if size > MAX_RESOURCE_CHARS - 500:
+            break
+        lines.append(line)
+    note = None if len(lines) == len(jobs) else "Only the newest jobs are listed; call list_batches to page."
+    return {"total": len(jobs), "shown": len(lines), "jobs": lines, "note": note}
+
+
+def config_view(settings: Settings) -> dict[str, object]:
+    """The configuration a user may see: no keys, no tokens."""
+    endpoint = settings.endpoint or settings.openai_base_url
+    view: dict[str, object] = {
+        "backend": settings.provider,
+        "endpoint_host": urlparse(endpoint).hostname if endpoint else None,
+        "api_version": settings.api_version,
+        "auth": settings.auth,
+        "api_key_configured": settings.api_key is not None or settings.openai_api_key is not None,
+        "limits": {
+            "max_requests": settings.max_requests,
+            "max_bytes": settings.max_bytes,
+            "file_expiry_days": settings.file_expiry_days,
+            "completion_window": "24h",
+        },
+        "poll_seconds": settings.poll_seconds,
+        "workspace": [str(d) for d in settings.workspace_dirs],
+    }
+    if settings.provider == "emulator":
+        view["emulator_deployments"] = sorted(EmulatorSettings(home=settings.emulator_home).deployment_models)
+    return view
+
+
+async def jobs_resource() -> str:
+    service = await current_state().services.get()
+    return _json(jobs_listing(await service.known_jobs()))
+
+
+async def job_resource(batch_id: str) -> str:
+    state = current_state()
+    try:
+        batch = await (await state.services.get()).job(batch_id)
+    except NotFound as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except BatchToolError as exc:
+        raise ResourceError(str(exc)) from exc
+    await state.watcher.observed(batch)
+    return _json(batch)
+
+
+async def results_resource(batch_id: str) -> str:
+    try:
+        summary = await (await current_state().services.get()).results_summary(batch_id)
+    except BatchToolError as exc:
+        raise ResourceError(str(exc)) from exc
+    if summary is None:
+        raise ResourceNotFoundError(f"No results fetched for {batch_id} yet; call fetch_results first.")
+    return _json(summary)
+
+
+async def file_resource(file_id: str) -> str:
+    try:
+        info = await (await current_state().services.get()).get_file(file_id)
+    except NotFound as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except BatchToolError as exc:
+        raise ResourceError(str(exc)) from exc
+    return _json(info)
+
+
+async def config_resource() -> str:
+    return _json(config_view(current_state().settings))
+
+
+async def complete(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
+    """Offer known batch ids for `batch_id` in the job templates and the prompts that take one."""
+    ref, argument = params.ref, params.argument
+    wants_ids = argument.name == "batch_id" and (
+        (isinstance(ref, ResourceTemplateReference) and ref.uri in BATCH_ID_TEMPLATES)
+        or (isinstance(ref, PromptReference) and ref.name in BATCH_ID_PROMPTS)
+    )
+    if not wants_ids:
+        return CompleteResult(completion=Completion(values=[]))
+    state: AppState = ctx.lifespan_context
+    jobs = await (await state.services.get()).known_jobs()
+    ids = [job.id for job in jobs if job.id.startswith(argument.value)]
+    return CompleteResult(
+        completion=Completion(values=ids[:MAX_COMPLETIONS], total=len(ids), has_more=len(ids) > MAX_COMPLETIONS)
+    )
+
+
+def register_resources(server: MCPServer[Any]) -> None:
+    server.middleware.append(_bind_state)
+    server.resource(
+        "batch://jobs",
+        name="jobs",
+        title="Batch jobs",
+        mime_type=JSON,
+        description="The batch jobs this server knows, newest first.",
+    )(jobs_resource)
+    server.resource(
+        "batch://jobs/{batch_id}",
+        name="job",
+        title="Batch job",
+        mime_type=JSON,
+        description="One batch job's state (refreshed from the service while it runs). Subscribe for updates.",
+    )(job_resource)
+    server.resource(
+        "batch://jobs/{batch_id}/results",
+        name="job_results",
+        title="Batch results summary",
+        mime_type=JSON,
+        description="The results summary of a batch, once fetch_results has run.",
+    )(results_resource)
+    server.resource(
+        "batch://files/{file_id}",
+        name="file",
+        title="Uploaded file",
+        mime_type=JSON,
+        description="One uploaded file's metadata.",
+    )(file_resource)
+    server.resource(
+        "batch://config",
+        name="config",
+        title="Configuration",
+        mime_type=JSON,
+        description="Backend, endpoint host, API version, auth mode, limits and workspace (no secrets).",
+    )(config_resource)
+    server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, complete)

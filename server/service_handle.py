@@ -1,0 +1,78 @@
+"""The BatchService, opened on first use in a task of its own.
+
+Opening the service imports `openai` (~1 s) and, with no endpoint, starts the embedded emulator. An MCP
+client spawns this server on every launch and waits for `initialize` + `tools/list`, so neither may happen
+before those are answered: the service opens when a tool, resource or the watcher first asks for it.
+It opens and closes inside one dedicated task because it holds task groups (the emulator's workers),
+which must be entered and exited by the same task.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup
+
+from aoai_batch.errors import BatchToolError, ConnectionFailed
+from aoai_batch.settings import Settings
+
+if TYPE_CHECKING:
+    from aoai_batch.service import BatchService
+
+
+class ServiceHandle:
+    """`await handle.get()` returns the open service, opening it the first time."""
+
+    def __init__(self, settings: Settings, transport: object | None = None) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._service: BatchService | None = None
+        self._error: BatchToolError | None = None
+        self._wanted = anyio.Event()
+        self._ready = anyio.Event()
+        self._closing = anyio.Event()
+        self._lock = anyio.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._service is not None
+
+    def start(self, task_group: TaskGroup) -> None:
+        task_group.start_soon(self._run)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wanted.set()
+
+    async def get(self) -> BatchService:
+        """The open service; raises the error that stopped it from opening."""
+        async with self._lock:
+            if self._service is None:
+                self._error = None
+                self._ready = anyio.Event()
+                self._wanted.set()
+                await self._ready.wait()
+            if self._service is None:
+                raise self._error or ConnectionFailed("The batch service is shutting down; start the server again.")
+            return self._service
+
+    async def _run(self) -> None:
+        # Imported here, not at the top: it pulls in `openai`, which start-up time keeps out (module doc).
+        from aoai_batch.service import BatchService
+
+        while not self._closing.is_set():
+            await self._wanted.wait()
+            if self._closing.is_set():
+                break
+            try:
+                async with BatchService.open(self._settings, transport=self._transport) as service:
+                    self._service = service
+                    self._ready.set()
+                    await self._closing.wait()
+            except BatchToolError as exc:
+                self._error = exc
+                self._wanted = anyio.Event()
+            finally:
+                self._service = None
+                self._ready.set()

@@ -1,0 +1,117 @@
+"""The tool that writes batch input files: build_batch_file."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from aoai_batch import builder
+from aoai_batch.models import BuildResult, ValidationReport
+from tools.deps import MAX_RESULT_CHARS, add_tool, client_roots, deps, expected_errors, result_chars
+
+MAX_SHOWN_ISSUES = 10
+
+
+def default_name() -> str:
+    return f"batch-{datetime.now(UTC):%Y%m%d-%H%M%S}.jsonl"
+
+
+def _shorter(report: ValidationReport) -> ValidationReport:
+    return report.model_copy(update={"issues": report.issues[:MAX_SHOWN_ISSUES]})
+
+
+def fitted(result: BuildResult) -> BuildResult:
+    """The result with fewer listed issues per file if it would exceed the size limit (counts stay whole)."""
+    if result_chars(result) <= MAX_RESULT_CHARS:
+        return result
+    return result.model_copy(update={"validation": [_shorter(r) for r in result.validation]})
+
+
+async def build_batch_file(
+    deployment: Annotated[str, Field(description="The Global-Batch deployment name every request uses (body.model).")],
+    ctx: Context[Any, Any],
+    prompts: Annotated[
+        list[str] | None, Field(description="One user prompt per request. Give this, requests, or source_path.")
+    ] = None,
+    requests: Annotated[
+        list[dict[str, Any]] | None,
+        Field(description="One object per request: custom_id (optional), messages or prompt, and other body fields."),
+    ] = None,
+    source_path: Annotated[
+        str | None, Field(description="A CSV, JSONL or JSON-array file of rows in the workspace, one request per row.")
+    ] = None,
+    template: Annotated[
+        str | None, Field(description="User message built from each row, with {column} placeholders.")
+    ] = None,
+    system_prompt: Annotated[str | None, Field(description="A system message added to every request.")] = None,
+    id_field: Annotated[
+        str | None, Field(description="The row field used as custom_id (default: row-1, row-2, ...).")
+    ] = None,
+    image_field: Annotated[
+        str | None,
+        Field(description="The row field holding an image path (in the workspace) or URL, sent with the message."),
+    ] = None,
+    endpoint: Annotated[
+        str, Field(description="The API every request calls: /chat/completions or /responses.")
+    ] = "/chat/completions",
+    body: Annotated[
+        dict[str, Any] | None,
+        Field(description="Fields for every request body, e.g. max_tokens, temperature, response_format."),
+    ] = None,
+    output_path: Annotated[
+        str | None, Field(description="Where to write the .jsonl file in the workspace (default: a new name).")
+    ] = None,
+    overwrite: Annotated[bool, Field(description="Replace an existing output file.")] = False,
+) -> BuildResult:
+    """Write a JSONL batch file from prompts, request objects or a CSV/JSONL/JSON file of rows, splitting it
+    when it exceeds Azure's limits, and check it. Returns the files written, a token estimate and the check.
+    Next: upload_file each file written."""
+    if sum(x is not None for x in (prompts, requests, source_path)) != 1:
+        raise ToolError("Give exactly one of prompts, requests or source_path.")
+    state = deps(ctx)
+    with expected_errors():
+        roots = await client_roots(ctx)
+        source = state.workspace.resolve(source_path, roots=roots, must_exist=True) if source_path else None
+        target = state.workspace.output_path(output_path, default_name(), roots=roots)
+        build = functools.partial(
+            builder.build_batch_file,
+            deployment=deployment,
+            prompts=prompts,
+            requests=requests,
+            source_path=source,
+            template=template,
+            system_prompt=system_prompt,
+            id_field=id_field,
+            image_field=image_field,
+            endpoint=endpoint,
+            body=body,
+            output_path=target,
+            overwrite=overwrite,
+            max_requests=state.settings.max_requests,
+            max_bytes=state.settings.max_bytes,
+            resolve_image=lambda p: state.workspace.resolve(p, roots=roots, must_exist=True),
+        )
+        result = await anyio.to_thread.run_sync(build)
+    return fitted(result)
+
+
+def register(server: MCPServer[Any]) -> None:
+    add_tool(
+        server,
+        build_batch_file,
+        title="Build batch file",
+        annotations=ToolAnnotations(
+            # overwrite=true replaces an existing file, so the tool can be destructive.
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )

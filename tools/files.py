@@ -1,0 +1,69 @@
+"""Tools for batch input files: validate_batch_file, upload_file (build_batch_file is in tools/build.py)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from aoai_batch.models import UploadResult, ValidationReport
+from aoai_batch.validation import validate_file
+from tools.deps import add_tool, client_roots, deps, expected_errors, progress
+
+BatchFilePath = Annotated[
+    str, Field(description="A .jsonl batch file inside the workspace (relative paths start in the workspace).")
+]
+
+
+async def validate_batch_file(path: BatchFilePath, ctx: Context[Any, Any]) -> ValidationReport:
+    """Check a JSONL batch file against Azure's rules without uploading it: JSON per line, unique custom_id,
+    one url and one deployment, request and size limits. If ok is false, fix the issues listed (line numbers
+    are 1-based) or rebuild with build_batch_file; if ok, call upload_file."""
+    state = deps(ctx)
+    with expected_errors():
+        file = state.workspace.resolve(path, roots=await client_roots(ctx), must_exist=True)
+        check = functools.partial(
+            validate_file, file, max_requests=state.settings.max_requests, max_bytes=state.settings.max_bytes
+        )
+        return await anyio.to_thread.run_sync(check, abandon_on_cancel=True)  # it only reads
+
+
+async def upload_file(
+    path: BatchFilePath,
+    ctx: Context[Any, Any],
+    validate: Annotated[bool, Field(description="Check the file first and refuse to upload it if it fails.")] = True,
+    expires_after_days: Annotated[
+        int | None, Field(ge=1, le=30, description="Delete the uploaded file after this many days (default 14).")
+    ] = None,
+    wait: Annotated[bool, Field(description="Wait until the service has processed the file.")] = True,
+) -> UploadResult:
+    """Upload a batch file (checked first, with progress) and wait until it is processed.
+    Then call create_batch with the returned file id."""
+    state = deps(ctx)
+    with expected_errors():
+        file = state.workspace.resolve(path, roots=await client_roots(ctx), must_exist=True)
+        service = await state.services.get()
+        return await service.upload_file(
+            file, validate=validate, expires_after_days=expires_after_days, wait=wait, progress=progress(ctx)
+        )
+
+
+def register(server: MCPServer[Any]) -> None:
+    add_tool(
+        server,
+        validate_batch_file,
+        title="Validate batch file",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    add_tool(
+        server,
+        upload_file,
+        title="Upload batch file",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+        ),
+    )
