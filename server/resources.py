@@ -171,7 +171,10 @@ async def complete(ctx: ServerRequestContext[Any, Any], params: CompleteRequestP
     if not wants_ids:
         return CompleteResult(completion=Completion(values=[]))
     state: AppState = ctx.lifespan_context
-    jobs = await (await state.services.get()).known_jobs()
+    try:
+        jobs = await (await state.services.get()).known_jobs()
+    except BatchToolError:  # completion is a convenience: offer nothing rather than fail the request
+        return CompleteResult(completion=Completion(values=[]))
     ids = [job.id for job in jobs if job.id.startswith(argument.value)]
     return CompleteResult(
         completion=Completion(values=ids[:MAX_COMPLETIONS], total=len(ids), has_more=len(ids) > MAX_COMPLETIONS)

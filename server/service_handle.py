@@ -9,6 +9,7 @@ which must be entered and exited by the same task.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import anyio
@@ -19,6 +20,8 @@ from aoai_batch.settings import Settings
 
 if TYPE_CHECKING:
     from aoai_batch.service import BatchService
+
+logger = logging.getLogger(__name__)
 
 
 class ServiceHandle:
@@ -57,6 +60,10 @@ class ServiceHandle:
                 raise self._error or ConnectionFailed("The batch service is shutting down; start the server again.")
             return self._service
 
+    def _failed(self, error: BatchToolError) -> None:
+        self._error = error
+        self._wanted = anyio.Event()  # the next get() tries again
+
     async def _run(self) -> None:
         # Imported here, not at the top: it pulls in `openai`, which start-up time keeps out (module doc).
         from aoai_batch.service import BatchService
@@ -71,8 +78,10 @@ class ServiceHandle:
                     self._ready.set()
                     await self._closing.wait()
             except BatchToolError as exc:
-                self._error = exc
-                self._wanted = anyio.Event()
+                self._failed(exc)
+            except Exception as exc:  # a service that cannot start must not take the server down with it
+                logger.exception("the batch service could not start")
+                self._failed(BatchToolError(f"The batch service could not start ({exc}); see the server log."))
             finally:
                 self._service = None
                 self._ready.set()

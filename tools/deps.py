@@ -142,4 +142,5 @@ def result_chars(result: object) -> int:
 
 def add_tool(server: MCPServer[Any], fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
     """Register `fn` as a tool; its docstring, tidied, is the description the model reads."""
-    server.add_tool(fn, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=annotations)
+    description = " ".join(inspect.cleandoc(fn.__doc__ or "").split())
+    server.add_tool(fn, title=title, description=description, annotations=annotations)
