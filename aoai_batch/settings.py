@@ -116,6 +116,21 @@ class EmulatorSettings(BaseSettings):
         default_factory=lambda: _default_home() / "emulator",
         validation_alias=AliasChoices("AOAI_EMULATOR_HOME", "home"),
     )
+    # Emulator-only knobs (additive; the emulator's own). Durations are emulated seconds (divided by time_scale).
+    no_output_when_all_failed: bool = False
+    forward_model: str | None = None
+    forward_concurrency: int = Field(8, ge=1, le=256)
+    forward_timeout: float = Field(60.0, gt=0)
+    fault_seed: int = 0
+    validation_seconds: float = Field(300.0, ge=0)
+    seconds_per_request: float = Field(60.0, ge=0)
+    max_processing_seconds: float = Field(4 * 3600.0, ge=0)
+    finalizing_seconds: float = Field(300.0, ge=0)
+    cancelling_seconds: float = Field(60.0, ge=0)
+    file_processing_seconds: float = Field(0.0, ge=0)
+    max_files_without_expiry: int = Field(500, ge=0)
+    max_requests: int = Field(100_000, gt=0)
+    max_bytes: int = Field(200_000_000, gt=0)
 
     @property
     def deployment_models(self) -> dict[str, str]:

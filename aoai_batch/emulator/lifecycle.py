@@ -1,0 +1,353 @@
+"""A batch's life on the clock: validating -> in_progress -> finalizing -> completed (or failed, expired,
+cancelling -> cancelled), computed from the clock whenever asked, so it is right however the clock moved.
+
+Everything here is blocking (files, SQLite) and runs in worker threads, one batch step at a time under a lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from aoai_batch.emulator.api_errors import ApiError
+from aoai_batch.emulator.lines import fails_on_purpose, injected_failure, output_line, unrun_line
+from aoai_batch.emulator.records import BatchRecord, FileRecord
+from aoai_batch.emulator.state import State
+from aoai_batch.settings import EmulatorSettings
+from aoai_batch.validation import validate_file
+
+WINDOW_SECONDS = {"24h": 86_400.0}
+FLUSH_EVERY = 2048
+CANCELLABLE = frozenset({"validating", "in_progress"})
+
+
+class Engine(Protocol):
+    paced: bool
+
+    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> dict[str, Any]:
+        """The response body for one request."""
+        ...
+
+
+def bare_endpoint(url: str) -> str:
+    return url[3:] if url.startswith("/v1/") else url
+
+
+class Timings:
+    """Durations in clock seconds: the settings' emulated seconds divided by the time scale."""
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        scale = settings.time_scale
+        self.validation = settings.validation_seconds / scale
+        self.per_request = settings.seconds_per_request / scale
+        self.max_processing = settings.max_processing_seconds / scale
+        self.finalizing = settings.finalizing_seconds / scale
+        self.cancelling = settings.cancelling_seconds / scale
+        self.file_processing = settings.file_processing_seconds / scale
+        self.scale = scale
+
+    def window(self, completion_window: str) -> float:
+        return WINDOW_SECONDS[completion_window] / self.scale
+
+    def processing(self, requests: int) -> float:
+        return min(requests * self.per_request, self.max_processing)
+
+
+class BatchRunner:
+    """Moves batches along their lifecycle and writes their output and error files."""
+
+    def __init__(self, state: State, settings: EmulatorSettings, engine: Engine) -> None:
+        self.state = state
+        self.settings = settings
+        self.engine = engine
+        self.timings = Timings(settings)
+        self.models = settings.deployment_models
+        self.lock = threading.RLock()
+
+    # entry points (each takes the lock)
+
+    def advance(self, batch_id: str, now: float) -> BatchRecord | None:
+        with self.lock:
+            record = self.state.get_batch(batch_id)
+            if record is not None and record.active:
+                self._advance(record, now)
+            return record
+
+    def advance_all(self, now: float) -> None:
+        for batch_id in self.state.active_batch_ids():
+            self.advance(batch_id, now)
+
+    def cancel(self, batch_id: str, now: float) -> BatchRecord | None:
+        with self.lock:
+            record = self.advance(batch_id, now)
+            if record is None or record.status == "cancelling":
+                return record
+            if record.status not in CANCELLABLE:
+                raise ApiError(
+                    400,
+                    "unexpectedEntityState",
+                    f"The batch is {record.status}; only a batch that is validating or in progress can be cancelled.",
+                )
+            record.status, record.cancelling_at = "cancelling", now
+            self._advance(record, now)
+            return record
+
+    # the state machine
+
+    def _advance(self, record: BatchRecord, now: float) -> None:
+        while self._step(record, now):
+            pass
+        self.state.put_batch(record)
+
+    def _step(self, record: BatchRecord, now: float) -> bool:
+        """Take the next transition due by `now`; False when there is none."""
+        t = self.timings
+        if record.status == "validating":
+            if now < record.created_at + t.validation:
+                return False
+            self._validate(record, record.created_at + t.validation)
+            return True
+        if record.status == "in_progress":
+            return self._run(record, now)
+        if record.status == "finalizing":
+            done = (record.finalizing_at or now) + t.finalizing
+            if now < done:
+                return False
+            self._publish(record, done)
+            record.status, record.completed_at = "completed", done
+            return True
+        if record.status == "cancelling":
+            done = (record.cancelling_at or now) + t.cancelling
+            if now < done:
+                return False
+            self._publish(record, done)
+            record.status, record.cancelled_at = "cancelled", done
+            return True
+        return False
+
+    def _validate(self, record: BatchRecord, at: float) -> None:
+        issues = self._input_issues(record)
+        if issues:
+            record.status, record.failed_at, record.errors = "failed", at, issues
+            return
+        record.status, record.in_progress_at = "in_progress", at
+        record.processing_seconds = self.timings.processing(record.total)
+
+    def _input_issues(self, record: BatchRecord) -> list[dict[str, Any]]:
+        path = self.state.file_path(record.input_file_id)
+        if self.state.get_file(record.input_file_id) is None or not path.exists():
+            return [_issue("invalid_request", "The input file no longer exists; upload it again.")]
+        report = validate_file(
+            path,
+            max_requests=self.settings.max_requests,
+            max_bytes=self.settings.max_bytes,
+            deployments=list(self.models),
+            count_tokens=False,
+        )
+        issues = [_issue(i.code, i.message, i.line) for i in report.issues]
+        if report.url and bare_endpoint(report.url) != bare_endpoint(record.endpoint):
+            issues.append(_issue("url_mismatch", f"The file's url {report.url} is not the batch's {record.endpoint}."))
+        record.total, record.model = report.requests, report.deployment
+        return issues
+
+    def _run(self, record: BatchRecord, now: float) -> bool:
+        """Process what is due by `now`; move on when everything is done or the window has passed."""
+        start = record.in_progress_at or now
+        horizon = min(now, record.expires_at)
+        if self.engine.paced:
+            end = start + record.processing_seconds
+            if horizon >= end:
+                due = record.total
+            else:
+                due = math.floor(record.total * (horizon - start) / record.processing_seconds)
+            self._process(record, due, horizon)
+            finished_at: float | None = end if record.cursor >= record.total else None
+        else:
+            finished_at = record.done_at
+        if finished_at is not None and finished_at <= record.expires_at:
+            record.status, record.finalizing_at = "finalizing", finished_at
+            return True
+        if now >= record.expires_at:
+            self._expire(record)
+            return True
+        return False
+
+    # files
+
+    def work_paths(self, record: BatchRecord) -> tuple[Path, Path]:
+        work = self.state.work_dir
+        return work / f"{record.id}.output.jsonl", work / f"{record.id}.error.jsonl"
+
+    def _process(self, record: BatchRecord, due: int, at: float) -> None:
+        """Answer requests with the (paced) engine until `due` are done."""
+        if due <= record.cursor:
+            return
+        fail_rate = self.settings.fail_rate
+        endpoint = bare_endpoint(record.endpoint)
+        model = self.models.get(record.model or "", record.model or "")
+        created = int(at)
+        prefix = record.id[-12:]
+        answer = self.engine.answer
+        with self.open_work(record) as (source, out, err):
+            outs: list[bytes] = []
+            errs: list[bytes] = []
+            while record.cursor < due:
+                line = source.readline()
+                if not line:
+                    record.cursor = record.total  # the file ended early: nothing left to do
+                    break
+                record.input_offset += len(line)
+                if not line.strip():
+                    continue
+                request = orjson.loads(line)
+                custom_id = request["custom_id"]
+                request_id = f"{prefix}-{record.cursor:012x}"
+                record.cursor += 1
+                if fails_on_purpose(custom_id, fail_rate):
+                    errs.append(injected_failure(custom_id, request_id))
+                    record.failed += 1
+                else:
+                    body = answer(endpoint, request["body"], model, created, request_id)
+                    outs.append(output_line(custom_id, request_id, body))
+                    record.completed += 1
+                if len(outs) + len(errs) >= FLUSH_EVERY:
+                    self._flush(record, out, err, outs, errs)
+            self._flush(record, out, err, outs, errs)
+
+    def open_work(self, record: BatchRecord) -> _WorkFiles:
+        return _WorkFiles(self, record)
+
+    @staticmethod
+    def _flush(record: BatchRecord, out: Any, err: Any, outs: list[bytes], errs: list[bytes]) -> None:
+        if outs:
+            out.write(b"".join(outs))
+            outs.clear()
+        if errs:
+            err.write(b"".join(errs))
+            errs.clear()
+        record.output_bytes, record.error_bytes = out.tell(), err.tell()
+
+    def _expire(self, record: BatchRecord) -> None:
+        """Stop at the end of the window: the requests not run become `batch_expired` error lines."""
+        message = "This request could not be executed before the completion window expired."
+        with self.open_work(record) as (source, out, err):
+            errs: list[bytes] = []
+            for line in source:
+                if line.strip():
+                    errs.append(unrun_line(orjson.loads(line)["custom_id"], "batch_expired", message))
+                    record.failed += 1
+            self._flush(record, out, err, [], errs)
+        record.status, record.expired_at = "expired", record.expires_at
+        self._publish(record, record.expires_at)
+
+    def _publish(self, record: BatchRecord, at: float) -> None:
+        """Turn the work files into the batch's output and error files."""
+        output, error = self.work_paths(record)
+        for path in (output, error):
+            path.touch()
+        if self.settings.no_output_when_all_failed and record.completed == 0:
+            output.unlink()
+        else:
+            record.output_file_id = self._add_output(output, f"{record.id}_output.jsonl", at)
+        record.error_file_id = self._add_output(error, f"{record.id}_error.jsonl", at)
+
+    def _add_output(self, work: Path, filename: str, at: float) -> str:
+        file_id = f"file-{uuid.uuid4().hex}"
+        size = work.stat().st_size
+        work.replace(self.state.file_path(file_id))
+        kind = "error" if filename.endswith("_error.jsonl") else "output"
+        record = FileRecord(
+            id=file_id, filename=filename, purpose="batch_output", bytes=size, created_at=at, ready_at=at, kind=kind
+        )
+        self.state.put_file(record)
+        return file_id
+
+
+class _WorkFiles:
+    """The input (at the batch's offset) and the work files (cut back to the recorded sizes) of a batch."""
+
+    def __init__(self, runner: BatchRunner, record: BatchRecord) -> None:
+        self.runner = runner
+        self.record = record
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> tuple[Any, Any, Any]:
+        record = self.record
+        output, error = self.runner.work_paths(record)
+        source = open(self.runner.state.file_path(record.input_file_id), "rb")
+        self.handles.append(source)
+        source.seek(record.input_offset)
+        for path, size in ((output, record.output_bytes), (error, record.error_bytes)):
+            handle = open(path, "ab")
+            self.handles.append(handle)
+            handle.truncate(size)  # drop what a crash left beyond the last saved state
+            handle.seek(size)
+        return self.handles[0], self.handles[1], self.handles[2]
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles:
+            handle.close()
+
+
+def _issue(code: str, message: str, line: int | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "param": None, "line": line}
+
+
+class Chunk:
+    """Requests read for an unpaced engine: where they start, and (custom_id, body) for each."""
+
+    __slots__ = ("cursor", "endpoint", "items", "next_offset")
+
+    def __init__(self, cursor: int, endpoint: str, items: list[tuple[str, dict[str, Any]]], next_offset: int) -> None:
+        self.cursor = cursor
+        self.endpoint = endpoint
+        self.items = items
+        self.next_offset = next_offset
+
+
+def read_chunk(runner: BatchRunner, batch_id: str, size: int) -> Chunk | None:
+    """The next requests of an in-progress batch for an unpaced engine, or None if it needs none."""
+    with runner.lock:
+        record = runner.state.get_batch(batch_id)
+        if record is None or record.status != "in_progress" or record.done_at is not None:
+            return None
+        items: list[tuple[str, dict[str, Any]]] = []
+        offset = record.input_offset
+        with open(runner.state.file_path(record.input_file_id), "rb") as source:
+            source.seek(offset)
+            while len(items) < size:
+                line = source.readline()
+                if not line:
+                    break
+                offset += len(line)
+                if line.strip():
+                    request = orjson.loads(line)
+                    items.append((request["custom_id"], request["body"]))
+        return Chunk(record.cursor, bare_endpoint(record.endpoint), items, offset)
+
+
+def commit_chunk(
+    runner: BatchRunner, batch_id: str, chunk: Chunk, results: list[tuple[bool, bytes]], now: float
+) -> None:
+    """Append an unpaced engine's results (ok, line) unless the batch moved on meanwhile."""
+    with runner.lock:
+        record = runner.state.get_batch(batch_id)
+        if record is None or record.status != "in_progress" or record.cursor != chunk.cursor:
+            return
+        if now < record.expires_at:
+            outs = [line for ok, line in results if ok]
+            errs = [line for ok, line in results if not ok]
+            with runner.open_work(record) as (_source, out, err):
+                runner._flush(record, out, err, outs, errs)
+            record.completed += len(outs)
+            record.failed += len(errs)
+            record.cursor += len(results)
+            record.input_offset = chunk.next_offset
+            if record.cursor >= record.total or not chunk.items:
+                record.cursor, record.done_at = record.total, now
+        runner._advance(record, now)

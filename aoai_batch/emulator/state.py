@@ -1,0 +1,126 @@
+"""The emulator's persistent state: SQLite for records, a folder for file contents.
+
+One connection shared by worker threads behind a lock; records are stored as JSON beside the columns
+that queries need.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from aoai_batch.emulator.records import BatchRecord, FileRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    active INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_active ON batches (active);
+"""
+
+
+class State:
+    """Records in `home/state.sqlite3`, file contents in `home/files/`, batches' work files in `home/work/`."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.files_dir = self.home / "files"
+        self.work_dir = self.home / "work"
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.home / "state.sqlite3", check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the emulator's state is not open; use `async with Emulator(...)`")
+        return self._db
+
+    def file_path(self, file_id: str) -> Path:
+        return self.files_dir / file_id
+
+    # files
+
+    def put_file(self, record: FileRecord) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO files (id, kind, expires, data) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                (record.id, record.kind, record.expires_at is not None, record.model_dump_json()),
+            )
+
+    def get_file(self, file_id: str) -> FileRecord | None:
+        with self._lock:
+            row = self.db.execute("SELECT data FROM files WHERE id = ?", (file_id,)).fetchone()
+        return FileRecord.model_validate_json(row[0]) if row else None
+
+    def list_files(self) -> list[FileRecord]:
+        """Every file, newest first."""
+        with self._lock:
+            rows = self.db.execute("SELECT data FROM files ORDER BY seq DESC").fetchall()
+        return [FileRecord.model_validate_json(row[0]) for row in rows]
+
+    def delete_file(self, file_id: str) -> None:
+        with self._lock:
+            self.db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        self.file_path(file_id).unlink(missing_ok=True)
+
+    def uploads_without_expiry(self) -> int:
+        with self._lock:
+            row = self.db.execute("SELECT count(*) FROM files WHERE kind = 'upload' AND expires = 0").fetchone()
+        return int(row[0])
+
+    # batches
+
+    def put_batch(self, record: BatchRecord) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO batches (id, active, data) VALUES (?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET active = excluded.active, data = excluded.data",
+                (record.id, record.active, record.model_dump_json()),
+            )
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        with self._lock:
+            row = self.db.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        return BatchRecord.model_validate_json(row[0]) if row else None
+
+    def list_batches(self) -> list[BatchRecord]:
+        """Every batch, newest first."""
+        with self._lock:
+            rows = self.db.execute("SELECT data FROM batches ORDER BY seq DESC").fetchall()
+        return [BatchRecord.model_validate_json(row[0]) for row in rows]
+
+    def active_batch_ids(self) -> list[str]:
+        with self._lock:
+            rows = self.db.execute("SELECT id FROM batches WHERE active = 1 ORDER BY seq").fetchall()
+        return [str(row[0]) for row in rows]
+
+    def input_in_use(self, file_id: str) -> bool:
+        """Whether a batch that is not finished reads this file."""
+        return any(b.input_file_id == file_id for b in map(self.get_batch, self.active_batch_ids()) if b)

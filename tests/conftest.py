@@ -1,0 +1,97 @@
+"""Shared fixtures: the emulator with a hand-moved clock, in-process or served over loopback HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+import uvicorn
+
+from aoai_batch.emulator import Emulator, FakeClock
+from aoai_batch.settings import EmulatorSettings
+
+SERVER_START_SECONDS = 20.0
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    """Emulator settings in a temporary home, with time_scale 1 so clock seconds are emulated seconds."""
+    return EmulatorSettings(home=tmp_path / "emulator", time_scale=1.0, key="test-key")
+
+
+@pytest.fixture
+async def emulator(emulator_settings: EmulatorSettings, fake_clock: FakeClock) -> AsyncIterator[Emulator]:
+    """An in-process emulator, entered; reach it with `emulator.transport()`."""
+    async with Emulator(emulator_settings, clock=fake_clock) as running:
+        yield running
+
+
+@dataclass
+class EmulatorServer:
+    """An emulator served by uvicorn on a loopback port, in a thread of its own."""
+
+    url: str
+    key: str
+    emulator: Emulator
+    clock: FakeClock
+
+
+class ServerThread:
+    """Runs `async with emulator` + uvicorn in a background thread with its own event loop."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        config = uvicorn.Config(emulator.app, log_level="critical", lifespan="off", ws="none")
+        self.server = uvicorn.Server(config)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name="emulator-server", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            anyio.run(self._serve)
+        except BaseException as exc:  # reported to the test thread, which raises it
+            self.error = exc
+
+    async def _serve(self) -> None:
+        async with self.emulator:
+            await self.server.serve(sockets=[self.sock])
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while not self.server.started:
+            if self.error is not None or not self.thread.is_alive():
+                raise RuntimeError("the emulator server did not start") from self.error
+            if time.monotonic() > deadline:
+                raise TimeoutError("the emulator server did not start in time")
+            time.sleep(0.01)  # waiting for start-up, not timing anything
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(SERVER_START_SECONDS)
+        self.sock.close()
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture
+def emulator_server(emulator_settings: EmulatorSettings, fake_clock: FakeClock) -> Iterator[EmulatorServer]:
+    """A real HTTP emulator on 127.0.0.1; usable from sync and async tests alike."""
+    emulator = Emulator(emulator_settings, clock=fake_clock)
+    with ServerThread(emulator) as running:
+        yield EmulatorServer(f"http://127.0.0.1:{running.port}", emulator.key, emulator, fake_clock)
