@@ -63,14 +63,15 @@ def iter_lines(handle: IO[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Itera
         number += 1
         length = len(data)
         if length == max_line_bytes and not data.endswith(b"\n"):
-            length += _skip_rest_of_line(handle, max_line_bytes)
+            length += skip_rest_of_line(handle, max_line_bytes)
             yield Line(number, offset, length, None)
         else:
             yield Line(number, offset, length, data)
         offset += length
 
 
-def _skip_rest_of_line(handle: IO[bytes], chunk: int) -> int:
+def skip_rest_of_line(handle: IO[bytes], chunk: int) -> int:
+    """Read past the end of the current line, `chunk` bytes at a time; returns the bytes skipped."""
     skipped = 0
     while True:
         data = handle.readline(chunk)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DEFAULT_ENCODING = "o200k_base"
@@ -26,10 +28,6 @@ TOKENS_PER_IMAGE = 85
 APPROX_CHARS_PER_TOKEN = 4
 TEXT_PART_TYPES = frozenset({"text", "input_text"})
 IMAGE_PART_TYPES = frozenset({"image_url", "input_image"})
-
-
-class ImageTokens(int):
-    """The tokens of an image part: an estimate, not a count."""
 
 
 @dataclass(frozen=True)
@@ -49,74 +47,105 @@ def _approximate(text: str) -> int:
 def get_counter(encoding: str = DEFAULT_ENCODING) -> TokenCounter:
     """The counter for `encoding`, or the approximation if the encoding cannot be loaded."""
     try:
-        # Imported here, not at the top: `bpe_openai` takes ~0.7 s to import, and the MCP server and the
-        # CLI import this module at start-up although most sessions never count tokens.
-        with warnings.catch_warnings():
-            # bpe_openai 0.1.4 loads its data with the deprecated importlib.resources.open_binary.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            bindings = importlib.import_module("bpe_openai._bindings")
-        tokenizer = bindings.tokenizer_for_encoding(encoding)
+        tokenizer = _load_bindings().tokenizer_for_encoding(encoding)
     except (ImportError, ValueError, RuntimeError, OSError):  # not installed, or no such encoding
         return TokenCounter(_approximate, exact=False, encoding="approximate")
     return TokenCounter(tokenizer.count, exact=True, encoding=encoding)
 
 
-def iter_request_text(endpoint: str, body: dict[str, Any]) -> Iterator[str | int]:
-    """The texts of a request body, and ints for tokens that are not text (framing, images)."""
-    if endpoint.endswith("/chat/completions"):
-        yield from _chat_text(body.get("messages"))
-        yield TOKENS_PER_REPLY
-    elif endpoint.endswith("/responses"):
-        yield from _input_text(body.get("instructions"))
-        yield from _input_text(body.get("input"))
-    elif endpoint.endswith("/embeddings"):
-        yield from _input_text(body.get("input"))
-    elif endpoint.endswith("/completions"):
-        yield from _input_text(body.get("prompt"))
+def _load_bindings() -> Any:
+    """bpe_openai's Rust extension, loaded without running the package's `__init__`.
+
+    Loaded on first use, not at the top: the MCP server and the CLI import this module at start-up
+    although most sessions never count tokens. And loaded directly, because the package's `__init__`
+    eagerly builds every bundled encoding as Python dicts (0.7 s, ~120 MB) that the Rust tokenizer,
+    which carries its own tables, never uses.
+    """
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("bpe_openai is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    library = next(folder.glob("_bindings*.so"), None) or next(folder.glob("_bindings*.pyd"), None)
+    if library is None:
+        with warnings.catch_warnings():
+            # bpe_openai 0.1.4 loads its data with the deprecated importlib.resources.open_binary.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return importlib.import_module("bpe_openai._bindings")
+    bindings_spec = importlib.util.spec_from_file_location("bpe_openai._bindings", library)
+    if bindings_spec is None or bindings_spec.loader is None:
+        raise ImportError(f"cannot load {library}")
+    module = importlib.util.module_from_spec(bindings_spec)
+    bindings_spec.loader.exec_module(module)
+    return module
 
 
-def _chat_text(messages: object) -> Iterator[str | int]:
-    if type(messages) is not list:
-        return
-    for message in messages:
-        if type(message) is not dict:
-            continue
-        yield TOKENS_PER_MESSAGE
-        role = message.get("role")
-        if type(role) is str:
-            yield role
-        name = message.get("name")
-        if type(name) is str:
-            yield name
-            yield TOKENS_PER_NAME
-        yield from _content_text(message.get("content"))
+@dataclass
+class RequestText:
+    """What a request body holds for the tokenizer: its texts, the tokens that are not text, and images."""
 
+    texts: list[str] = field(default_factory=list)
+    fixed: int = 0
+    images: int = 0
 
-def _input_text(value: object) -> Iterator[str | int]:
-    """A `/responses` input, an embeddings input or a prompt: a string, or a list of strings/messages."""
-    if type(value) is str:
-        yield value
-    elif type(value) is list:
-        for item in value:
-            if type(item) is str:
-                yield item
-            elif type(item) is dict:
-                yield from _chat_text([item])
+    def add_messages(self, messages: list[Any]) -> None:
+        texts = self.texts
+        for message in messages:
+            if type(message) is not dict:
+                continue
+            self.fixed += TOKENS_PER_MESSAGE
+            role = message.get("role")
+            if type(role) is str:
+                texts.append(role)
+            content = message.get("content")
+            if type(content) is str:
+                texts.append(content)
+            elif type(content) is list:
+                self.add_parts(content)
+            name = message.get("name")
+            if type(name) is str:
+                texts.append(name)
+                self.fixed += TOKENS_PER_NAME
 
-
-def _content_text(content: object) -> Iterator[str | int]:
-    if type(content) is str:
-        yield content
-    elif type(content) is list:
-        for part in content:
+    def add_parts(self, parts: list[Any]) -> None:
+        for part in parts:
             if type(part) is not dict:
                 continue
             kind = part.get("type")
             text = part.get("text")
             if kind in TEXT_PART_TYPES and type(text) is str:
-                yield text
+                self.texts.append(text)
             elif kind in IMAGE_PART_TYPES:
-                yield ImageTokens(TOKENS_PER_IMAGE)
+                self.images += 1
+                self.fixed += TOKENS_PER_IMAGE
+
+    def add_input(self, value: object) -> None:
+        """A `/responses` input, an embeddings input or a prompt: a string, or a list of strings/messages."""
+        if type(value) is str:
+            self.texts.append(value)
+        elif type(value) is list:
+            for item in value:
+                if type(item) is str:
+                    self.texts.append(item)
+                elif type(item) is dict:
+                    self.add_messages([item])
+
+
+def request_text(endpoint: str, body: dict[str, Any]) -> RequestText:
+    """The texts of a request body (`endpoint` with or without a `/v1` prefix)."""
+    found = RequestText()
+    if endpoint.endswith("/chat/completions"):
+        messages = body.get("messages")
+        if type(messages) is list:
+            found.add_messages(messages)
+        found.fixed += TOKENS_PER_REPLY
+    elif endpoint.endswith("/responses"):
+        found.add_input(body.get("instructions"))
+        found.add_input(body.get("input"))
+    elif endpoint.endswith("/embeddings"):
+        found.add_input(body.get("input"))
+    elif endpoint.endswith("/completions"):
+        found.add_input(body.get("prompt"))
+    return found
 
 
 @dataclass
@@ -135,34 +164,31 @@ class TokenEstimator:
     _chars: int = 0
     _sampled_chars: int = 0
     _sampled_tokens: int = 0
-    _has_images: bool = False
+    _images: int = 0
 
     def add(self, endpoint: str, body: dict[str, Any]) -> None:
-        sampled = self._seen % self.sample_every == 0
+        found = request_text(endpoint, body)
+        self._fixed += found.fixed
+        self._images += found.images
+        chars = sum(map(len, found.texts))
+        self._chars += chars
+        if self._seen % self.sample_every == 0:
+            self._sampled_chars += chars
+            self._sampled_tokens += sum(map(self.counter.count, found.texts))
         self._seen += 1
-        count = self.counter.count
-        for item in iter_request_text(endpoint, body):
-            if not isinstance(item, str):
-                self._fixed += item
-                self._has_images |= type(item) is ImageTokens
-                continue
-            self._chars += len(item)
-            if sampled:
-                self._sampled_chars += len(item)
-                self._sampled_tokens += count(item)
 
     @property
     def total(self) -> int:
-        if self._sampled_chars == 0:
-            return self._fixed
         if self._sampled_chars == self._chars:
             return self._fixed + self._sampled_tokens
+        if self._sampled_chars == 0:  # only empty texts were sampled: fall back to the approximation
+            return self._fixed + -(-self._chars // APPROX_CHARS_PER_TOKEN)
         return self._fixed + round(self._sampled_tokens * self._chars / self._sampled_chars)
 
     @property
     def exact(self) -> bool:
         """True when every text was tokenized with a real encoding and no image was involved."""
-        return self.counter.exact and self._sampled_chars == self._chars and not self._has_images
+        return self.counter.exact and self._sampled_chars == self._chars and not self._images
 
 
 def count_request_tokens(endpoint: str, body: dict[str, Any]) -> int:
