@@ -70,12 +70,15 @@ def build_server(
         watcher = Watcher(services, subscriptions, interval=settings.poll_seconds, first_delay=delay)
         async with anyio.create_task_group() as tg:
             services.start(tg)
-            watching = anyio.CancelScope()
-            tg.start_soon(_run_in_scope, watching, watcher.run)
             try:
-                yield AppState(settings, services, workspace, watcher, subscriptions)
+                # The watcher stops (and its last poll ends) before the service closes under it.
+                async with anyio.create_task_group() as watching:
+                    watching.start_soon(watcher.run)
+                    try:
+                        yield AppState(settings, services, workspace, watcher, subscriptions)
+                    finally:
+                        watching.cancel_scope.cancel()
             finally:
-                watching.cancel()
                 services.close()
 
     server: MCPServer[AppState] = MCPServer(
@@ -91,8 +94,3 @@ def build_server(
     register_tools(server)
     register_prompts(server)
     return server
-
-
-async def _run_in_scope(scope: anyio.CancelScope, run: Any) -> None:
-    with scope:
-        await run()

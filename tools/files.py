@@ -26,8 +26,13 @@ async def validate_batch_file(path: BatchFilePath, ctx: Context[Any, Any]) -> Va
     state = deps(ctx)
     with expected_errors():
         file = state.workspace.resolve(path, roots=await client_roots(ctx), must_exist=True)
+        service = await state.services.get()
         check = functools.partial(
-            validate_file, file, max_requests=state.settings.max_requests, max_bytes=state.settings.max_bytes
+            validate_file,
+            file,
+            max_requests=state.settings.max_requests,
+            max_bytes=state.settings.max_bytes,
+            deployments=service.deployments,
         )
         return await anyio.to_thread.run_sync(check, abandon_on_cancel=True)  # it only reads
 

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp_types import ListRootsResult, Root
+
+from server.app import AppState
+from tests.server.harness import MODES, request_line, structured, write_batch_file
+
+
+def write_broken_file(folder: Path) -> Path:
+    path = folder / "broken.jsonl"
+    good = write_batch_file(folder, "good.jsonl", requests=2).read_bytes()
+    path.write_bytes(good + b"{not json\n" + good.splitlines()[0] + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_validate_reports_a_good_file_as_ok(app: MCPServer[AppState], batch_file: Path, mode: str) -> None:
+    async with Client(app, mode=mode) as client:
+        report = structured(await client.call_tool("validate_batch_file", {"path": batch_file.name}))
+    assert report["ok"] is True
+    assert report["requests"] == 3 and report["deployment"] == "gpt-4o-mini"
+    assert report["path"] == str(batch_file)
+
+
+async def test_validate_lists_issues_with_codes_and_lines(app: MCPServer[AppState], workspace: Path) -> None:
+    broken = write_broken_file(workspace)
+    async with Client(app, mode="legacy") as client:
+        report = structured(await client.call_tool("validate_batch_file", {"path": str(broken)}))
+    assert report["ok"] is False
+    assert {(issue["code"], issue["line"]) for issue in report["issues"]} >= {  # type: ignore[union-attr]
+        ("invalid_json_line", 3),
+        ("duplicate_custom_id", 4),
+    }
+
+
+async def test_upload_of_an_invalid_file_is_refused_and_uploads_nothing(
+    app: MCPServer[AppState], workspace: Path
+) -> None:
+    broken = write_broken_file(workspace)
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool("upload_file", {"path": broken.name})
+        batches = structured(await client.call_tool("list_batches", {}))
+    assert result.is_error
+    assert batches["batches"] == []
+
+
+async def test_upload_returns_the_file_and_reports_progress(app: MCPServer[AppState], batch_file: Path) -> None:
+    updates: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append(progress)
+
+    async with Client(app, mode="legacy") as client:
+        uploaded = structured(
+            await client.call_tool("upload_file", {"path": batch_file.name}, progress_callback=on_progress)
+        )
+        described = await client.read_resource(f"batch://files/{uploaded['file']['id']}")  # type: ignore[index]
+    assert uploaded["file"]["status"] == "processed"  # type: ignore[index]
+    assert uploaded["validation"]["ok"] is True  # type: ignore[index]
+    assert updates
+    assert uploaded["file"]["id"] in described.contents[0].text  # type: ignore[index, union-attr]
+
+
+@pytest.mark.parametrize("tool", ["validate_batch_file", "upload_file"])
+@pytest.mark.parametrize("path", ["../outside.jsonl", "/etc/passwd", "escape/outside.jsonl", "missing.jsonl", ""])
+async def test_paths_outside_the_workspace_or_missing_are_tool_errors(
+    app: MCPServer[AppState], workspace: Path, tmp_path: Path, tool: str, path: str
+) -> None:
+    outside = write_batch_file(tmp_path, "outside.jsonl")
+    os.symlink(outside.parent, workspace / "escape")
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool(tool, {"path": path})
+    assert result.is_error
+    assert result.content and result.content[0].type == "text"
+
+
+async def test_client_roots_widen_the_workspace_in_the_handshake_era(
+    app: MCPServer[AppState], workspace: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    outside = write_batch_file(project, "data.jsonl")
+
+    async def list_roots(context: object) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=project.as_uri(), name="project")])  # type: ignore[arg-type]
+
+    async with Client(app, mode="legacy", list_roots_callback=list_roots) as client:
+        report = structured(await client.call_tool("validate_batch_file", {"path": str(outside)}))
+    async with Client(app, mode="legacy") as client:
+        refused = await client.call_tool("validate_batch_file", {"path": str(outside)})
+    assert report["ok"] is True
+    assert refused.is_error
+
+
+async def test_validate_knows_the_emulator_deployments(app: MCPServer[AppState], workspace: Path) -> None:
+    path = workspace / "unknown-model.jsonl"
+    path.write_bytes(request_line(1, deployment="no-such-deployment") + b"\n")
+    async with Client(app, mode="legacy") as client:
+        report = structured(await client.call_tool("validate_batch_file", {"path": path.name}))
+    assert report["issue_counts"] == {"model_not_found": 1}

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+
+from aoai_batch.emulator import FakeClock
+from server.app import AppState
+from tests.server.harness import MODES, WAIT, structured, write_batch_file
+
+HOURS = 3600.0
+
+
+async def start_batch(client: Client, path: Path, **create: object) -> dict[str, object]:
+    uploaded = structured(await client.call_tool("upload_file", {"path": path.name}))
+    file_id = uploaded["file"]["id"]  # type: ignore[index]
+    return structured(await client.call_tool("create_batch", {"input_file_id": file_id, **create}))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_batch_runs_from_upload_to_completed(
+    app: MCPServer[AppState], batch_file: Path, fake_clock: FakeClock, mode: str
+) -> None:
+    async with Client(app, mode=mode) as client:
+        created = await start_batch(client, batch_file)
+        fake_clock.advance(2 * HOURS)
+        done = structured(await client.call_tool("get_batch", {"batch_id": created["id"]}))
+    assert created["status"] == "validating" and created["terminal"] is False
+    assert created["backend"] == "emulator"
+    assert done["status"] == "completed" and done["terminal"] is True
+    assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    assert done["input_path"] == str(batch_file)
+
+
+async def test_get_batch_waits_for_a_change_and_reports_progress(
+    app: MCPServer[AppState], batch_file: Path, fake_clock: FakeClock
+) -> None:
+    updates: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, total, message))
+        fake_clock.advance(HOURS)  # the batch moves on while the tool waits
+
+    async with Client(app, mode="legacy") as client:
+        created = await start_batch(client, batch_file)
+        with anyio.fail_after(WAIT):
+            waited = await client.call_tool(
+                "get_batch", {"batch_id": created["id"], "wait_seconds": 50}, progress_callback=on_progress
+            )
+    assert structured(waited)["status"] != "validating"
+    assert updates and all(total == 50 for _, total, _ in updates)
+
+
+async def test_the_same_idempotency_key_never_creates_a_second_batch(
+    app: MCPServer[AppState], batch_file: Path
+) -> None:
+    async with Client(app, mode="legacy") as client:
+        first = await start_batch(client, batch_file, idempotency_key="run-1")
+        again = await start_batch(client, batch_file, idempotency_key="run-1")
+        listed = structured(await client.call_tool("list_batches", {}))
+    assert again["id"] == first["id"]
+    assert [b["id"] for b in listed["batches"]] == [first["id"]]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cancel_of_a_running_batch_ends_cancelled(
+    app: MCPServer[AppState], batch_file: Path, fake_clock: FakeClock, mode: str
+) -> None:
+    async with Client(app, mode=mode) as client:
+        created = await start_batch(client, batch_file)
+        cancelling = structured(await client.call_tool("cancel_batch", {"batch_id": created["id"]}))
+        fake_clock.advance(HOURS)
+        cancelled = structured(await client.call_tool("get_batch", {"batch_id": created["id"]}))
+    assert cancelling["status"] in {"cancelling", "cancelled"}
+    assert cancelled["status"] == "cancelled"
+
+
+async def test_cancel_of_a_completed_batch_is_a_tool_error(
+    app: MCPServer[AppState], batch_file: Path, fake_clock: FakeClock
+) -> None:
+    async with Client(app, mode="legacy") as client:
+        created = await start_batch(client, batch_file)
+        fake_clock.advance(2 * HOURS)
+        result = await client.call_tool("cancel_batch", {"batch_id": created["id"]})
+        after = structured(await client.call_tool("get_batch", {"batch_id": created["id"]}))
+    assert result.is_error
+    assert after["status"] == "completed"
+
+
+async def test_list_batches_pages_with_after_and_last_id(app: MCPServer[AppState], workspace: Path) -> None:
+    async with Client(app, mode="legacy") as client:
+        ids = []
+        for n in range(5):
+            ids.append((await start_batch(client, write_batch_file(workspace, f"in-{n}.jsonl")))["id"])
+        first = structured(await client.call_tool("list_batches", {"limit": 2}))
+        second = structured(await client.call_tool("list_batches", {"limit": 2, "after": first["last_id"]}))
+        rest = structured(await client.call_tool("list_batches", {"limit": 2, "after": second["last_id"]}))
+    pages = [first, second, rest]
+    seen = [batch["id"] for page in pages for batch in page["batches"]]  # type: ignore[attr-defined]
+    assert sorted(seen) == sorted(ids) and len(set(seen)) == 5
+    assert [page["has_more"] for page in pages] == [True, True, False]
+
+
+async def test_list_batches_filters_by_status(
+    app: MCPServer[AppState], batch_file: Path, workspace: Path, fake_clock: FakeClock
+) -> None:
+    async with Client(app, mode="legacy") as client:
+        done = await start_batch(client, batch_file)
+        fake_clock.advance(2 * HOURS)
+        running = await start_batch(client, write_batch_file(workspace, "second.jsonl"))
+        completed = structured(await client.call_tool("list_batches", {"status": "completed"}))
+    assert [b["id"] for b in completed["batches"]] == [done["id"]]  # type: ignore[union-attr]
+    assert running["id"] != done["id"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("get_batch", {"batch_id": "batch_does_not_exist"}),
+        ("cancel_batch", {"batch_id": "batch_does_not_exist"}),
+        ("create_batch", {"input_file_id": "file-does-not-exist"}),
+        ("get_batch", {"batch_id": "batch_x", "wait_seconds": 51}),
+        ("list_batches", {"limit": 0}),
+        ("create_batch", {"input_file_id": "file-1", "endpoint": "/v1/images"}),
+    ],
+)
+async def test_bad_requests_are_tool_errors(app: MCPServer[AppState], tool: str, arguments: dict[str, object]) -> None:
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    assert result.content and result.content[0].type == "text"
