@@ -38,8 +38,10 @@ async def test_every_tool_has_a_title_description_output_schema_and_described_pa
     async with Client(app, mode=mode) as client:
         tools = (await client.list_tools()).tools
     for tool in tools:
-        assert tool.title and tool.description, tool.name
-        assert tool.output_schema is not None and tool.output_schema["type"] == "object", tool.name
+        assert tool.title, tool.name
+        assert tool.description, tool.name
+        assert tool.output_schema is not None, tool.name
+        assert tool.output_schema["type"] == "object", tool.name
         for name, schema in tool.input_schema["properties"].items():
             assert schema.get("description"), f"{tool.name}.{name}"
 
@@ -49,9 +51,12 @@ async def test_annotations_tell_the_truth(app: MCPServer[AppState]) -> None:
         tools = {tool.name: tool.annotations for tool in (await client.list_tools()).tools}
     assert all(tools[name] is not None for name in TOOLS)
     assert {name for name, notes in tools.items() if notes and notes.read_only_hint} == READ_ONLY
-    assert tools["cancel_batch"] is not None and tools["cancel_batch"].destructive_hint is True
-    assert tools["create_batch"] is not None and tools["create_batch"].idempotent_hint is False
-    assert tools["validate_batch_file"] is not None and tools["validate_batch_file"].open_world_hint is False
+    assert tools["cancel_batch"] is not None
+    assert tools["cancel_batch"].destructive_hint is True
+    assert tools["create_batch"] is not None
+    assert tools["create_batch"].idempotent_hint is False
+    assert tools["validate_batch_file"] is not None
+    assert tools["validate_batch_file"].open_world_hint is False
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -61,9 +66,11 @@ async def test_instructions_say_when_the_embedded_emulator_is_in_use(tmp_path: P
         make_settings(tmp_path, provider="azure", endpoint="https://example.openai.azure.com", api_key="k")
     )
     async with Client(emulated, mode=mode) as client:
-        assert client.instructions is not None and "emulator" in client.instructions
+        assert client.instructions is not None
+        assert "emulator" in client.instructions
     async with Client(on_azure, mode=mode) as client:
-        assert client.instructions is not None and "emulator" not in client.instructions
+        assert client.instructions is not None
+        assert "emulator" not in client.instructions
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -86,8 +93,10 @@ async def test_handshake_capabilities_offer_subscribe_list_changed_logging_and_c
             result = await client.set_logging_level("warning")
     assert result is not None
     assert capabilities.resources is not None
-    assert capabilities.resources.subscribe and capabilities.resources.list_changed
-    assert capabilities.logging is not None and capabilities.completions is not None
+    assert capabilities.resources.subscribe
+    assert capabilities.resources.list_changed
+    assert capabilities.logging is not None
+    assert capabilities.completions is not None
 
 
 async def test_a_service_that_cannot_start_gives_tool_errors_not_a_crash(tmp_path: Path) -> None:
@@ -98,4 +107,5 @@ async def test_a_service_that_cannot_start_gives_tool_errors_not_a_crash(tmp_pat
     async with Client(build_server(settings, first_poll_delay=3600), mode="legacy") as client:
         first = await client.call_tool("list_batches", {})
         second = await client.call_tool("get_batch", {"batch_id": "batch_1"})
-    assert first.is_error and second.is_error
+    assert first.is_error
+    assert second.is_error

@@ -77,6 +77,7 @@ async def test_after_unsubscribe_no_updates_arrive_for_that_job(
         uri = f"batch://jobs/{created['id']}"
         with pytest.warns(MCPDeprecationWarning):
             await client.subscribe_resource(uri)
+        with pytest.warns(MCPDeprecationWarning):
             await client.unsubscribe_resource(uri)
         fake_clock.advance(2 * HOURS)
         # the job's log message proves the watcher saw the change that was not sent as an update

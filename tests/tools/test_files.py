@@ -24,7 +24,8 @@ async def test_validate_reports_a_good_file_as_ok(app: MCPServer[AppState], batc
     async with Client(app, mode=mode) as client:
         report = structured(await client.call_tool("validate_batch_file", {"path": batch_file.name}))
     assert report["ok"] is True
-    assert report["requests"] == 3 and report["deployment"] == "gpt-4o-mini"
+    assert report["requests"] == 3
+    assert report["deployment"] == "gpt-4o-mini"
     assert report["path"] == str(batch_file)
 
 
@@ -77,7 +78,8 @@ async def test_paths_outside_the_workspace_or_missing_are_tool_errors(
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool(tool, {"path": path})
     assert result.is_error
-    assert result.content and result.content[0].type == "text"
+    assert result.content
+    assert result.content[0].type == "text"
 
 
 async def test_client_roots_widen_the_workspace_in_the_handshake_era(

@@ -28,9 +28,11 @@ async def test_a_batch_runs_from_upload_to_completed(
         created = await start_batch(client, batch_file)
         fake_clock.advance(2 * HOURS)
         done = structured(await client.call_tool("get_batch", {"batch_id": created["id"]}))
-    assert created["status"] == "validating" and created["terminal"] is False
+    assert created["status"] == "validating"
+    assert created["terminal"] is False
     assert created["backend"] == "emulator"
-    assert done["status"] == "completed" and done["terminal"] is True
+    assert done["status"] == "completed"
+    assert done["terminal"] is True
     assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
     assert done["input_path"] == str(batch_file)
 
@@ -51,7 +53,8 @@ async def test_get_batch_waits_for_a_change_and_reports_progress(
                 "get_batch", {"batch_id": created["id"], "wait_seconds": 50}, progress_callback=on_progress
             )
     assert structured(waited)["status"] != "validating"
-    assert updates and all(total == 50 for _, total, _ in updates)
+    assert updates
+    assert all(total == 50 for _, total, _ in updates)
 
 
 async def test_the_same_idempotency_key_never_creates_a_second_batch(
@@ -100,7 +103,8 @@ async def test_list_batches_pages_with_after_and_last_id(app: MCPServer[AppState
         rest = structured(await client.call_tool("list_batches", {"limit": 2, "after": second["last_id"]}))
     pages = [first, second, rest]
     seen = [batch["id"] for page in pages for batch in page["batches"]]  # type: ignore[attr-defined]
-    assert sorted(seen) == sorted(ids) and len(set(seen)) == 5
+    assert sorted(seen) == sorted(ids)
+    assert len(set(seen)) == 5
     assert [page["has_more"] for page in pages] == [True, True, False]
 
 
@@ -131,4 +135,5 @@ async def test_bad_requests_are_tool_errors(app: MCPServer[AppState], tool: str,
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool(tool, arguments)
     assert result.is_error
-    assert result.content and result.content[0].type == "text"
+    assert result.content
+    assert result.content[0].type == "text"
