@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.settings import EmulatorSettings
@@ -48,14 +51,18 @@ class EmulatorServer:
 
 
 class ServerThread:
-    """Runs `async with emulator` + uvicorn in a background thread with its own event loop."""
+    """Serves an ASGI app with uvicorn on a free loopback port, in a thread with its own event loop.
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
+    `context` (e.g. an Emulator) is entered in that loop around serving.
+    """
+
+    def __init__(self, app: ASGIApp, context: AbstractAsyncContextManager[object] | None = None) -> None:
+        self.context = context
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(emulator.app, log_level="critical", lifespan="off", ws="none")
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="critical", lifespan="off", ws="none")
         self.server = uvicorn.Server(config)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="emulator-server", daemon=True)
@@ -67,7 +74,7 @@ class ServerThread:
             self.error = exc
 
     async def _serve(self) -> None:
-        async with self.emulator:
+        async with self.context or contextlib.nullcontext():
             await self.server.serve(sockets=[self.sock])
 
     def __enter__(self) -> ServerThread:
@@ -93,5 +100,5 @@ class ServerThread:
 def emulator_server(emulator_settings: EmulatorSettings, fake_clock: FakeClock) -> Iterator[EmulatorServer]:
     """A real HTTP emulator on 127.0.0.1; usable from sync and async tests alike."""
     emulator = Emulator(emulator_settings, clock=fake_clock)
-    with ServerThread(emulator) as running:
-        yield EmulatorServer(f"http://127.0.0.1:{running.port}", emulator.key, emulator, fake_clock)
+    with ServerThread(emulator.app, emulator) as running:
+        yield EmulatorServer(running.url, emulator.key, emulator, fake_clock)

@@ -62,6 +62,7 @@ class Api:
             min_expiry=min_expiry,
         )
         body = file_json(record, self.core.clock.now(), self.style)
+        body["status"] = "pending"  # as Azure answers an upload; a read afterwards shows `processed`
         if self.flavor == "openai":
             return json_response(body)
         return json_response(body, 201, {"Location": f"{request.url.path}/{record.id}"})

@@ -141,6 +141,7 @@ class EmulatorCore:
     def _delete_file(self, file_id: str) -> None:
         self._get_file(file_id)
         with self.runner.lock:
+            self.runner.advance_all(self.clock.now())  # a batch may have ended since it was last asked about
             if self.state.input_in_use(file_id):
                 raise ApiError(
                     409, "conflict", "A batch that is still running reads this file; cancel it or wait for it to end."

@@ -342,10 +342,10 @@ def commit_chunk(
         if now < record.expires_at:
             outs = [line for ok, line in results if ok]
             errs = [line for ok, line in results if not ok]
-            with runner.open_work(record) as (_source, out, err):
-                runner._flush(record, out, err, outs, errs)
             record.completed += len(outs)
             record.failed += len(errs)
+            with runner.open_work(record) as (_source, out, err):
+                runner._flush(record, out, err, outs, errs)
             record.cursor += len(results)
             record.input_offset = chunk.next_offset
             if record.cursor >= record.total or not chunk.items:

@@ -43,3 +43,21 @@ def v1_client(base_url: str, key: str, transport: httpx2.AsyncBaseTransport | No
 
 def jsonl(data: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+
+
+async def upload(client: AsyncOpenAI, path: Path, **kwargs: Any) -> str:
+    with path.open("rb") as handle:
+        uploaded = await client.files.create(file=(path.name, handle, "application/jsonl"), purpose="batch", **kwargs)
+    return uploaded.id
+
+
+async def start_batch(client: AsyncOpenAI, path: Path, endpoint: str = "/chat/completions") -> str:
+    file_id = await upload(client, path)
+    batch = await client.batches.create(input_file_id=file_id, endpoint=endpoint, completion_window="24h")  # type: ignore[arg-type]
+    return batch.id
+
+
+async def content(client: AsyncOpenAI, file_id: str | None) -> list[dict[str, Any]]:
+    assert file_id
+    async with client.files.with_streaming_response.content(file_id) as response:
+        return jsonl(await response.read())
