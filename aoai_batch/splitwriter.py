@@ -1,0 +1,132 @@
+"""Writing JSONL lines into one or more files that each stay within the request and byte limits.
+
+Parts are written to temporary files beside the target and appear under their final names only when
+`publish` is called: `name.jsonl` if everything fit in one file, else `name-001.jsonl`, `name-002.jsonl`, ...
+Nothing is overwritten unless asked, and a failure leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from aoai_batch.errors import InvalidInput
+
+WRITE_BUFFER = 1 << 20
+
+
+@dataclass
+class Part:
+    temp: Path
+    handle: IO[bytes]
+    requests: int = 0
+    bytes: int = 0
+
+
+class SplitWriter:
+    """Use as a context manager; `write` lines, then `publish()` inside the block."""
+
+    def __init__(self, output_path: Path, *, max_requests: int, max_bytes: int, overwrite: bool = False) -> None:
+        self.output_path = Path(output_path)
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.overwrite = overwrite
+        self.parts: list[Part] = []
+        if not overwrite and self.output_path.exists():
+            raise InvalidInput(f"{self.output_path} already exists; choose another name or ask to overwrite it.")
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._discard()
+
+    def write(self, line: bytes) -> bool:
+        """Append one line (ending in a newline); True when it starts a new part."""
+        size = len(line)
+        if size > self.max_bytes:
+            raise InvalidInput(
+                f"Request {self.total_requests + 1} is {size} bytes, more than the {self.max_bytes}-byte file limit; "
+                "shorten it (e.g. smaller images)."
+            )
+        part = self.parts[-1] if self.parts else None
+        started = part is None or part.requests >= self.max_requests or part.bytes + size > self.max_bytes
+        if started:
+            part = self._new_part()
+        assert part is not None
+        part.handle.write(line)
+        part.requests += 1
+        part.bytes += size
+        return started
+
+    @property
+    def total_requests(self) -> int:
+        return sum(part.requests for part in self.parts)
+
+    def final_paths(self) -> list[Path]:
+        if len(self.parts) <= 1:
+            return [self.output_path]
+        stem, suffix = self.output_path.stem, self.output_path.suffix
+        return [self.output_path.with_name(f"{stem}-{n:03d}{suffix}") for n in range(1, len(self.parts) + 1)]
+
+    def publish(self) -> list[Path]:
+        """Give every part its final name; all or none (names taken meanwhile are an InvalidInput)."""
+        targets = self.final_paths()
+        if not self.overwrite:
+            taken = [str(path) for path in targets if path.exists()]
+            if taken:
+                raise InvalidInput(f"{', '.join(taken)} already exist; choose another name or ask to overwrite.")
+        for part in self.parts:
+            part.handle.flush()
+            os.fsync(part.handle.fileno())
+            part.handle.close()
+        published: list[Path] = []
+        try:
+            for part, target in zip(self.parts, targets, strict=True):
+                self._publish_one(part.temp, target)
+                published.append(target)
+        except BaseException:
+            for path in published:
+                path.unlink(missing_ok=True)
+            raise
+        return targets
+
+    def _publish_one(self, temp: Path, target: Path) -> None:
+        if self.overwrite:
+            os.replace(temp, target)
+            return
+        try:
+            os.link(temp, target)
+        except FileExistsError as exc:
+            raise InvalidInput(f"{target} already exists; choose another name or ask to overwrite it.") from exc
+        except OSError:  # file systems without hard links
+            if target.exists():
+                raise InvalidInput(f"{target} already exists; choose another name or ask to overwrite it.") from None
+            os.replace(temp, target)
+
+    def _new_part(self) -> Part:
+        folder = self.output_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            temp = folder / f".{self.output_path.name}.{secrets.token_hex(6)}.partial"
+            try:
+                # os.open, not mkstemp: mkstemp makes the file private (0600); a batch file gets the
+                # permissions the user's umask gives any new file.
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                break
+            except FileExistsError:
+                continue
+        part = Part(temp, os.fdopen(fd, "wb", buffering=WRITE_BUFFER))
+        self.parts.append(part)
+        return part
+
+    def _discard(self) -> None:
+        for part in self.parts:
+            part.handle.close()
+            part.temp.unlink(missing_ok=True)
