@@ -121,9 +121,15 @@ async def summarize_results(
     """Summarize a finished batch's results: outcomes, failures, token usage and a few sample answers."""
     service = await _service(ctx)
     try:
+        batch = await service.job(batch_id)
         summary = await service.results_summary(batch_id)
     except BatchToolError as exc:
         raise ValueError(f"{exc} Call list_batches to see the batches this server knows.") from exc
+    if summary is None and not batch.terminal:
+        return (
+            f"Batch {batch_id} is still {batch.status}, so there are no results to summarize yet. Tell me its "
+            "progress (get_batch), and once it is terminal call fetch_results and summarize the outcome."
+        )
     if summary is None:
         return (
             f"The results of batch {batch_id} have not been fetched yet. Call fetch_results for it, then summarize "

@@ -89,7 +89,8 @@ def jobs_listing(jobs: list[Batch]) -> dict[str, object]:
     size = 0
     for job in jobs:
         line = JobLine.of(job).model_dump(mode="json")
-        size += len(orjson.dumps(line)) + 40  # indentation and separators
+        text = orjson.dumps(line, option=orjson.OPT_INDENT_2)
+        size += len(text) + 4 * (text.count(b"\n") + 1) + 2  # nested two levels deeper, then ",\n"
         if size > MAX_RESOURCE_CHARS - 500:
             break
         lines.append(line)
