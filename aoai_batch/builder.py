@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 
 from aoai_batch.errors import InvalidInput
+from aoai_batch.jsonl import open_for_reading
 from aoai_batch.models import BuildResult, BuiltFile, ValidationReport
 from aoai_batch.sources import iter_rows
 from aoai_batch.splitwriter import SplitWriter
@@ -76,7 +78,7 @@ def build_batch_file(
         resolve_image=resolve_image or (lambda value: root / Path(value).expanduser()),
     )
     lines = factory.lines(_rows(prompts, requests, source_path), from_requests=requests is not None)
-    size_hint = Path(source_path).stat().st_size if source_path is not None else 0
+    size_hint = _source_size(Path(source_path)) if source_path is not None else 0
     return write_batch(
         lines,
         Path(output_path),
@@ -86,6 +88,12 @@ def build_batch_file(
         sample_every=1 + size_hint // EXACT_TOKENS_BYTES,
         deployments=deployments,
     )
+
+
+def _source_size(path: Path) -> int:
+    """The source's size (for the token sampling rate); InvalidInput if it cannot be read."""
+    with open_for_reading(path) as handle:
+        return os.fstat(handle.fileno()).st_size
 
 
 def _rows(
@@ -262,7 +270,14 @@ def write_batch(
     with SplitWriter(output_path, max_requests=max_requests, max_bytes=max_bytes, overwrite=overwrite) as writer:
         number = 0
         for line in lines:
-            if writer.write(dumps(line) + b"\n"):
+            try:
+                data = dumps(line) + b"\n"
+            except orjson.JSONEncodeError as exc:
+                raise InvalidInput(
+                    f"Request {writer.total_requests + 1} cannot be written as JSON ({exc}); "
+                    "check for text with broken characters or values that are not JSON."
+                ) from exc
+            if writer.write(data):
                 checkers.append(Checker(max_requests, known, True, sample_every))
                 number = 0
             number += 1
