@@ -1,0 +1,151 @@
+"""`aoai-batch-mcp validate` and `build`: exit codes, JSON output, limits from flags and the environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from server.cli import main
+
+FIXTURES = Path(__file__).parents[1] / "aoai_batch" / "fixtures" / "validation"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("AOAI_BATCH_MAX_REQUESTS", "AOAI_BATCH_MAX_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ([str(FIXTURES / "valid.jsonl")], 0),
+        ([str(FIXTURES / "duplicate_custom_id.jsonl")], 1),
+        ([str(FIXTURES / "empty_file.jsonl")], 1),
+        ([str(FIXTURES / "valid.jsonl"), "--max-requests", "2"], 1),
+        ([str(FIXTURES / "model_not_found.jsonl"), "--deployment", "gpt-4o"], 1),
+        (["missing.jsonl"], 2),
+        ([str(FIXTURES)], 2),
+        ([], 2),
+        ([str(FIXTURES / "valid.jsonl"), "--max-bytes", "zero"], 2),
+    ],
+)
+def test_validate_exit_code_says_valid_issues_or_usage(args: list[str], code: int) -> None:
+    try:
+        result = main(["validate", *args])
+    except SystemExit as exit_:  # argparse's usage errors
+        result = int(exit_.code or 0)
+    assert result == code
+
+
+def test_validate_json_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(FIXTURES / "invalid_method.jsonl"), "--json"]) == 1
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["issue_counts"] == {"invalid_method": 1}
+    assert report["issues"][0]["line"] == 3
+
+
+def test_validate_takes_its_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AOAI_BATCH_MAX_REQUESTS", "2")
+
+    assert main(["validate", str(FIXTURES / "valid.jsonl")]) == 1
+
+
+def test_build_from_a_csv_writes_a_valid_file_beside_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rows.csv").write_text("id,text\na,Hello\nb,World\n")
+
+    code = main(
+        [
+            "build",
+            "--deployment",
+            "gpt-4o-mini",
+            "--source",
+            "rows.csv",
+            "--template",
+            "Say {text}",
+            "--id-field",
+            "id",
+            "--body",
+            '{"max_tokens": 20}',
+            "--json",
+        ]
+    )
+
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [Path(f["path"]).name for f in result["files"]] == ["rows.batch.jsonl"]
+    lines = [orjson.loads(line) for line in (tmp_path / "rows.batch.jsonl").read_bytes().splitlines()]
+    assert [line["custom_id"] for line in lines] == ["a", "b"]
+    assert lines[0]["body"]["max_tokens"] == 20
+    assert main(["validate", "rows.batch.jsonl"]) == 0
+
+
+def test_build_splits_by_the_request_limit(tmp_path: Path) -> None:
+    code = main(
+        [
+            "build",
+            "--deployment",
+            "d",
+            "--prompt",
+            "a",
+            "--prompt",
+            "b",
+            "--prompt",
+            "c",
+            "--max-requests",
+            "2",
+            "--output",
+            "out.jsonl",
+        ]
+    )
+
+    assert code == 0
+    assert sorted(path.name for path in tmp_path.glob("out*.jsonl")) == ["out-001.jsonl", "out-002.jsonl"]
+
+
+def test_build_from_a_requests_file(tmp_path: Path) -> None:
+    (tmp_path / "requests.json").write_text(json.dumps([{"custom_id": "x", "prompt": "Hi", "temperature": 0}]))
+
+    assert main(["build", "--deployment", "d", "--requests", "requests.json", "--output", "out.jsonl"]) == 0
+    [line] = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    assert (line["custom_id"], line["body"]["temperature"]) == ("x", 0)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--source", "missing.csv"],
+        ["--requests", "missing.json"],
+        ["--prompt", "a", "--template", "{nope}"],
+        ["--prompt", "a", "--output", "taken.jsonl"],
+    ],
+)
+def test_build_refusal_exits_1_and_writes_nothing(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "taken.jsonl").write_text("keep")
+    before = sorted(path.name for path in tmp_path.iterdir())
+
+    assert main(["build", "--deployment", "d", *args]) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+    assert (tmp_path / "taken.jsonl").read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--prompt", "a"],
+        ["--deployment", "d"],
+        ["--deployment", "d", "--prompt", "a", "--source", "x.csv"],
+        ["--deployment", "d", "--prompt", "a", "--body", "[1]"],
+        ["--deployment", "d", "--prompt", "a", "--endpoint", "/embeddings"],
+    ],
+)
+def test_build_usage_errors_exit_2(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["build", *args])
+    assert exit_.value.code == 2
