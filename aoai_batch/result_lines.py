@@ -39,20 +39,20 @@ class Outcome:
         self.code = code
         self.message = message
 
-    def dump(self) -> bytes:
-        return orjson.dumps([self.status, self.content, self.finish_reason, self.usage, self.code, self.message])
+    def fields(self) -> dict[str, Any]:
+        """The row's answer columns, in the results file's order."""
+        usage = self.usage
+        return {
+            "content": self.content,
+            "finish_reason": self.finish_reason,
+            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[2]}
+            if usage
+            else None,
+            "error": {"code": self.code, "message": self.message} if self.status == "failed" else None,
+        }
 
-    @classmethod
-    def load(cls, data: bytes) -> Outcome:
-        status, content, finish_reason, usage, code, message = orjson.loads(data)
-        return cls(
-            status,
-            content=content,
-            finish_reason=finish_reason,
-            usage=tuple(usage) if usage else None,
-            code=code,
-            message=message,
-        )
+
+NO_ANSWER: dict[str, Any] = {"content": None, "finish_reason": None, "usage": None, "error": None}
 
 
 def truncate(text: str | None, limit: int) -> str | None:
@@ -67,10 +67,13 @@ def truncate(text: str | None, limit: int) -> str | None:
 def question_of(request: dict[str, Any]) -> str | None:
     """The request's last user content as text (images shown as `[image]`), or None when it has none."""
     body = request.get("body")
-    if not isinstance(body, dict):
+    if type(body) is not dict:
         return None
     messages = body.get("messages")
-    if isinstance(messages, list):
+    if type(messages) is list:
+        last = messages[-1] if messages else None
+        if type(last) is dict and last.get("role") == "user" and type(content := last.get("content")) is str:
+            return content  # the common case, taken without the general walk below
         return _last_user_text(messages)
     given = body.get("input", body.get("prompt"))
     if isinstance(given, list):
@@ -112,6 +115,39 @@ def _part_text(part: Any) -> str | None:
 
 
 # --- output and error lines ------------------------------------------------------------------------
+
+
+# The answer columns of a plain chat answer, formatted directly: the same bytes orjson would give, in half the time.
+_ANSWER_WITH_USAGE = (
+    b'"content":%b,"finish_reason":%b,'
+    b'"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d},"error":null}'
+)
+_ANSWER_WITHOUT_USAGE = b'"content":%b,"finish_reason":%b,"usage":null,"error":null}'
+_dumps = orjson.dumps
+
+
+def answer_of(line: dict[str, Any]) -> tuple[Outcome | None, bytes, UsageTriple | None]:
+    """(the outcome, or None for a plain chat answer; its answer columns as JSON; its usage).
+
+    The answer columns are the rest of a JSON object (`"content":...,"error":...}`), ready to end a row.
+    A plain successful chat completion (nearly every line of a big batch) takes a short path.
+    """
+    response = line.get("response")
+    if line.get("error") is None and type(response) is dict and response.get("status_code") == 200:
+        body = response.get("body")
+        choices = body.get("choices") if type(body) is dict and body.get("error") is None else None
+        first = choices[0] if type(choices) is list and choices else None
+        message = first.get("message") if type(first) is dict else None
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is str and content:
+            finish_reason = first.get("finish_reason")  # type: ignore[union-attr]
+            usage = _usage(body.get("usage"))  # type: ignore[union-attr]
+            finish = _dumps(finish_reason if type(finish_reason) is str else None)
+            if usage:
+                return None, _ANSWER_WITH_USAGE % (_dumps(content), finish, *usage), usage
+            return None, _ANSWER_WITHOUT_USAGE % (_dumps(content), finish), None
+    outcome = outcome_of(line)
+    return outcome, orjson.dumps(outcome.fields())[1:], outcome.usage
 
 
 def outcome_of(line: dict[str, Any]) -> Outcome:
@@ -206,8 +242,11 @@ def _from_responses(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _usage(usage: Any) -> UsageTriple | None:
-    if not isinstance(usage, dict):
+    if type(usage) is not dict:
         return None
+    prompt, completion, total = usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
+    if type(prompt) is int and type(completion) is int and type(total) is int:
+        return (prompt, completion, total)
     prompt = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
     completion = _int(usage.get("completion_tokens", usage.get("output_tokens")))
     total = _int(usage.get("total_tokens")) or prompt + completion

@@ -12,7 +12,8 @@ import pytest
 
 from aoai_batch.errors import InvalidInput
 from aoai_batch.models import Batch, BatchError, FetchSummary, RequestCounts
-from aoai_batch.results import Joined, join_results, not_run_summary, plan_paths, summarize
+from aoai_batch.result_summary import not_run_summary, plan_paths, summarize
+from aoai_batch.results import Joined, join_results
 from aoai_batch.validation import validate_file
 
 
