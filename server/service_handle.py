@@ -65,7 +65,9 @@ class ServiceHandle:
         self._wanted = anyio.Event()  # the next get() tries again
 
     async def _run(self) -> None:
-        # Imported here, not at the top: it pulls in `openai`, which start-up time keeps out (module doc).
+        await self._wanted.wait()
+        # Imported on first use, not at the top: with the client and the validator it costs tens of
+        # milliseconds that start-up (bench/startup.py) does not need; opening the service imports `openai`.
         from aoai_batch.service import BatchService
 
         while not self._closing.is_set():

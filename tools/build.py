@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from aoai_batch import builder
 from aoai_batch.models import BuildResult, ValidationReport
 from tools.deps import MAX_RESULT_CHARS, add_tool, client_roots, deps, expected_errors, result_chars
 
@@ -73,15 +72,23 @@ async def build_batch_file(
     """Write a JSONL batch file from prompts, request objects or a CSV/JSONL/JSON file of rows, splitting it
     when it exceeds Azure's limits, and check it. Returns the files written, a token estimate and the check.
     Next: upload_file each file written."""
-    if sum(x is not None for x in (prompts, requests, source_path)) != 1:
-        raise ToolError("Give exactly one of prompts, requests or source_path.")
     state = deps(ctx)
     with expected_errors():
         roots = await client_roots(ctx)
         source = state.workspace.resolve(source_path, roots=roots, must_exist=True) if source_path else None
         target = state.workspace.output_path(output_path, default_name(), roots=roots)
+        images_from = source.parent if source else state.workspace.default_dir
+
+        def resolve_image(cell: str) -> Path:
+            # Relative image paths start beside the source file; wherever they point, the workspace gate applies.
+            return state.workspace.resolve(str(images_from / cell), roots=roots, must_exist=True)
+
+        service = await state.services.get()
+        # Imported on first use: the builder and validator add ~20 ms to start-up (bench/startup.py).
+        from aoai_batch.builder import build_batch_file as build_file
+
         build = functools.partial(
-            builder.build_batch_file,
+            build_file,
             deployment=deployment,
             prompts=prompts,
             requests=requests,
@@ -96,7 +103,8 @@ async def build_batch_file(
             overwrite=overwrite,
             max_requests=state.settings.max_requests,
             max_bytes=state.settings.max_bytes,
-            resolve_image=lambda p: state.workspace.resolve(p, roots=roots, must_exist=True),
+            resolve_image=resolve_image,
+            deployments=service.deployments,
         )
         result = await anyio.to_thread.run_sync(build)
     return fitted(result)
