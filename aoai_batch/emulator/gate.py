@@ -100,14 +100,15 @@ class Gate:
         return self.key is None or hmac.compare_digest(sent, self.key)
 
     async def _send_fault(self, send: Send, status: int, style: Style) -> None:
+        retry = self.core.faults.retry_after
+        # Azure asks for a wait on 429 and 503 alike; the SDK honours retry-after-ms before retry-after.
+        extra = [(b"retry-after", f"{retry:g}".encode()), (b"retry-after-ms", str(int(retry * 1000)).encode())]
         if status == 429:
-            retry = self.core.faults.retry_after
             message = f"Rate limit reached (injected by the emulator). Retry after {retry:g} seconds."
-            extra = [(b"retry-after", f"{retry:g}".encode()), (b"retry-after-ms", str(int(retry * 1000)).encode())]
             await _send_error(send, 429, "tooManyRequests", message, style, extra)
         elif status == 503:
             message = "The service is temporarily unavailable (injected by the emulator); retry later."
-            await _send_error(send, 503, "serviceUnavailable", message, style)
+            await _send_error(send, 503, "serviceUnavailable", message, style, extra)
         else:
             message = "Internal error (injected by the emulator); retry."
             await _send_error(send, status, "internalFailure", message, style)
