@@ -51,8 +51,11 @@ CSV_COLUMNS = (
     "error_code",
     "error_message",
 )
-NO_OUTCOME, SUCCEEDED, FAILED = 0, 1, 2
-STATUS_NAMES = ("missing", "succeeded", "failed")
+NO_OUTCOME, SUCCEEDED, FAILED, NOT_RUN = 0, 1, 2, 3
+STATUS_NAMES = ("missing", "succeeded", "failed", "missing")
+# Error lines for requests the service never ran (OpenAI writes them when a batch expires or is cancelled):
+# the request is `missing`, as if it had no line, and the row keeps the error saying why.
+NOT_RUN_CODES = frozenset({"batch_expired", "batch_cancelled"})
 STATUS_JSON = tuple(orjson.dumps(name) for name in STATUS_NAMES)
 MISSING_ANSWER = orjson.dumps(NO_ANSWER)[1:]
 WRITE_ROWS = 1000
@@ -237,13 +240,14 @@ class _Outcomes:
             if self.status[row] == SUCCEEDED or (outcome is not None and outcome.status == "failed"):
                 return  # an answer beats an error; otherwise the first line wins
         failed = outcome is not None and outcome.status == "failed"
-        self.status[row] = FAILED if failed else SUCCEEDED
-        self.answers[row] = self.records.add(columns)
-        self.usage[0][row], self.usage[1][row], self.usage[2][row] = usage or (0, 0, 0)
         if outcome is not None and failed:
+            self.status[row] = NOT_RUN if outcome.code in NOT_RUN_CODES else FAILED
             self.codes[row] = outcome.code or "unknown_error"
         else:
+            self.status[row] = SUCCEEDED
             self.codes.pop(row, None)
+        self.answers[row] = self.records.add(columns)
+        self.usage[0][row], self.usage[1][row], self.usage[2][row] = usage or (0, 0, 0)
 
 
 def _index_outcomes(path: Path, ids: dict[str, int], found: _Outcomes) -> None:

@@ -1,0 +1,191 @@
+"""fetch_results: download a finished batch's files, join them to its input, keep the summary.
+
+`BatchService.fetch_results` delegates here. Downloads go to a hidden temporary folder inside the output
+folder and are removed whatever happens, so an interrupted fetch leaves nothing that looks complete; the
+files a user sees (results, errors, retry) appear whole or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+
+import anyio.to_thread
+
+from aoai_batch.client import BatchClient
+from aoai_batch.errors import InvalidInput, NotFound, NotReady
+from aoai_batch.models import Batch, FetchSummary, ProgressFn
+from aoai_batch.result_summary import ResultPaths, not_run_summary, plan_paths, summarize
+from aoai_batch.results import MAX_PREVIEW, ResultFormat, join_results
+from aoai_batch.store import Store
+
+FORMATS = ("jsonl", "csv")
+
+
+async def fetch_results(
+    client: BatchClient,
+    store: Store,
+    batch_id: str,
+    *,
+    output_dir: Path,
+    format: ResultFormat = "jsonl",
+    preview: int = 3,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> FetchSummary:
+    """Write the results, errors and retry files of a finished batch into `output_dir`; return the summary.
+
+    Raises NotReady for a batch still running, NotFound for an unknown batch or an input that is gone,
+    InvalidInput for bad parameters or files that exist (without `overwrite`).
+    """
+    _check_parameters(format, preview)
+    batch = (await store.save_batch(await client.get_batch(batch_id))).batch
+    if not batch.terminal:
+        raise NotReady(_not_ready_message(batch))
+    if batch.status == "failed" and not batch.output_file_id and not batch.error_file_id:
+        summary = not_run_summary(batch, format)  # failed validation: no request ran, nothing to download
+    else:
+        summary = await _download_and_join(client, store, batch, Path(output_dir), format, preview, overwrite, progress)
+    await store.save_results_summary(summary)
+    await report(progress, 1, 1, f"Results of {batch.id}: {_counts_text(summary)}")
+    return summary
+
+
+async def report(progress: ProgressFn | None, done: float, total: float | None, message: str) -> None:
+    if progress is not None:
+        await progress(done, total, message)
+
+
+def _check_parameters(format: str, preview: int) -> None:
+    if format not in FORMATS:
+        raise InvalidInput(f"format must be 'jsonl' or 'csv' (it was {format!r}).")
+    if not 0 <= preview <= MAX_PREVIEW:
+        raise InvalidInput(f"preview must be between 0 and {MAX_PREVIEW} rows (it was {preview}).")
+
+
+def _not_ready_message(batch: Batch) -> str:
+    done = f", {batch.progress_percent:.0f}% done" if batch.progress_percent is not None else ""
+    return (
+        f"Batch {batch.id} is still {batch.status}{done}: its results are not ready. "
+        "Come back later, or call get_batch with wait_seconds (up to 50) to wait for it to finish."
+    )
+
+
+def _counts_text(summary: FetchSummary) -> str:
+    counts = summary.counts
+    return f"{counts.succeeded} succeeded, {counts.failed} failed, {counts.missing} missing"
+
+
+async def _download_and_join(
+    client: BatchClient,
+    store: Store,
+    batch: Batch,
+    output_dir: Path,
+    format: ResultFormat,
+    preview: int,
+    overwrite: bool,
+    progress: ProgressFn | None,
+) -> FetchSummary:
+    paths = await anyio.to_thread.run_sync(_prepare, output_dir, batch.id, format, overwrite)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=output_dir) as scratch:
+        work = Path(scratch)
+        output = await _download(client, batch.output_file_id, work / "output.jsonl", "output", progress)
+        errors = await _download(client, batch.error_file_id, work / "errors.jsonl", "error", progress)
+        input_path = await _input_file(client, store, batch, work / "input.jsonl", progress)
+        await report(progress, 0, None, f"Joining the results of {batch.id} to its input")
+        joined = await anyio.to_thread.run_sync(
+            functools.partial(
+                join_results,
+                input_path,
+                output_path=output,
+                error_path=errors,
+                results_path=paths.results,
+                retry_path=paths.retry,
+                format=format,
+                preview=preview,
+                overwrite=overwrite,
+            )
+        )
+        errors_path = await anyio.to_thread.run_sync(_keep_errors, errors, paths, overwrite)
+    return summarize(
+        joined,
+        batch_id=batch.id,
+        batch_status=batch.status,
+        format=format,
+        errors_path=errors_path,
+        had_output_file=output is not None,
+        batch_errors=batch.errors,
+    )
+
+
+def _prepare(folder: Path, batch_id: str, format: ResultFormat, overwrite: bool) -> ResultPaths:
+    _make_folder(folder)
+    return plan_paths(folder, batch_id, format, overwrite=overwrite)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"Cannot create the output folder {folder} ({exc.strerror}); choose another.") from exc
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder; give a folder for the results.")
+
+
+async def _download(
+    client: BatchClient, file_id: str | None, dest: Path, what: str, progress: ProgressFn | None
+) -> Path | None:
+    if not file_id:
+        return None
+    await report(progress, 0, None, f"Downloading the {what} file {file_id}")
+    await client.download_file(file_id, dest, progress=progress)
+    return dest
+
+
+async def _input_file(client: BatchClient, store: Store, batch: Batch, dest: Path, progress: ProgressFn | None) -> Path:
+    """The batch's input: the local file this server uploaded if it is unchanged, else the service's copy."""
+    local = Path(batch.input_path) if batch.input_path else None
+    local_size = await anyio.to_thread.run_sync(_size, local) if local else None
+    if local is not None and local_size is not None:
+        uploaded = await store.get_file(batch.input_file_id) if batch.input_file_id else None
+        if uploaded is None or uploaded.file.bytes in (None, local_size):
+            return local
+    if not batch.input_file_id:
+        raise NotFound(f"Batch {batch.id} names no input file and no local copy is known: nothing to join to.")
+    try:
+        await _download(client, batch.input_file_id, dest, "input", progress)
+    except NotFound as exc:
+        raise NotFound(
+            f"The input file {batch.input_file_id} of batch {batch.id} is gone from the service and no local "
+            "copy is known, so the answers cannot be lined up with their questions."
+        ) from exc
+    return dest
+
+
+def _size(path: Path | None) -> int | None:
+    """The size of a regular file, or None when there is none at `path`."""
+    try:
+        return path.stat().st_size if path is not None and path.is_file() else None
+    except OSError:
+        return None
+
+
+def _keep_errors(errors: Path | None, paths: ResultPaths, overwrite: bool) -> Path | None:
+    """Move the downloaded error file beside the results, unless it is empty (Azure sends 0 bytes on success)."""
+    if errors is None or errors.stat().st_size == 0:
+        return None
+    if overwrite:
+        os.replace(errors, paths.errors)
+        return paths.errors
+    taken = InvalidInput(f"{paths.errors} already exists; choose another folder or ask to overwrite.")
+    try:
+        os.link(errors, paths.errors)  # never replaces a file that appeared meanwhile
+    except FileExistsError as exc:
+        raise taken from exc
+    except OSError:  # file systems without hard links
+        if paths.errors.exists():
+            raise taken from None
+        os.replace(errors, paths.errors)
+    return paths.errors
