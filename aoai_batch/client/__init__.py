@@ -3,7 +3,14 @@
 Importing this package does not import `openai` (see `core`).
 """
 
-from aoai_batch.client.connection import Connection, connection_from_settings, emulator_connection
+from aoai_batch.client.connection import AsyncCredential, Connection, connection_from_settings, emulator_connection
 from aoai_batch.client.core import IDEMPOTENCY_METADATA_KEY, BatchClient
 
-__all__ = ["IDEMPOTENCY_METADATA_KEY", "BatchClient", "Connection", "connection_from_settings", "emulator_connection"]
+__all__ = [
+    "IDEMPOTENCY_METADATA_KEY",
+    "AsyncCredential",
+    "BatchClient",
+    "Connection",
+    "connection_from_settings",
+    "emulator_connection",
+]

@@ -7,25 +7,17 @@ is already a dependency, token refreshes then cost no thread, and the credential
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
 
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
+from aoai_batch.client.connection import AsyncCredential
 from aoai_batch.errors import AuthenticationFailed
 
 SIGN_IN_HINT = (
     "Sign in with `az login` (or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service "
     "principal), or use a key: set AZURE_OPENAI_API_KEY."
 )
-
-
-class AsyncCredential(Protocol):
-    """What the token provider needs: `DefaultAzureCredential` or a test's fake."""
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
-
-    async def close(self) -> None: ...
 
 
 class EntraTokens:

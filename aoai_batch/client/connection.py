@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
@@ -15,6 +15,14 @@ ApiStyle = Literal["azure", "v1", "openai"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 EMULATOR_PLACEHOLDER_KEY = "emulator"
+
+
+class AsyncCredential(Protocol):
+    """An Entra ID credential: `azure.identity.aio.DefaultAzureCredential`, or a test's fake."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
+
+    async def close(self) -> None: ...
 
 
 class Connection(BaseModel):

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
 import anyio
 import anyio.to_thread
 
-from aoai_batch.client.connection import Connection
+from aoai_batch.client.connection import AsyncCredential, Connection
 from aoai_batch.client.normalize import snake_case, to_batch, to_file
 from aoai_batch.errors import (
     BatchToolError,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import openai
     from openai._legacy_response import LegacyAPIResponse
 
-    from aoai_batch.client.auth import AsyncCredential, EntraTokens
+    from aoai_batch.client.auth import EntraTokens
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -74,12 +74,14 @@ class BatchClient:
         poll_seconds: float = 1.0,
         max_file_wait: float = 600.0,
         create_attempts: int = 5,
+        max_retries: int | None = None,
     ) -> None:
         self.connection = connection
         self.backend = connection.backend
         self.poll_seconds = poll_seconds
         self.max_file_wait = max_file_wait
         self.create_attempts = create_attempts
+        self.max_retries = max_retries
         self._transport = transport
         self._credential = credential
         self._sleep = sleep
@@ -130,7 +132,9 @@ class BatchClient:
             self._tokens = EntraTokens(connection.token_scope or "", self._credential)
             token_provider = self._tokens
         http_client = sdk.new_http_client(self._transport)
-        return sdk.build_sdk_client(connection, http_client=http_client, token_provider=token_provider)
+        return sdk.build_sdk_client(
+            connection, http_client=http_client, token_provider=token_provider, max_retries=self.max_retries
+        )
 
     async def _request(self, call: Callable[[openai.AsyncOpenAI], Awaitable[T]]) -> T:
         api = await self._client()
@@ -166,7 +170,7 @@ class BatchClient:
     ) -> FileInfo:
         """Upload a JSONL batch file, streamed from disk (the SDK would read a `Path` wholly into memory)."""
         path = Path(path)
-        size = path.stat().st_size
+        size = (await anyio.to_thread.run_sync(path.stat)).st_size
         await report(progress, 0, size, f"Uploading {path.name} ({size} bytes)")
         expires = {"anchor": "created_at", "seconds": expires_after_days * 86400} if expires_after_days else None
         handle: IO[bytes] = await anyio.to_thread.run_sync(path.open, "rb")

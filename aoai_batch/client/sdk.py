@@ -36,9 +36,14 @@ def build_sdk_client(
     *,
     http_client: httpx2.AsyncClient,
     token_provider: TokenProvider | None = None,
+    max_retries: int | None = None,
 ) -> openai.AsyncOpenAI:
     key = connection.api_key.get_secret_value() if connection.api_key else None
-    common: dict[str, Any] = {"http_client": http_client, "max_retries": MAX_RETRIES, "timeout": API_TIMEOUT}
+    common: dict[str, Any] = {
+        "http_client": http_client,
+        "max_retries": MAX_RETRIES if max_retries is None else max_retries,
+        "timeout": API_TIMEOUT,
+    }
     if connection.style == "azure":
         if key is not None:
             return openai.AsyncAzureOpenAI(

@@ -1,0 +1,215 @@
+"""`upload`, `create`, `status`, `list`, `cancel`: script-friendly mirrors of the batch tools.
+
+Exit codes: 0 done, 1 an expected failure (the message goes to stderr, no traceback), 2 usage.
+`--json` prints the result model's JSON; otherwise a short readable table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ValidationError
+
+from aoai_batch.errors import BatchToolError
+from aoai_batch.models import Batch, BatchError, BatchPage, UploadResult
+from aoai_batch.service import BatchService
+from aoai_batch.settings import Settings
+
+OK, FAILED, USAGE = 0, 1, 2
+Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    upload = _command(subparsers, "upload", "Check and upload a JSONL batch file.", _upload, _show_upload)
+    upload.add_argument("path", type=Path, help="the JSONL batch file")
+    upload.add_argument("--no-validate", action="store_true", help="upload without checking the file first")
+    upload.add_argument("--expires-after-days", type=int, help="days until the service deletes the file (1-30)")
+    upload.add_argument("--no-wait", action="store_true", help="return before the service has processed the file")
+
+    create = _command(subparsers, "create", "Start a batch job on an uploaded file.", _create, _show_batch)
+    create.add_argument("file_id", help="the uploaded input file's id")
+    create.add_argument("--endpoint", default="/chat/completions", help="/chat/completions (default) or /responses")
+    create.add_argument("--completion-window", default="24h", help="24h (the only window Azure offers)")
+    create.add_argument("--metadata", action="append", default=[], type=_pair, metavar="KEY=VALUE", help="repeatable")
+    create.add_argument("--idempotency-key", help="the same key never starts a second batch")
+
+    status = _command(subparsers, "status", "Show a batch job's status.", _status, _show_batch)
+    status.add_argument("batch_id")
+    status.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait up to 50 s for a change")
+
+    listing = _command(subparsers, "list", "List batch jobs, newest first.", _list, _show_page)
+    listing.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
+    listing.add_argument("--after", help="the last id of the previous page")
+    listing.add_argument("--status", help="only jobs with this status (e.g. in_progress)")
+
+    cancel = _command(subparsers, "cancel", "Cancel a running batch job.", _cancel, _show_batch)
+    cancel.add_argument("batch_id")
+
+
+def _command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    action: Action,
+    show: Callable[[Any], str],
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(run=lambda args: run(action, show, args))
+    return parser
+
+
+def run(action: Action, show: Callable[[Any], str], args: argparse.Namespace) -> int:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: a setting is invalid: {exc.errors()[0]['msg']} ({_setting_name(exc)})", file=sys.stderr)
+        return FAILED
+    try:
+        result = anyio.run(_open_and_call, settings, action, args)
+    except BatchToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        return 130
+    print(result.model_dump_json(indent=2) if args.json else show(result))
+    return OK
+
+
+def _setting_name(exc: ValidationError) -> str:
+    location = exc.errors()[0].get("loc") or ("?",)
+    return str(location[0])
+
+
+async def _open_and_call(settings: Settings, action: Action, args: argparse.Namespace) -> BaseModel:
+    async with BatchService.open(settings) as service:
+        return await action(service, args)
+
+
+async def _progress(done: float, total: float | None, message: str | None) -> None:
+    if message:
+        print(message, file=sys.stderr)
+
+
+def _progress_for(args: argparse.Namespace) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
+    return None if args.json else _progress
+
+
+async def _upload(service: BatchService, args: argparse.Namespace) -> BaseModel:
+    return await service.upload_file(
+        args.path,
+        validate=not args.no_validate,
+        expires_after_days=args.expires_after_days,
+        wait=not args.no_wait,
+        progress=_progress_for(args),
+    )
+
+
+async def _create(service: BatchService, args: argparse.Namespace) -> BaseModel:
+    return await service.create_batch(
+        args.file_id,
+        endpoint=args.endpoint,
+        completion_window=args.completion_window,
+        metadata=dict(args.metadata) or None,
+        idempotency_key=args.idempotency_key,
+    )
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+async def _status(service: BatchService, args: argparse.Namespace) -> BaseModel:
+    return await service.get_batch(args.batch_id, wait_seconds=args.wait, progress=_progress_for(args))
+
+
+async def _list(service: BatchService, args: argparse.Namespace) -> BaseModel:
+    return await service.list_batches(limit=args.limit, after=args.after, status=args.status)
+
+
+async def _cancel(service: BatchService, args: argparse.Namespace) -> BaseModel:
+    return await service.cancel_batch(args.batch_id)
+
+
+# readable output
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _table(rows: Sequence[tuple[str, str]]) -> str:
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def _show_batch(batch: Batch) -> str:
+    counts = batch.request_counts
+    progress = f"{batch.progress_percent:.0f}%" if batch.progress_percent is not None else "-"
+    rows = [
+        ("id", batch.id),
+        ("status", batch.status + (" (finished)" if batch.terminal else "")),
+        ("progress", f"{progress} ({counts.completed} done, {counts.failed} failed of {counts.total})"),
+        ("endpoint", batch.endpoint or "-"),
+        ("input file", batch.input_file_id or "-"),
+        ("output file", batch.output_file_id or "-"),
+        ("error file", batch.error_file_id or "-"),
+        ("created", _when(batch.created_at)),
+        ("expires", _when(batch.expires_at)),
+        ("backend", batch.backend),
+    ]
+    rows += [("input path", batch.input_path)] if batch.input_path else []
+    rows += [("results path", batch.results_path)] if batch.results_path else []
+    rows += [("metadata", ", ".join(f"{k}={v}" for k, v in batch.metadata.items()))] if batch.metadata else []
+    rows += [("error", _error_text(error)) for error in batch.errors]
+    return _table(rows)
+
+
+def _error_text(error: BatchError) -> str:
+    where = f" (line {error.line})" if error.line else ""
+    return f"{error.code or '-'}: {error.message or ''}{where}"
+
+
+def _show_upload(result: UploadResult) -> str:
+    info = result.file
+    rows = [
+        ("file id", info.id),
+        ("name", info.filename or "-"),
+        ("bytes", str(info.bytes) if info.bytes is not None else "-"),
+        ("status", info.status or "-"),
+        ("expires", _when(info.expires_at)),
+    ]
+    if result.validation is not None:
+        report = result.validation
+        rows.append(("checked", f"{report.requests} requests, ~{report.estimated_input_tokens} input tokens"))
+    return _table(rows)
+
+
+def _show_page(page: BatchPage) -> str:
+    if not page.batches:
+        return "no batch jobs"
+    header = ("ID", "STATUS", "DONE", "CREATED", "ENDPOINT")
+    rows = [header] + [
+        (
+            batch.id,
+            batch.status,
+            f"{batch.progress_percent:.0f}%" if batch.progress_percent is not None else "-",
+            _when(batch.created_at),
+            batch.endpoint or "-",
+        )
+        for batch in page.batches
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    if page.has_more:
+        lines.append(f"more: list --after {page.last_id}")
+    return "\n".join(lines)
