@@ -30,8 +30,11 @@ from aoai_batch.models import Batch, BuildResult, FetchSummary, UploadResult, Va
 
 OK, FAILED, USAGE = 0, 1, 2
 DEPLOYMENT = "gpt-4o-mini"
-# Emulated seconds per real second: a Global Batch's minutes of validating and running pass in seconds.
-TIME_SCALE = 2000.0
+# Emulated seconds per real second: the emulated batch's ~20 minutes of validating, running and finalizing
+# pass in about 4 s, slow enough to watch the counts advance.
+TIME_SCALE = 300.0
+# How often get_batch asks the emulator while it waits for a change (the emulator's default is 1 s).
+POLL_SECONDS = 0.25
 WAIT_SECONDS = 5
 TOOLS = (
     "build_batch_file",
@@ -136,6 +139,7 @@ def server_parameters(plan: Plan) -> StdioServerParameters:
         "AOAI_BATCH_HOME": str(plan.home),
         "AOAI_BATCH_WORKSPACE": str(plan.workspace),
         "AOAI_EMULATOR_TIME_SCALE": str(plan.time_scale),
+        "AOAI_BATCH_POLL_SECONDS": str(POLL_SECONDS),
         "PYTHONPATH": str(project_root),
     }
     return StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env)
@@ -255,27 +259,35 @@ async def _watch(client: Client, batch: Batch) -> Batch:
 
 
 class ProgressBar:
-    """A one-line progress bar on a terminal; a line per change elsewhere (logs, CI, tests)."""
+    """A live one-line bar on a terminal; elsewhere (logs, CI, tests) a line per change of the batch."""
 
     WIDTH = 30
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.live = stream.isatty()
+        self.share = 0.0
+        self.label = ""
         self.last = ""
 
     def show(self, batch: Batch) -> None:
         counts = batch.request_counts
         done = counts.completed + counts.failed
-        share = done / counts.total if counts.total else (1.0 if batch.status == "completed" else 0.0)
-        self._draw(share, f"{batch.status:<11} {done}/{counts.total} requests")
+        if counts.total:
+            self.share = done / counts.total
+            self.label = f"{batch.status:<11} {done}/{counts.total} requests"
+        else:
+            self.share = 1.0 if batch.status == "completed" else 0.0
+            self.label = batch.status
+        self._draw(self.label)
 
     async def on_progress(self, progress: float, total: float | None, message: str | None) -> None:
-        if total:
-            self._draw(progress / total, message or f"{progress:g}/{total:g}")
+        # The server reports how long get_batch has waited for a change: a sign of life, not of completion.
+        if self.live and total:
+            self._draw(f"{self.label}  (waiting {progress:.0f}/{total:.0f} s)")
 
-    def _draw(self, share: float, label: str) -> None:
-        share = min(max(share, 0.0), 1.0)
+    def _draw(self, label: str) -> None:
+        share = min(max(self.share, 0.0), 1.0)
         filled = round(share * self.WIDTH)
         line = f"  [{'#' * filled}{'.' * (self.WIDTH - filled)}] {share:4.0%} {label}"
         if line == self.last:

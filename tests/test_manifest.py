@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp import Client
 
 from aoai_batch.settings import Settings
+from server.app import build_server
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.json"
 
@@ -72,3 +75,18 @@ def test_manifest_names_the_version_of_the_package() -> None:
 
     assert version is not None
     assert _manifest()["version"] == version.group(1)
+
+
+async def test_manifest_lists_exactly_the_tools_and_prompts_the_server_offers(tmp_path: Path) -> None:
+    manifest = _manifest()
+    settings = Settings(home=tmp_path / "home", workspace=str(tmp_path / "workspace"), provider="emulator")
+
+    with anyio.fail_after(30):
+        async with Client(build_server(settings)) as client:
+            tools = (await client.list_tools()).tools
+            prompts = (await client.list_prompts()).prompts
+
+    assert {tool["name"] for tool in manifest["tools"]} == {tool.name for tool in tools}
+    declared = {prompt["name"]: set(prompt.get("arguments", [])) for prompt in manifest["prompts"]}
+    offered = {prompt.name: {argument.name for argument in prompt.arguments or []} for prompt in prompts}
+    assert declared == offered
