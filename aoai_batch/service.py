@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 import anyio
 import anyio.to_thread
 
+from aoai_batch import fetch
 from aoai_batch.client import (
     IDEMPOTENCY_METADATA_KEY,
     AsyncCredential,
@@ -256,8 +257,17 @@ class BatchService:
         overwrite: bool = False,
         progress: ProgressFn | None = None,
     ) -> FetchSummary:
-        """Download a batch's output and error files and join them to its input (aoai_batch/fetch.py)."""
-        raise NotImplementedError("DELEGATION: aoai_batch.fetch (helper 'results') is not written yet")
+        """Download a finished batch's output and error files and join them to its input (`aoai_batch.fetch`)."""
+        return await fetch.fetch_results(
+            self.client,
+            self.store,
+            batch_id,
+            output_dir=Path(output_dir),
+            format=format,
+            preview=preview,
+            overwrite=overwrite,
+            progress=progress,
+        )
 
     # the registry
 

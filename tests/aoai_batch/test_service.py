@@ -433,3 +433,20 @@ async def test_the_service_opens_an_embedded_emulator_when_nothing_is_configured
             assert (await service.get_batch(batch.id)).id == batch.id
     assert (tmp_path / "home" / "state.sqlite3").exists()
     assert (tmp_path / "home" / "emulator").exists()
+
+
+async def test_fetched_results_are_summarised_and_the_job_knows_its_results_path(
+    service: BatchService, tmp_path: Path
+) -> None:
+    uploaded = await service.upload_file(write_batch_file(tmp_path / "in.jsonl"))
+    created = await service.create_batch(uploaded.file.id)
+    with anyio.fail_after(30):
+        batch = created
+        while not batch.terminal:
+            batch = await service.get_batch(created.id, wait_seconds=50)
+        summary = await service.fetch_results(created.id, tmp_path / "out")
+    assert summary.counts.succeeded == 3
+    assert summary.results_path is not None
+    assert Path(summary.results_path).is_file()
+    assert await service.results_summary(created.id) == summary
+    assert (await service.job(created.id)).results_path == summary.results_path
