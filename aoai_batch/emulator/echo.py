@@ -1,10 +1,16 @@
-"""The echo engine: a deterministic answer derived from each request, with its tokens counted."""
+"""The echo engine: a deterministic answer derived from each request, with its tokens counted.
+
+Tokens are estimated at four characters each (exact BPE counting would cost more than everything else the
+engine does per request). Chat answers, the hot path, are assembled from pre-serialised JSON fragments.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aoai_batch.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, get_counter
+import orjson
+
+from aoai_batch.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY
 
 REPLY_PREFIX = "Echo: "
 MAX_ECHO_CHARS = 2000
@@ -17,6 +23,19 @@ PROMPT_FILTER_RESULTS = [
         "content_filter_results": {**CONTENT_FILTER_RESULTS, "jailbreak": {"filtered": False, "detected": False}},
     }
 ]
+CHAT_TEMPLATE = (
+    b'{"choices":[{"content_filter_results":'
+    + orjson.dumps(CONTENT_FILTER_RESULTS)
+    + b',"finish_reason":"%s","index":0,"logprobs":null,"message":{"content":%s,"refusal":null,"role":"assistant"}}],'
+    b'"created":%d,"id":"chatcmpl-%s","model":%s,"object":"chat.completion","prompt_filter_results":'
+    + orjson.dumps(PROMPT_FILTER_RESULTS)
+    + b',"system_fingerprint":"fp_emulator",'
+    b'"usage":{"completion_tokens":%d,"prompt_tokens":%d,"total_tokens":%d}}'
+)
+
+
+def count_tokens(text: str) -> int:
+    return -(-len(text) // 4)
 
 
 def _texts(content: object) -> list[str]:
@@ -27,79 +46,61 @@ def _texts(content: object) -> list[str]:
     return []
 
 
+def _chat_prompt(messages: object) -> tuple[str, int]:
+    """The last user text and the prompt's estimated tokens (framing included)."""
+    if type(messages) is not list:
+        return "", TOKENS_PER_REPLY
+    chars = 0
+    last_user = ""
+    for message in messages:
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is str:
+            chars += len(content)
+        elif content is not None:
+            parts = _texts(content)
+            chars += sum(map(len, parts))
+            content = parts[-1] if parts else None
+        if content and message["role"] == "user":
+            last_user = content
+    return last_user, TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REPLY + (chars + 3) // 4
+
+
 class EchoEngine:
     """Answers every request at once with its last user text; paced by the emulator's clock."""
 
     paced = True
 
-    def __init__(self) -> None:
-        self.count = get_counter().count
-
-    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> dict[str, Any]:
-        """The response body for one request (the endpoint is the batch's, without `/v1`)."""
+    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> bytes:
+        """The JSON response body for one request (the endpoint is the batch's, without `/v1`)."""
         if endpoint == "/embeddings":
-            return self._embedding(body, model)
+            return orjson.dumps(self._embedding(body, model))
         if endpoint == "/chat/completions":
-            texts, framing, prompt = self._chat_prompt(body.get("messages"))
+            prompt, prompt_tokens = _chat_prompt(body.get("messages"))
         else:
             texts = _texts(body.get("input") if endpoint == "/responses" else body.get("prompt"))
-            framing, prompt = 0, texts[-1] if texts else ""
-        count = self.count
-        prompt_tokens = framing + sum(count(t) for t in texts)
-        reply, finish = self._reply(prompt, body)
-        completion_tokens = count(reply)
-        usage = (prompt_tokens, completion_tokens)
-        if endpoint == "/chat/completions":
-            return self._chat(reply, finish, usage, model, created, answer_id)
-        if endpoint == "/responses":
-            return self._response(reply, usage, model, created, answer_id)
-        return self._completion(reply, finish, usage, model, created, answer_id)
-
-    @staticmethod
-    def _chat_prompt(messages: object) -> tuple[list[str], int, str]:
-        texts: list[str] = []
-        last_user = ""
-        if not isinstance(messages, list):
-            return texts, TOKENS_PER_REPLY, last_user
-        for message in messages:
-            if not isinstance(message, dict):
-                continue
-            parts = _texts(message.get("content"))
-            texts += parts
-            if message.get("role") == "user" and parts:
-                last_user = parts[-1]
-        return texts, TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REPLY, last_user
-
-    def _reply(self, prompt: str, body: dict[str, Any]) -> tuple[str, str]:
+            prompt, prompt_tokens = texts[-1] if texts else "", sum(map(count_tokens, texts))
         reply = REPLY_PREFIX + prompt[:MAX_ECHO_CHARS]
-        limit = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
-        if isinstance(limit, int) and limit > 0 and self.count(reply) > limit:
-            # Roughly four characters a token: enough to show a cut answer and finish_reason "length".
-            return reply[: limit * 4], "length"
-        return reply, "stop"
-
-    @staticmethod
-    def _chat(
-        reply: str, finish: str, usage: tuple[int, int], model: str, created: int, answer_id: str
-    ) -> dict[str, Any]:
-        return {
-            "choices": [
-                {
-                    "content_filter_results": CONTENT_FILTER_RESULTS,
-                    "finish_reason": finish,
-                    "index": 0,
-                    "logprobs": None,
-                    "message": {"content": reply, "refusal": None, "role": "assistant"},
-                }
-            ],
-            "created": created,
-            "id": f"chatcmpl-{answer_id}",
-            "model": model,
-            "object": "chat.completion",
-            "prompt_filter_results": PROMPT_FILTER_RESULTS,
-            "system_fingerprint": "fp_emulator",
-            "usage": {"completion_tokens": usage[1], "prompt_tokens": usage[0], "total_tokens": sum(usage)},
-        }
+        finish = "stop"
+        limit = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
+        if type(limit) is int and 0 < limit < (len(reply) + 3) // 4:
+            # Four characters a token: enough to show a cut answer and finish_reason "length".
+            reply, finish = reply[: limit * 4], "length"
+        completion_tokens = (len(reply) + 3) // 4
+        if endpoint == "/chat/completions":
+            return CHAT_TEMPLATE % (
+                finish.encode(),
+                orjson.dumps(reply),
+                created,
+                answer_id.encode(),
+                orjson.dumps(model),
+                completion_tokens,
+                prompt_tokens,
+                prompt_tokens + completion_tokens,
+            )
+        usage = (prompt_tokens, completion_tokens)
+        if endpoint == "/responses":
+            return orjson.dumps(self._response(reply, usage, model, created, answer_id))
+        return orjson.dumps(self._completion(reply, finish, usage, model, created, answer_id))
 
     @staticmethod
     def _response(reply: str, usage: tuple[int, int], model: str, created: int, answer_id: str) -> dict[str, Any]:
@@ -137,7 +138,7 @@ class EchoEngine:
     def _embedding(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         texts = _texts(body.get("input"))
         vectors = [[round((sum(t.encode()) % 97) / 97, 4), round(len(t) % 89 / 89, 4), 0.5] for t in texts]
-        tokens = sum(self.count(t) for t in texts)
+        tokens = sum(map(count_tokens, texts))
         return {
             "object": "list",
             "model": model,

@@ -21,7 +21,7 @@ class ForwardEngine:
 
     paced = False
 
-    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> dict[str, Any]:
+    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> bytes:
         raise RuntimeError("the forward engine answers through ForwardWorker, not inline")
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from aoai_batch.emulator.api_errors import ApiError
-from aoai_batch.emulator.lines import fails_on_purpose, injected_failure, output_line, unrun_line
+from aoai_batch.emulator.lines import answer_line, fails_on_purpose, injected_failure, unrun_line
 from aoai_batch.emulator.records import BatchRecord, FileRecord
 from aoai_batch.emulator.state import State
 from aoai_batch.settings import EmulatorSettings
@@ -29,8 +29,8 @@ CANCELLABLE = frozenset({"validating", "in_progress"})
 class Engine(Protocol):
     paced: bool
 
-    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> dict[str, Any]:
-        """The response body for one request."""
+    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> bytes:
+        """The JSON response body for one request."""
         ...
 
 
@@ -184,7 +184,7 @@ class BatchRunner:
         return work / f"{record.id}.output.jsonl", work / f"{record.id}.error.jsonl"
 
     def _process(self, record: BatchRecord, due: int, at: float) -> None:
-        """Answer requests with the (paced) engine until `due` are done."""
+        """Answer requests with the (paced) engine until `due` are done (a hot loop: locals, no model writes)."""
         if due <= record.cursor:
             return
         fail_rate = self.settings.fail_rate
@@ -193,30 +193,38 @@ class BatchRunner:
         created = int(at)
         prefix = record.id[-12:]
         answer = self.engine.answer
+        cursor, offset, completed, failed = record.cursor, record.input_offset, record.completed, record.failed
         with self.open_work(record) as (source, out, err):
             outs: list[bytes] = []
             errs: list[bytes] = []
-            while record.cursor < due:
-                line = source.readline()
-                if not line:
-                    record.cursor = record.total  # the file ended early: nothing left to do
-                    break
-                record.input_offset += len(line)
+            for line in source:
+                offset += len(line)
                 if not line.strip():
                     continue
                 request = orjson.loads(line)
                 custom_id = request["custom_id"]
-                request_id = f"{prefix}-{record.cursor:012x}"
-                record.cursor += 1
-                if fails_on_purpose(custom_id, fail_rate):
+                request_id = f"{prefix}-{cursor:012x}"
+                cursor += 1
+                if fail_rate and fails_on_purpose(custom_id, fail_rate):
                     errs.append(injected_failure(custom_id, request_id))
-                    record.failed += 1
+                    failed += 1
                 else:
-                    body = answer(endpoint, request["body"], model, created, request_id)
-                    outs.append(output_line(custom_id, request_id, body))
-                    record.completed += 1
+                    outs.append(
+                        answer_line(
+                            custom_id, request_id, answer(endpoint, request["body"], model, created, request_id)
+                        )
+                    )
+                    completed += 1
                 if len(outs) + len(errs) >= FLUSH_EVERY:
-                    self._flush(record, out, err, outs, errs)
+                    out.write(b"".join(outs))
+                    err.write(b"".join(errs))
+                    outs.clear()
+                    errs.clear()
+                if cursor >= due:
+                    break
+            else:
+                cursor = record.total  # the file ended early: nothing left to do
+            record.cursor, record.input_offset, record.completed, record.failed = cursor, offset, completed, failed
             self._flush(record, out, err, outs, errs)
 
     def open_work(self, record: BatchRecord) -> _WorkFiles:

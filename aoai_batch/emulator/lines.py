@@ -17,6 +17,15 @@ def output_line(custom_id: str, request_id: str, body: dict[str, Any], status_co
     return orjson.dumps({"custom_id": custom_id, "response": response, "error": None}) + b"\n"
 
 
+def answer_line(custom_id: str, request_id: str, body_json: bytes) -> bytes:
+    """A request answered with status 200; `body_json` is the answer already serialised (the hot path)."""
+    return b'{"custom_id":%s,"response":{"body":%s,"request_id":"%s","status_code":200},"error":null}\n' % (
+        orjson.dumps(custom_id),
+        body_json,
+        request_id.encode(),
+    )
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "param": None, "type": None}}
 
