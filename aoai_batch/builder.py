@@ -100,21 +100,29 @@ def _rows(
     prompts: Sequence[str] | None, requests: Sequence[Mapping[str, Any]] | None, source_path: Path | None
 ) -> Iterator[tuple[int, Mapping[str, Any]]]:
     if prompts is not None:
-        if not prompts:
-            raise InvalidInput("prompts is empty; give at least one prompt.")
-        for number, prompt in enumerate(prompts, start=1):
-            if not isinstance(prompt, str):
-                raise InvalidInput(f"Prompt {number} is not a string.")
-            yield number, {"prompt": prompt}
-    elif requests is not None:
-        if not requests:
-            raise InvalidInput("requests is empty; give at least one request.")
-        for number, request in enumerate(requests, start=1):
-            if not isinstance(request, Mapping):
-                raise InvalidInput(f"Request {number} is not an object.")
-            yield number, request
-    elif source_path is not None:
-        yield from iter_rows(Path(source_path))
+        return _prompt_rows(prompts)
+    if requests is not None:
+        return _request_rows(requests)
+    assert source_path is not None
+    return iter_rows(Path(source_path))
+
+
+def _prompt_rows(prompts: Sequence[str]) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    if not prompts:
+        raise InvalidInput("prompts is empty; give at least one prompt.")
+    for number, prompt in enumerate(prompts, start=1):
+        if not isinstance(prompt, str):
+            raise InvalidInput(f"Prompt {number} is not a string.")
+        yield number, {"prompt": prompt}
+
+
+def _request_rows(requests: Sequence[Mapping[str, Any]]) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    if not requests:
+        raise InvalidInput("requests is empty; give at least one request.")
+    for number, request in enumerate(requests, start=1):
+        if not isinstance(request, Mapping):
+            raise InvalidInput(f"Request {number} is not an object.")
+        yield number, request
 
 
 class RequestFactory:
@@ -153,9 +161,13 @@ class RequestFactory:
             yield {"custom_id": custom_id, "method": "POST", "url": self.endpoint, "body": body}
 
     def custom_id(self, row: Mapping[str, Any], number: int) -> str:
-        if self.id_field is None and row.get("custom_id") is None:
+        column = self.id_field or "custom_id"
+        value = row.get(column)
+        if type(value) is str and value.strip():
+            return value
+        if value is None and self.id_field is None:
             return f"request-{number}"
-        value = cell_text(row, self.id_field or "custom_id", number)
+        value = cell_text(row, column, number)
         if not value.strip():
             raise InvalidInput(f"Row {number} has an empty id in column {self.id_field or 'custom_id'!r}.")
         return value
@@ -163,7 +175,7 @@ class RequestFactory:
     def row_body(self, row: Mapping[str, Any], number: int) -> dict[str, Any]:
         """A body from a data row: its text from the template (or its only / `prompt` column), its image."""
         text = self.template.render(row, number) if self.template is not None else self.row_text(row, number)
-        image = self.image_url(row, number)
+        image = self.image_url(row, number) if self.image_field is not None else None
         return {"model": self.deployment, **self.defaults, **self.user_input(text, image)}
 
     def row_text(self, row: Mapping[str, Any], number: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,18 +34,17 @@ def source_format(path: Path) -> SourceFormat:
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (row number, row) from `path`; the number is the data row's (1-based), as a person counts them.
+    """(row number, row) for each row of `path`; the number is the data row's (1-based), as a person counts them.
 
-    Raises InvalidInput naming the row when one cannot be read, or when the source has no rows.
+    Opens the file and reads the first row at once: a source with no rows is an InvalidInput here, and
+    a row that cannot be read is one when it is reached.
     """
     path = Path(path)
-    readers = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}
-    count = 0
-    for row in readers[source_format(path)](path):
-        count += 1
-        yield count, row
-    if count == 0:
+    rows = _READERS[source_format(path)](path)
+    first = next(rows, None)
+    if first is None:
         raise InvalidInput(f"{path} has no rows; give a file with at least one row of data.")
+    return enumerate(itertools.chain((first,), rows), start=1)
 
 
 def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -94,3 +94,6 @@ def _as_row(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"{where} is not an object; every row must be an object of column: value.")
     return value
+
+
+_READERS = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}

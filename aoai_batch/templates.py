@@ -19,13 +19,17 @@ class Template:
     def __init__(self, text: str) -> None:
         self.text = text
         self.literals, self.fields = _parse(text)
+        # A format string of our own making: positional fields only, every literal brace doubled, so
+        # str.format does nothing but join (it is the fastest join for the common all-text row).
+        escaped = [literal.replace("{", "{{").replace("}", "}}") for literal in self.literals]
+        self.format = escaped[0] + "".join(f"{{{n}}}{literal}" for n, literal in enumerate(escaped[1:]))
 
     def render(self, row: Mapping[str, object], row_number: int) -> str:
-        parts = [self.literals[0]]
-        for field, literal in zip(self.fields, self.literals[1:], strict=True):
-            parts.append(cell_text(row, field, row_number))
-            parts.append(literal)
-        return "".join(parts)
+        values = [row.get(field) for field in self.fields]
+        for value in values:
+            if type(value) is not str:
+                return self.format.format(*(cell_text(row, field, row_number) for field in self.fields))
+        return self.format.format(*values)
 
 
 def cell_text(row: Mapping[str, object], column: str, row_number: int) -> str:

@@ -21,7 +21,7 @@ from aoai_batch.tokens import TokenEstimator
 
 MAX_LISTED_ISSUES = 50
 # Above this size only a sample of the requests is tokenized (see TokenEstimator); below, all of them.
-EXACT_TOKENS_BYTES = 4_000_000
+EXACT_TOKENS_BYTES = 2_000_000
 SHOWN_VALUE_CHARS = 80
 BODY_FIELD: dict[str, str] = {
     "/chat/completions": "messages",
