@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from aoai_batch import results
 from aoai_batch.errors import InvalidInput
 from aoai_batch.models import Batch, BatchError, FetchSummary, RequestCounts
+from aoai_batch.result_lines import answer_of, outcome_of
 from aoai_batch.result_summary import not_run_summary, plan_paths, summarize
 from aoai_batch.results import Joined, join_results
 from aoai_batch.validation import validate_file
@@ -415,3 +420,80 @@ def test_an_empty_input_gives_an_empty_results_file(tmp_path: Path) -> None:
 
     assert joined.requests == 0
     assert list(csv.reader(io.StringIO(joined.results_path.read_text(encoding="utf-8"))))[1:] == []
+
+
+def test_requests_the_service_never_ran_are_missing_and_keep_the_reason(tmp_path: Path) -> None:
+    joined = join(tmp_path, [request("a"), request("b")], [chat_answer("a")], [openai_error_line("b", "batch_expired")])
+
+    row = read_jsonl(joined.results_path)[1]
+    assert row["status"] == "missing"
+    assert row["error"]["code"] == "batch_expired"
+    assert joined.counts.model_dump() == {"succeeded": 1, "failed": 0, "missing": 1}
+    assert joined.failures_by_code == {}
+    assert joined.retry_path is not None
+
+
+def test_the_short_path_for_chat_answers_writes_the_same_bytes_as_the_general_one() -> None:
+    for line in (chat_answer("a", content='quote " and \\ and é'), chat_answer("b", finish_reason="length")):
+        outcome, columns, usage = answer_of(line)
+        general = outcome_of(line)
+        assert outcome is None
+        assert columns == orjson.dumps(general.fields())[1:]
+        assert usage == general.usage
+
+
+def test_spilling_to_disk_past_the_memory_budget_gives_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = [request(cid, f"q {cid}") for cid in IDS]
+    outputs = [chat_answer(cid, content=f"a {cid}") for cid in IDS[:4]]
+    errors = [error_line("task-4")]
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "spilled").mkdir()
+    kept = join(tmp_path / "kept", inputs, outputs, errors)
+    monkeypatch.setattr(results, "QUESTIONS_BUDGET", 100)
+    monkeypatch.setattr(results, "ANSWERS_BUDGET", 0)
+    spilled = join(tmp_path / "spilled", inputs, outputs, errors)
+
+    assert spilled.results_path.read_bytes() == kept.results_path.read_bytes()
+    assert spilled.retry_path is not None
+    assert kept.retry_path is not None
+    assert spilled.retry_path.read_bytes() == kept.retry_path.read_bytes()
+    assert spilled.preview == kept.preview
+
+
+def test_a_line_too_long_to_read_is_counted_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(results, "MAX_LINE_BYTES", 1000)
+    huge = chat_answer("a", content="x" * 2000)
+
+    joined = join(tmp_path, [request("a"), request("x" * 1500), request("b")], [huge, chat_answer("b")], None)
+
+    assert joined.requests == 2
+    assert joined.skipped_input_lines == 1
+    assert joined.unparsable_lines == 1
+    assert [row["status"] for row in read_jsonl(joined.results_path)] == ["missing", "succeeded"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fates=st.lists(st.sampled_from(["ok", "error", "expired", "none"]), max_size=12), seed=st.randoms())
+def test_every_request_gets_one_row_and_the_retry_file_holds_exactly_the_others(
+    tmp_path_factory: pytest.TempPathFactory, fates: list[str], seed: random.Random
+) -> None:
+    folder = tmp_path_factory.mktemp("prop")
+    ids = [f"id-{n}" for n in range(len(fates))]
+    outputs = [chat_answer(cid) for cid, fate in zip(ids, fates, strict=True) if fate == "ok"]
+    errors = [error_line(cid) for cid, fate in zip(ids, fates, strict=True) if fate == "error"]
+    errors += [openai_error_line(cid) for cid, fate in zip(ids, fates, strict=True) if fate == "expired"]
+    seed.shuffle(outputs)
+    seed.shuffle(errors)
+
+    joined = join(folder, [request(cid) for cid in ids], outputs, errors)
+
+    rows = read_jsonl(joined.results_path)
+    expected = {"ok": "succeeded", "error": "failed", "expired": "missing", "none": "missing"}
+    assert [(row["custom_id"], row["status"]) for row in rows] == [
+        (cid, expected[fate]) for cid, fate in zip(ids, fates, strict=True)
+    ]
+    retried = read_jsonl(joined.retry_path) if joined.retry_path else []
+    assert [line["custom_id"] for line in retried] == [row["custom_id"] for row in rows if row["status"] != "succeeded"]
+    assert joined.counts.succeeded + joined.counts.failed + joined.counts.missing == len(ids)
