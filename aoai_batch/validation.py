@@ -39,18 +39,21 @@ def validate_file(
     max_bytes: int,
     deployments: Collection[str] | None = None,
     count_tokens: bool = True,
+    endpoint: str | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ValidationReport:
     """Check `path` as an Azure OpenAI batch input file; every problem becomes an issue, never an exception.
 
     `deployments`, when given, are the deployment names that exist: a `body.model` outside them is
-    `model_not_found` (reported once per name). Limits are inclusive. Raises InvalidInput only when the
-    file cannot be opened.
+    `model_not_found` (reported once per name). `endpoint`, when given, is the batch's endpoint: a file
+    whose url names another is `url_mismatch` (reported at its first line; `/v1/x` and `/x` are the
+    same). Limits are inclusive. Raises InvalidInput only when the file cannot be opened.
     """
     path = Path(path)
     with open_for_reading(path) as handle:
         size = os.fstat(handle.fileno()).st_size
         checker = Checker(max_requests, deployments, count_tokens, sample_every=1 + size // EXACT_TOKENS_BYTES)
+        checker.expected_endpoint = _without_v1(endpoint) if endpoint is not None else None
         total_bytes = checker.run(handle, max_line_bytes)
     return checker.report(path, total_bytes, max_bytes)
 
@@ -77,6 +80,7 @@ class Checker:
         self.requests = 0
         self.model: str | None = None
         self.url: str | None = None
+        self.expected_endpoint: str | None = None
         self.endpoint: str | None = None
         self.issues: list[ValidationIssue] = []
         self.counts: Counter[str] = Counter()
@@ -193,13 +197,19 @@ class Checker:
         if type(url) is not str:
             self.add("invalid_request", number, 'url is missing or not a string; use e.g. "/chat/completions".')
             return None
-        endpoint = url[3:] if url.startswith("/v1/") else url
+        endpoint = _without_v1(url)
         if endpoint not in BODY_FIELD:
             supported = ", ".join(BODY_FIELD)
             self.add("url_mismatch", number, f"url {_shown(url)} is not a batch endpoint; use one of {supported}.")
             return None
         if self.url is None:
             self.url, self.endpoint = url, endpoint
+            if self.expected_endpoint is not None and endpoint != self.expected_endpoint:
+                self.add(
+                    "url_mismatch",
+                    number,
+                    f"url {_shown(url)} does not match the batch's endpoint {self.expected_endpoint}.",
+                )
         else:
             self.add("url_mismatch", number, f"url {_shown(url)} differs from the file's {self.url}; use one url.")
         return endpoint
@@ -237,6 +247,10 @@ class Checker:
             estimated_input_tokens=tokens.total if tokens else 0,
             tokens_exact=tokens.exact if tokens else False,
         )
+
+
+def _without_v1(url: str) -> str:
+    return url[3:] if url.startswith("/v1/") else url
 
 
 def _input_problem(name: str, body: dict[str, Any]) -> str | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aoai_batch.errors import InvalidInput
 from aoai_batch.models import ValidationReport
@@ -15,6 +18,16 @@ from aoai_batch.validation import MAX_LISTED_ISSUES, validate_file
 FIXTURES = Path(__file__).parent / "fixtures" / "validation"
 LIMITS = {"max_requests": 100_000, "max_bytes": 200_000_000}
 VALID_FILE_BYTES = (FIXTURES / "valid.jsonl").stat().st_size
+# Pieces that make the fuzzed files reach past the JSON parser into the request checks.
+JSON_PIECES = [
+    b"\n",
+    b"\xef\xbb\xbf",
+    b'{"custom_id": "a", "method": "POST", "url": "/responses", "body": {"model": "d", "input": "x"}}\n',
+    b'{"custom_id": "a", "method": "GET", "url": "/v1/chat/completions", "body": {"model": "e", "messages": [{}]}}\n',
+    b'{"custom_id": null, "url": "/embeddings", "body": {"model": "d", "input": [[1]]}}\n',
+    b'{"body": {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}}\n',
+    b"[]\n",
+]
 
 
 def validate(path: Path, **overrides: object) -> ValidationReport:
@@ -288,3 +301,28 @@ def test_tokens_are_not_counted_when_not_asked() -> None:
 def test_a_path_that_cannot_be_read_is_invalid_input(tmp_path: Path, make: object) -> None:
     with pytest.raises(InvalidInput):
         validate(make(tmp_path))  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ok"),
+    [("/chat/completions", True), ("/v1/chat/completions", True), ("/responses", False), (None, True)],
+)
+def test_the_batch_endpoint_when_given_must_match_the_files_url(endpoint: str | None, ok: bool) -> None:
+    report = validate(FIXTURES / "valid.jsonl", endpoint=endpoint)
+
+    assert report.ok is ok
+    assert report.issue_counts == ({} if ok else {"url_mismatch": 1})
+
+
+@settings(max_examples=200, deadline=None)
+@given(content=st.lists(st.one_of(st.binary(max_size=80), st.sampled_from(JSON_PIECES)), max_size=12))
+def test_no_file_content_makes_validation_fail_with_an_exception(content: list[bytes]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "any.jsonl"
+        path.write_bytes(b"".join(content))
+
+        report = validate(path, max_requests=5, max_bytes=400, deployments=["d"], endpoint="/responses")
+
+    assert report.bytes == len(b"".join(content))
+    assert report.ok is (not report.issue_counts)
+    assert len(report.issues) == min(MAX_LISTED_ISSUES, sum(report.issue_counts.values()))
