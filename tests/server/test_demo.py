@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow
 
 # A guard against a hung run, not a timing assertion.
 HANG_GUARD_SECONDS = 240
+# The default pace is for people to watch; the tests do not need to.
+FAST = ("--time-scale", "3000")
 
 
 def _run_demo(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -41,7 +43,7 @@ def _results_path(stdout: str) -> Path:
 def test_demo_runs_the_whole_flow_on_the_emulator_and_writes_one_result_per_prompt(tmp_path: Path) -> None:
     home, workspace = tmp_path / "home", tmp_path / "workspace"
 
-    done = _run_demo("--home", str(home), "--workspace", str(workspace), tmp_path=tmp_path)
+    done = _run_demo("--home", str(home), "--workspace", str(workspace), *FAST, tmp_path=tmp_path)
 
     assert done.returncode == 0, done.stdout + done.stderr
     results = _results_path(done.stdout)
@@ -55,7 +57,7 @@ def test_demo_runs_the_whole_flow_on_the_emulator_and_writes_one_result_per_prom
 
 
 def test_demo_on_a_second_run_in_the_same_workspace_keeps_the_first_files(tmp_path: Path) -> None:
-    args = ("--home", str(tmp_path / "home"), "--workspace", str(tmp_path / "workspace"))
+    args = ("--home", str(tmp_path / "home"), "--workspace", str(tmp_path / "workspace"), *FAST)
 
     first = _run_demo(*args, tmp_path=tmp_path)
     second = _run_demo(*args, tmp_path=tmp_path)
@@ -67,7 +69,7 @@ def test_demo_on_a_second_run_in_the_same_workspace_keeps_the_first_files(tmp_pa
 
 
 def test_demo_that_cannot_finish_in_time_exits_non_zero_with_a_message(tmp_path: Path) -> None:
-    done = _run_demo("--home", str(tmp_path / "home"), "--time-scale", "0.001", "--timeout", "8", tmp_path=tmp_path)
+    done = _run_demo("--home", str(tmp_path / "home"), "--time-scale", "0.001", "--timeout", "5", tmp_path=tmp_path)
 
     assert done.returncode == 1
     assert done.stderr.strip()
