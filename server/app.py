@@ -17,7 +17,7 @@ from server.service_handle import ServiceHandle
 from server.subscriptions import Subscriptions
 from server.watcher import Watcher
 from server.workspace import Workspace
-from tools import register_tools
+from tools import all_tools
 
 NAME = "aoai-batch"
 VERSION = "0.1.0"
@@ -88,9 +88,9 @@ def build_server(
         instructions=instructions(settings),
         lifespan=lifespan,
         subscriptions=subscriptions.bus,
+        tools=all_tools(),
     )
     subscriptions.install(server)
     register_resources(server)
-    register_tools(server)
     register_prompts(server)
     return server

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 
 from tools import build, files, jobs, results
+from tools.registry import build_tools
 
 
-def register_tools(server: MCPServer[Any]) -> None:
-    """Add the eight tools of SPEC §3 to `server`."""
-    for group in (build, files, jobs, results):
-        group.register(server)
+def all_tools() -> list[Tool]:
+    """The eight tools of SPEC §3."""
+    return build_tools([*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS])

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from aoai_batch.models import BuildResult, ValidationReport
-from tools.deps import MAX_RESULT_CHARS, add_tool, client_roots, deps, expected_errors, result_chars
+from tools.deps import MAX_RESULT_CHARS, client_roots, deps, expected_errors, result_chars
+from tools.registry import ToolSpec
 
 MAX_SHOWN_ISSUES = 10
 
@@ -110,9 +111,8 @@ async def build_batch_file(
     return fitted(result)
 
 
-def register(server: MCPServer[Any]) -> None:
-    add_tool(
-        server,
+TOOLS = [
+    ToolSpec(
         build_batch_file,
         title="Build batch file",
         annotations=ToolAnnotations(
@@ -122,4 +122,5 @@ def register(server: MCPServer[Any]) -> None:
             idempotent_hint=False,
             open_world_hint=False,
         ),
-    )
+    ),
+]

@@ -6,9 +6,8 @@ failures from `aoai_batch` become tool errors here, with what to do next.
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -16,10 +15,10 @@ from urllib.parse import unquote, urlparse
 
 import anyio
 import pydantic_core
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import ListRootsRequest, ListRootsResult, ToolAnnotations
+from mcp_types import ListRootsRequest, ListRootsResult
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from aoai_batch.errors import (
@@ -138,9 +137,3 @@ def expected_errors() -> Iterator[None]:
 def result_chars(result: object) -> int:
     """The size of a result as the client will see it (the SDK sends it as indented JSON text)."""
     return len(pydantic_core.to_json(result, indent=2))
-
-
-def add_tool(server: MCPServer[Any], fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
-    """Register `fn` as a tool; its docstring, tidied, is the description the model reads."""
-    description = " ".join(inspect.cleandoc(fn.__doc__ or "").split())
-    server.add_tool(fn, title=title, description=description, annotations=annotations)

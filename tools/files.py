@@ -6,12 +6,13 @@ import functools
 from typing import Annotated, Any
 
 import anyio.to_thread
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from aoai_batch.models import UploadResult, ValidationReport
-from tools.deps import add_tool, client_roots, deps, expected_errors, progress
+from tools.deps import client_roots, deps, expected_errors, progress
+from tools.registry import ToolSpec
 
 BatchFilePath = Annotated[
     str, Field(description="A .jsonl batch file inside the workspace (relative paths start in the workspace).")
@@ -59,18 +60,17 @@ async def upload_file(
         )
 
 
-def register(server: MCPServer[Any]) -> None:
-    add_tool(
-        server,
+TOOLS = [
+    ToolSpec(
         validate_batch_file,
         title="Validate batch file",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
-    )
-    add_tool(
-        server,
+    ),
+    ToolSpec(
         upload_file,
         title="Upload batch file",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
         ),
-    )
+    ),
+]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from aoai_batch.models import Batch, BatchEndpoint, BatchPage, BatchStatus
-from tools.deps import MAX_RESULT_CHARS, add_tool, deps, expected_errors, progress, result_chars
+from tools.deps import MAX_RESULT_CHARS, deps, expected_errors, progress, result_chars
+from tools.registry import ToolSpec
 
 MAX_WAIT_SECONDS = 50  # desktop clients cut tool calls off at about 60 s
 MAX_LISTED_ERRORS = 20
@@ -111,32 +112,29 @@ async def cancel_batch(batch_id: BatchId, ctx: Context[Any, Any]) -> Batch:
     return trimmed(batch)
 
 
-def register(server: MCPServer[Any]) -> None:
-    add_tool(
-        server,
+TOOLS = [
+    ToolSpec(
         create_batch,
         title="Create batch job",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
         ),
-    )
-    add_tool(
-        server,
+    ),
+    ToolSpec(
         get_batch,
         title="Get batch status",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
-    )
-    add_tool(
-        server,
+    ),
+    ToolSpec(
         list_batches,
         title="List batch jobs",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
-    )
-    add_tool(
-        server,
+    ),
+    ToolSpec(
         cancel_batch,
         title="Cancel batch job",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
         ),
-    )
+    ),
+]

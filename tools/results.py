@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from aoai_batch.models import FetchSummary
-from tools.deps import MAX_RESULT_CHARS, add_tool, client_roots, deps, expected_errors, progress, result_chars
+from tools.deps import MAX_RESULT_CHARS, client_roots, deps, expected_errors, progress, result_chars
+from tools.registry import ToolSpec
 
 PREVIEW_CHARS = 300
 INPUT_CHARS = 80
@@ -55,12 +56,12 @@ async def fetch_results(
     return fitted(summary)
 
 
-def register(server: MCPServer[Any]) -> None:
-    add_tool(
-        server,
+TOOLS = [
+    ToolSpec(
         fetch_results,
         title="Fetch batch results",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
         ),
-    )
+    ),
+]
