@@ -83,6 +83,7 @@ class Checker:
         self.expected_endpoint: str | None = None
         self.endpoint: str | None = None
         self.issues: list[ValidationIssue] = []
+        self.pinned: list[ValidationIssue] = []
         self.counts: Counter[str] = Counter()
         # hash(custom_id) -> line of first use; a hash, not the id, to keep memory small (a false
         # duplicate needs a 64-bit collision).
@@ -93,6 +94,11 @@ class Checker:
         self.counts[code] += 1
         if len(self.issues) < MAX_LISTED_ISSUES:
             self.issues.append(ValidationIssue(code=code, line=line, message=message))
+
+    def add_whole_file(self, code: IssueCode, line: int | None, message: str) -> None:
+        """An issue about the whole file: listed first, so fifty line issues never hide it."""
+        self.counts[code] += 1
+        self.pinned.append(ValidationIssue(code=code, line=line, message=message))
 
     def run(self, handle: IO[bytes], max_line_bytes: int) -> int:
         """Check every line of `handle`; returns the bytes read."""
@@ -118,24 +124,30 @@ class Checker:
                 continue
             self.requests += 1
             if self.requests == too_many:
-                self.add("too_many_tasks", number, f"More than {self.max_requests} requests; split the file here.")
+                self.too_many(number)
             check(number, obj)
         return total
 
     def check_object(self, number: int, obj: object) -> None:
         """Check one request that is already parsed (the builder checks what it writes this way)."""
-        self.requests += 1
-        if self.requests == self.max_requests + 1:
-            self.add("too_many_tasks", number, f"More than {self.max_requests} requests; split the file here.")
+        self.count_request(number)
         self.check_request(number, obj)
 
-    def too_long(self, number: int, data: bytes) -> None:
+    def count_request(self, number: int) -> None:
         self.requests += 1
+        if self.requests == self.max_requests + 1:
+            self.too_many(number)
+
+    def too_many(self, number: int) -> None:
+        self.add_whole_file("too_many_tasks", number, f"More than {self.max_requests} requests; split the file here.")
+
+    def too_long(self, number: int, data: bytes) -> None:
+        self.count_request(number)
         self.add("invalid_request", number, f"The line is over {len(data)} bytes long, too long to be one request.")
 
     def not_json(self, number: int, data: bytes, exc: orjson.JSONDecodeError) -> None:
         if data.strip():
-            self.requests += 1
+            self.count_request(number)
             self.add("invalid_json_line", number, f"The line is not valid JSON ({exc}).")
         elif data:
             self.add("blank_line", number, "Blank line; remove it (every line must be one request).")
@@ -231,9 +243,11 @@ class Checker:
 
     def report(self, path: Path, total_bytes: int, max_bytes: int) -> ValidationReport:
         if total_bytes > max_bytes:
-            self.add("file_too_large", None, f"The file is {total_bytes} bytes; the limit is {max_bytes}. Split it.")
+            self.add_whole_file(
+                "file_too_large", None, f"The file is {total_bytes} bytes; the limit is {max_bytes}. Split it."
+            )
         if self.requests == 0:
-            self.add("empty_file", None, "The file has no requests.")
+            self.add_whole_file("empty_file", None, "The file has no requests.")
         tokens = self.tokens
         return ValidationReport(
             ok=not self.counts,
@@ -242,7 +256,7 @@ class Checker:
             bytes=total_bytes,
             deployment=self.model,
             url=self.url,
-            issues=self.issues,
+            issues=(self.pinned + self.issues)[:MAX_LISTED_ISSUES],
             issue_counts=dict(self.counts),
             estimated_input_tokens=tokens.total if tokens else 0,
             tokens_exact=tokens.exact if tokens else False,

@@ -326,3 +326,15 @@ def test_no_file_content_makes_validation_fail_with_an_exception(content: list[b
     assert report.bytes == len(b"".join(content))
     assert report.ok is (not report.issue_counts)
     assert len(report.issues) == min(MAX_LISTED_ISSUES, sum(report.issue_counts.values()))
+
+
+def test_whole_file_issues_are_listed_first_even_after_fifty_line_issues(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(b"not json\n" * 60)
+
+    report = validate(path, max_requests=55, max_bytes=100)
+
+    assert [issue.code for issue in report.issues[:2]] == ["too_many_tasks", "file_too_large"]
+    assert report.issues[0].line == 56
+    assert len(report.issues) == MAX_LISTED_ISSUES
+    assert report.issue_counts == {"invalid_json_line": 60, "too_many_tasks": 1, "file_too_large": 1}
