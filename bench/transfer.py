@@ -5,7 +5,7 @@ streaming upload and download of the same file to the same emulator, measured in
 (target >= 0.8). The emulator runs in its own process, and each side is measured in a fresh child
 process, so each peak RSS is that client's alone.
 
-    python bench/transfer.py [--megabytes 200] [--rounds 2]
+    python bench/transfer.py [--megabytes 200] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ async def client_side(url: str, path: Path, out: Path) -> dict[str, float]:
         start = time.perf_counter()
         await client.download_file(info.id, out, overwrite=True)
         download = time.perf_counter() - start
+        await client.delete_file(info.id)  # keeps the emulator's disk use the same for every round
     return {"upload_s": upload, "download_s": download, "rss_mb": peak_rss_mb()}
 
 
@@ -124,6 +125,7 @@ async def bare_side(url: str, path: Path, out: Path) -> dict[str, float]:
                 async for chunk in stream.aiter_bytes(1 << 20):
                     handle.write(chunk)
         download = time.perf_counter() - start
+        await http.delete(f"{url}/openai/files/{file_id}?{query}", headers=headers)
     return {"upload_s": upload, "download_s": download, "rss_mb": peak_rss_mb()}
 
 
@@ -152,7 +154,7 @@ def start_emulator(home: Path, port: int) -> subprocess.Popen[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--megabytes", type=float, default=200.0)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each side counts")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds in alternating order; each side's best counts")
     parser.add_argument("--child", choices=["client", "bare"])
     parser.add_argument("--url")
     parser.add_argument("--file", type=Path)
@@ -172,8 +174,9 @@ def main() -> None:
         try:
             wait_for(url)
             results: dict[str, list[dict[str, float]]] = {"bare": [], "client": []}
-            for _ in range(args.rounds):
-                for side in ("bare", "client"):
+            for round_number in range(args.rounds):
+                order = ("bare", "client") if round_number % 2 == 0 else ("client", "bare")
+                for side in order:
                     results[side].append(measure(side, url, source, workdir))
         finally:
             emulator.terminate()

@@ -447,6 +447,6 @@ async def test_fetched_results_are_summarised_and_the_job_knows_its_results_path
         summary = await service.fetch_results(created.id, tmp_path / "out")
     assert summary.counts.succeeded == 3
     assert summary.results_path is not None
-    assert Path(summary.results_path).is_file()
+    assert await anyio.Path(summary.results_path).is_file()
     assert await service.results_summary(created.id) == summary
     assert (await service.job(created.id)).results_path == summary.results_path
