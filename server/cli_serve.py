@@ -21,6 +21,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: `aoai-batch-mcp --help` builds every command's parser, and the MCP SDK takes ~1 s to import.
     import anyio
+    from pydantic import ValidationError
 
     from aoai_batch.errors import InvalidInput
     from aoai_batch.settings import Settings
@@ -29,7 +30,11 @@ def run(args: argparse.Namespace) -> int:
 
     # stdout belongs to the protocol on stdio: every log line goes to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"aoai-batch-mcp serve: the settings are not valid:\n{exc}", file=sys.stderr)
+        return USAGE_ERROR
     server = build_server(settings)
     if args.transport == "stdio":
         anyio.run(server.run_stdio_async)
