@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"aoai-batch-mcp serve: the settings are not valid:\n{exc}", file=sys.stderr)
+        # Field names and reasons only: the values may be secrets.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+        print(f"aoai-batch-mcp serve: the settings are not valid ({problems}).", file=sys.stderr)
         return USAGE_ERROR
     server = build_server(settings)
     if args.transport == "stdio":
