@@ -111,6 +111,8 @@ class RequestText:
             if type(part) is not dict:
                 continue
             kind = part.get("type")
+            if type(kind) is not str:
+                continue
             text = part.get("text")
             if kind in TEXT_PART_TYPES and type(text) is str:
                 self.texts.append(text)

@@ -68,7 +68,15 @@ def test_an_image_adds_its_estimate_and_makes_the_count_inexact() -> None:
 
 
 def test_malformed_bodies_contribute_what_can_be_read_and_never_fail() -> None:
-    for body in ({}, {"messages": "x"}, {"messages": [1, {"role": 2, "content": {"a": 1}}]}, {"input": [1, None]}):
+    bodies = (
+        {},
+        {"messages": "x"},
+        {"messages": [1, {"role": 2, "content": {"a": 1}}]},
+        {"messages": [{"role": "user", "content": [1, {"type": ["x"]}, {"type": "text", "text": 5}]}]},
+        {"input": [1, None, {"role": "user", "content": [{"type": {"a": 1}}]}]},
+        {"prompt": [[1, 2]], "input": {"a": 1}},
+    )
+    for body in bodies:
         for endpoint in ("/chat/completions", "/responses", "/embeddings", "/completions", "/other"):
             assert count_request_tokens(endpoint, body) >= 0
 

@@ -26,6 +26,8 @@ JSON_PIECES = [
     b'{"custom_id": "a", "method": "GET", "url": "/v1/chat/completions", "body": {"model": "e", "messages": [{}]}}\n',
     b'{"custom_id": null, "url": "/embeddings", "body": {"model": "d", "input": [[1]]}}\n',
     b'{"body": {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}}\n',
+    b'{"custom_id": "b", "method": "POST", "url": "/responses", '
+    b'"body": {"model": "d", "input": [{"content": [{"type": []}]}]}}\n',
     b"[]\n",
 ]
 
