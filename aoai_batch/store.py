@@ -93,17 +93,27 @@ class Registry:
         self.path = Path(path)
         self._now = now
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise self._unusable(exc) from exc
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+        except InvalidInput:
+            self._db.close()
+            raise
         except sqlite3.DatabaseError as exc:
-            raise InvalidInput(
-                f"The job registry {self.path} cannot be opened ({exc}); move it aside or set AOAI_BATCH_HOME."
-            ) from exc
+            self._db.close()
+            raise self._unusable(exc) from exc
+
+    def _unusable(self, exc: Exception) -> InvalidInput:
+        return InvalidInput(
+            f"The job registry {self.path} cannot be opened ({exc}); move it aside or set AOAI_BATCH_HOME."
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -197,9 +207,10 @@ class Registry:
         return _batch_record(rows[0]) if rows else None
 
     def list_batches(self, *, limit: int | None = None, active_only: bool = False) -> list[BatchRecord]:
-        """Newest first."""
+        """Newest first: by the service's creation time, then by when this registry first saw them."""
         where = "WHERE terminal = 0" if active_only else ""
-        rows = self._query(f"{_BATCH_SELECT} {where} ORDER BY first_seen DESC, id DESC LIMIT ?", (limit or -1,))
+        order = "ORDER BY COALESCE(json_extract(snapshot, '$.created_at'), '') DESC, first_seen DESC, id DESC"
+        rows = self._query(f"{_BATCH_SELECT} {where} {order} LIMIT ?", (limit or -1,))
         return [_batch_record(row) for row in rows]
 
     def history(self, batch_id: str) -> list[StatusChange]:

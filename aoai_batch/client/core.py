@@ -88,7 +88,7 @@ class BatchClient:
         self._api: openai.AsyncOpenAI | None = None
         self._tokens: EntraTokens | None = None
         self._translate: Callable[[BaseException], BatchToolError | None] = lambda exc: None
-        self._transfer_timeout: object = None
+        self._transfer_timeout: httpx2.Timeout | None = None
         self._lock = anyio.Lock()
 
     async def __aenter__(self) -> Self:
@@ -189,7 +189,7 @@ class BatchClient:
         return api.files.with_raw_response.create(
             file=(name, handle, "application/jsonl"),
             purpose="batch",
-            timeout=self._transfer_timeout,  # type: ignore[arg-type]
+            timeout=self._transfer_timeout,
             **extra,
         )
 
@@ -239,7 +239,7 @@ class BatchClient:
         self, api: openai.AsyncOpenAI, file_id: str, handle: IO[bytes], progress: ProgressFn | None
     ) -> int:
         written = 0
-        streaming = api.files.with_streaming_response.content(file_id, timeout=self._transfer_timeout)  # type: ignore[arg-type]
+        streaming = api.files.with_streaming_response.content(file_id, timeout=self._transfer_timeout)
         async with streaming as response:
             total = int(response.headers.get("content-length") or 0) or None
             async for chunk in response.iter_bytes(DOWNLOAD_CHUNK):

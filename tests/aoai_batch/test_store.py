@@ -94,6 +94,12 @@ async def test_jobs_are_listed_newest_first_and_active_ones_can_be_selected(tmp_
     assert [r.batch.id for r in active] == ["batch_2", "batch_1"]
 
 
+async def test_jobs_are_ordered_by_the_services_creation_time_not_when_they_were_seen(store: Store) -> None:
+    await store.save_batch(make_batch("batch_new", created_at=datetime(2025, 5, 2, tzinfo=UTC)))
+    await store.save_batch(make_batch("batch_old", created_at=datetime(2025, 5, 1, tzinfo=UTC)))
+    assert [record.batch.id for record in await store.list_batches()] == ["batch_new", "batch_old"]
+
+
 async def test_a_batch_is_found_by_its_idempotency_key(store: Store) -> None:
     await store.save_batch(make_batch("batch_1"), idempotency_key="abc")
     found = await store.find_by_idempotency_key("abc")
@@ -199,3 +205,10 @@ def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path: Path)
     finally:
         registry.close()
     assert len(committed) >= 300
+
+
+def test_a_home_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder should be", encoding="utf-8")
+    with pytest.raises(InvalidInput):
+        Registry(blocker / "home" / "state.sqlite3")
