@@ -146,16 +146,17 @@ def memory(work: Path, megabytes: int) -> None:
         with httpx2.Client(base_url=url, headers={"api-key": "bench"}, timeout=600) as http, big.open("rb") as handle:
             files = {"file": ("big.jsonl", handle, "application/jsonl")}
             uploaded = http.post("/openai/files", params=Q, data={"purpose": "batch"}, files=files).json()
-            with http.stream("GET", f"/openai/files/{uploaded['id']}/content", params=Q) as response:
-                with (work / "back.jsonl").open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
+            url = f"/openai/files/{uploaded['id']}/content"
+            with http.stream("GET", url, params=Q) as response, (work / "back.jsonl").open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
         peak = rss_kb(server.pid, "VmHWM")
     finally:
         server.terminate()
         server.wait(30)
     same = (work / "back.jsonl").stat().st_size == big.stat().st_size
-    print(f"peak RSS for a {big.stat().st_size / 1e6:.0f} MB upload + download: {peak / 1024:.0f} MB (target <= 150 MB)")
+    size = big.stat().st_size / 1e6
+    print(f"peak RSS for a {size:.0f} MB upload + download: {peak / 1024:.0f} MB (target <= 150 MB)")
     print(f"idle RSS of the same server: {idle / 1024:.0f} MB; ratio peak / idle: {peak / idle:.2f}")
     if not same:
         raise SystemExit("the downloaded file differs in size from the uploaded one")

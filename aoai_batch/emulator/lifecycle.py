@@ -199,7 +199,7 @@ class BatchRunner:
             errs: list[bytes] = []
             for line in source:
                 offset += len(line)
-                if not line.strip():
+                if len(line) < 3 and not line.strip():  # a validated file has no blank lines but at its end
                     continue
                 request = orjson.loads(line)
                 custom_id = request["custom_id"]
