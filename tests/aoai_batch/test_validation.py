@@ -340,3 +340,57 @@ def test_whole_file_issues_are_listed_first_even_after_fifty_line_issues(tmp_pat
     assert report.issues[0].line == 56
     assert len(report.issues) == MAX_LISTED_ISSUES
     assert report.issue_counts == {"invalid_json_line": 60, "too_many_tasks": 1, "file_too_large": 1}
+
+
+KEYS = [
+    "custom_id",
+    "method",
+    "url",
+    "body",
+    "model",
+    "messages",
+    "input",
+    "prompt",
+    "instructions",
+    "role",
+    "content",
+    "type",
+    "text",
+    "name",
+    "image_url",
+]
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=8)
+    | st.sampled_from(
+        [
+            "POST",
+            "/chat/completions",
+            "/responses",
+            "/v1/embeddings",
+            "/completions",
+            "user",
+            "text",
+            "image_url",
+            "input_text",
+            "d",
+        ]
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6) | json_values, max_size=6))
+def test_no_json_shape_makes_validation_fail_with_an_exception(lines: list[object]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "any.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+
+        report = validate(path, deployments=["d"])
+
+    assert report.requests == len(lines)
+    assert report.ok is (not report.issue_counts)
