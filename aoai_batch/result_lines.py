@@ -14,6 +14,7 @@ from typing import Any, Literal
 import orjson
 
 Status = Literal["succeeded", "failed"]
+CODE_CHARS = 100
 UsageTriple = tuple[int, int, int]
 
 
@@ -181,7 +182,8 @@ def _failure(error: dict[str, Any], status_code: Any) -> Outcome:
     message = error.get("message")
     if not isinstance(code, str) or not code:
         code = f"http_{status_code}" if isinstance(status_code, int) else "unknown_error"
-    return Outcome("failed", code=code, message=message if isinstance(message, str) else None)
+    # A code is a short word; a long one (a hostile or broken file) would bloat every summary that counts it.
+    return Outcome("failed", code=truncate(code, CODE_CHARS), message=message if isinstance(message, str) else None)
 
 
 def _success(body: dict[str, Any]) -> Outcome:
@@ -207,6 +209,8 @@ def _from_choices(choices: list[Any]) -> tuple[str | None, str | None]:
     message = first.get("message")
     if isinstance(message, dict):
         content = message.get("content")
+        if isinstance(content, list):  # content parts (audio transcripts, text parts)
+            content = _text_of(content)
         if not isinstance(content, str) or not content:
             content = _tool_calls_or_refusal(message, content)
     else:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aoai_batch.models import Batch, BatchError, BatchStatus, FetchSummary, ResultCounts
-from aoai_batch.results import Joined, ResultFormat
+from aoai_batch.result_lines import truncate
+from aoai_batch.results import PREVIEW_CHARS, Joined, ResultFormat
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,6 @@ def note_for(
 def _describe(errors: list[BatchError]) -> str:
     if not errors:
         return ""
-    shown = "; ".join(f"{e.code or 'error'}: {e.message or ''}".strip() for e in errors[:3])
+    shown = "; ".join(f"{e.code or 'error'}: {truncate(e.message, PREVIEW_CHARS) or ''}".strip() for e in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return f" ({shown}{more})"

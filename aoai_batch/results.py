@@ -37,6 +37,7 @@ INPUT_CHARS = 500  # the question in the results file: enough to recognise it, n
 PREVIEW_CHARS = 200  # the summary goes back to a model: keep its rows short
 MAX_PREVIEW = 20
 FAILED_IDS = 10
+MAX_CODES = 20
 QUESTIONS_BUDGET = 32 << 20  # bytes of encoded questions kept in memory before spilling to disk
 ANSWERS_BUDGET = 64 << 20
 CSV_COLUMNS = (
@@ -355,7 +356,7 @@ class _Writer:
                 table = _CsvWriter(handle)
                 stack.callback(table.close)
             self._rows(handle, table, source, retry)
-        joined.failures_by_code = dict(self.codes.most_common())
+        joined.failures_by_code = _top_codes(self.codes)
         heads, answers = self.found.heads.sequence(), self.outcomes.records.sequence()
         for row in range(min(self.preview, self.found.rows)):
             first = self.found.first_row[row]
@@ -404,6 +405,13 @@ class _Writer:
         if retry is not None:
             source.seek(self.found.offsets[row])
             retry.write(source.read(self.found.lengths[row]).rstrip(b"\r\n") + b"\n")
+
+
+def _top_codes(codes: Counter[str]) -> dict[str, int]:
+    """The most frequent codes, the rest summed as `other`: the summary stays small whatever the error file holds."""
+    top = dict(codes.most_common(MAX_CODES))
+    rest = sum(codes.values()) - sum(top.values())
+    return {**top, "other": rest} if rest else top
 
 
 def _split_head(head: bytes) -> tuple[str, str | None]:

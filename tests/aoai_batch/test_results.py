@@ -497,3 +497,24 @@ def test_every_request_gets_one_row_and_the_retry_file_holds_exactly_the_others(
     retried = read_jsonl(joined.retry_path) if joined.retry_path else []
     assert [line["custom_id"] for line in retried] == [row["custom_id"] for row in rows if row["status"] != "succeeded"]
     assert joined.counts.succeeded + joined.counts.failed + joined.counts.missing == len(ids)
+
+
+def test_failures_by_code_stay_small_whatever_the_error_file_holds(tmp_path: Path) -> None:
+    ids = [f"e{n}" for n in range(30)]
+    errors = [error_line(cid, code=f"code_{n}_" + "x" * 500) for n, cid in enumerate(ids)]
+
+    joined = join(tmp_path, [request(cid) for cid in ids], None, errors)
+
+    assert len(joined.failures_by_code) == 21
+    assert joined.failures_by_code["other"] == 10
+    assert sum(joined.failures_by_code.values()) == 30
+    assert max(len(code) for code in joined.failures_by_code) <= 100
+
+
+def test_answers_given_as_content_parts_are_joined_into_text(tmp_path: Path) -> None:
+    line = chat_answer("a")
+    line["response"]["body"]["choices"][0]["message"]["content"] = [{"type": "text", "text": "part one"}]
+
+    joined = join(tmp_path, [request("a")], [line], None)
+
+    assert read_jsonl(joined.results_path)[0]["content"] == "part one"
