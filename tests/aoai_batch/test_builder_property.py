@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aoai_batch.builder import build_batch_file
+from aoai_batch.errors import InvalidInput
 from aoai_batch.validation import validate_file
 
 # Text as people and files give it: any Unicode scalar (no lone surrogates, which no UTF-8 file holds).
@@ -106,3 +107,40 @@ def test_built_request_objects_always_validate(found: list[dict[str, Any]], opts
         result = build_batch_file(requests=found, output_path=Path(tmp) / "batch.jsonl", **opts)
 
         check_output([f.path for f in result.files], len(found), opts["max_requests"], opts["max_bytes"])
+
+
+KEYS = ["custom_id", "messages", "prompt", "temperature", "role", "content", "type", "text", "img", "model", "input"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | text | st.sampled_from(["user", "system", "text"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    found=st.lists(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5), min_size=1, max_size=6),
+    body=st.dictionaries(st.sampled_from([*KEYS, "max_tokens"]), json_values, max_size=3),
+    endpoint=st.sampled_from(["/chat/completions", "/responses"]),
+)
+def test_any_request_objects_give_valid_files_or_a_clear_refusal(
+    found: list[dict[str, Any]], body: dict[str, Any], endpoint: str
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "out"
+        try:
+            result = build_batch_file(
+                deployment="d",
+                requests=found,
+                body=body,
+                endpoint=endpoint,
+                image_field="img",
+                output_path=folder / "batch.jsonl",
+                max_requests=3,
+                max_bytes=100_000,
+                resolve_image=lambda value: Path(tmp) / "no-images-here" / value,
+            )
+        except InvalidInput:
+            assert not folder.exists() or not any(folder.iterdir())
+            return
+        check_output([f.path for f in result.files], len(found), 3, 100_000)
