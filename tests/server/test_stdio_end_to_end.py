@@ -33,6 +33,10 @@ def server_parameters(tmp_path: Path) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env, cwd=str(ROOT))
 
 
+def line_count(path: Path) -> int:
+    return len(path.read_bytes().splitlines())
+
+
 async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     return structured(await client.call_tool(tool, arguments))
 
@@ -71,7 +75,7 @@ async def test_the_whole_flow_over_stdio_on_the_embedded_emulator(tmp_path: Path
     assert len(fetched["preview"]) == 2
     results = Path(fetched["results_path"])
     assert results.parent == tmp_path / "ws"
-    assert len(results.read_bytes().splitlines()) == 5
+    assert line_count(results) == 5
 
 
 @pytest.mark.slow
