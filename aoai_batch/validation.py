@@ -85,9 +85,9 @@ class Checker:
         self.issues: list[ValidationIssue] = []
         self.pinned: list[ValidationIssue] = []
         self.counts: Counter[str] = Counter()
-        # hash(custom_id) -> line of first use; a hash, not the id, to keep memory small (a false
-        # duplicate needs a 64-bit collision).
-        self.seen_ids: dict[int, int] = {}
+        # hash(custom_id) of every id seen: a hash, not the id, keeps memory small (a false duplicate
+        # needs a 64-bit collision); a set, not a dict to the first line, keeps the pass fast.
+        self.seen_ids: set[int] = set()
         self.checked_models: set[str] = set()
 
     def add(self, code: IssueCode, line: int | None, message: str) -> None:
@@ -158,15 +158,13 @@ class Checker:
             return
         custom_id = obj.get("custom_id")
         if type(custom_id) is str and custom_id:
-            # Past the request limit (already an issue) ids are looked up but no longer kept: memory stays bounded.
-            if self.requests <= self.max_requests:
-                first = self.seen_ids.setdefault(hash(custom_id), number)
-            else:
-                first = self.seen_ids.get(hash(custom_id), number)
-            if first != number:
+            key = hash(custom_id)
+            if key in self.seen_ids:
                 self.add(
-                    "duplicate_custom_id", number, f"custom_id {_shown(custom_id)} is already used on line {first}."
+                    "duplicate_custom_id", number, f"custom_id {_shown(custom_id)} is used on an earlier line too."
                 )
+            elif self.requests <= self.max_requests:  # past the limit ids are no longer kept: bounded memory
+                self.seen_ids.add(key)
         else:
             self.check_custom_id(number, custom_id)
         method = obj.get("method")
@@ -279,14 +277,14 @@ def _messages_problem(messages: object) -> str | None:
     if type(messages) is not list or not messages:
         return "body.messages is missing, empty, or not a list; give at least one message."
     roles = MESSAGE_ROLES
-    for message in messages:
-        if type(message) is not dict:
-            break
-        role = message.get("role")
-        if type(role) is not str or role not in roles or type(message.get("content")) is not str:
-            break
-    else:
-        return None
+    try:
+        for message in messages:
+            if message.get("role") not in roles or type(message.get("content")) is not str:
+                break
+        else:
+            return None
+    except (AttributeError, TypeError):  # a message that is not an object, or a role that is not hashable
+        pass
     for index, message in enumerate(messages):
         problem = _message_problem(message)
         if problem is not None:
