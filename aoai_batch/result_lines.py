@@ -118,13 +118,20 @@ def _part_text(part: Any) -> str | None:
 # --- output and error lines ------------------------------------------------------------------------
 
 
-# The answer columns of a plain chat answer, formatted directly: the same bytes orjson would give, in half the time.
 _ANSWER_WITH_USAGE = (
     b'"content":%b,"finish_reason":%b,'
     b'"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d},"error":null}'
 )
 _ANSWER_WITHOUT_USAGE = b'"content":%b,"finish_reason":%b,"usage":null,"error":null}'
 _dumps = orjson.dumps
+
+
+def plain_answer_columns(content: str, finish_reason: Any, usage: UsageTriple | None) -> bytes:
+    """The answer columns of a successful chat answer, formatted directly (orjson's bytes, in half the time)."""
+    finish = _dumps(finish_reason if type(finish_reason) is str else None)
+    if usage:
+        return _ANSWER_WITH_USAGE % (_dumps(content), finish, *usage)
+    return _ANSWER_WITHOUT_USAGE % (_dumps(content), finish)
 
 
 def answer_of(line: dict[str, Any]) -> tuple[Outcome | None, bytes, UsageTriple | None]:
@@ -143,10 +150,7 @@ def answer_of(line: dict[str, Any]) -> tuple[Outcome | None, bytes, UsageTriple 
         if type(content) is str and content:
             finish_reason = first.get("finish_reason")  # type: ignore[union-attr]
             usage = _usage(body.get("usage"))  # type: ignore[union-attr]
-            finish = _dumps(finish_reason if type(finish_reason) is str else None)
-            if usage:
-                return None, _ANSWER_WITH_USAGE % (_dumps(content), finish, *usage), usage
-            return None, _ANSWER_WITHOUT_USAGE % (_dumps(content), finish), None
+            return None, plain_answer_columns(content, finish_reason, usage), usage
     outcome = outcome_of(line)
     return outcome, orjson.dumps(outcome.fields())[1:], outcome.usage
 
@@ -248,9 +252,9 @@ def _from_responses(body: dict[str, Any]) -> tuple[str | None, str | None]:
 def _usage(usage: Any) -> UsageTriple | None:
     if type(usage) is not dict:
         return None
-    prompt, completion, total = usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens")
-    if type(prompt) is int and type(completion) is int and type(total) is int:
-        return (prompt, completion, total)
+    counts = (usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("total_tokens"))
+    if all(type(n) is int and n >= 0 for n in counts):
+        return counts  # type: ignore[return-value]
     prompt = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
     completion = _int(usage.get("completion_tokens", usage.get("output_tokens")))
     total = _int(usage.get("total_tokens")) or prompt + completion

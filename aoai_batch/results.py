@@ -1,6 +1,7 @@
 """Joining a batch's input file with its output and error files: results rows and a retry file.
 
-Pure: files in, files out. Three passes, each file parsed once:
+Pure: files in, files out. Three passes, each file parsed once (typed decoding of the common shapes in
+`result_decode`, the general reader in `result_lines` for the rest):
 1. the input: each request's custom_id -> its row, its line's offset (for the retry file), and its
    question encoded as JSON;
 2. the output and error files: each answer's columns encoded as JSON, by the row of its custom_id;
@@ -29,7 +30,8 @@ from aoai_batch.errors import InvalidInput
 from aoai_batch.fileio import atomic_writer
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ResultCounts, ResultError, ResultRow, Usage
-from aoai_batch.result_lines import NO_ANSWER, Outcome, UsageTriple, answer_of, question_of, truncate
+from aoai_batch.result_decode import read_answer, read_request
+from aoai_batch.result_lines import NO_ANSWER, Outcome, UsageTriple, truncate
 
 ResultFormat = Literal["jsonl", "csv"]
 
@@ -186,7 +188,7 @@ def _index_input(path: Path, found: _Input) -> None:
         found.lengths,
         found.heads.add,
     )
-    loads, dumps = orjson.loads, orjson.dumps
+    dumps = orjson.dumps
     with open_for_reading(path) as handle:
         offset = _skip_bom(handle)
         readline = handle.readline
@@ -197,15 +199,11 @@ def _index_input(path: Path, found: _Input) -> None:
                 offset += _skip_rest_of_line(handle)
                 found.skipped += 1
                 continue
-            try:
-                request = loads(line)
-                custom_id = request.get("custom_id") if type(request) is dict else None
-            except orjson.JSONDecodeError:
-                custom_id = None
-            if type(custom_id) is not str:
+            request = read_request(line)
+            if request is None:
                 found.skipped += bool(line.strip())
                 continue
-            question = question_of(request)
+            custom_id, question = request
             if question is not None and len(question) > INPUT_CHARS:
                 question = truncate(question, INPUT_CHARS)
             first_row.append(ids.setdefault(custom_id, len(offsets)))
@@ -252,7 +250,7 @@ class _Outcomes:
 
 
 def _index_outcomes(path: Path, ids: dict[str, int], found: _Outcomes) -> None:
-    loads, keep, add, status, answers = orjson.loads, found.keep, found.records.add, found.status, found.answers
+    keep, add, status, answers = found.keep, found.records.add, found.status, found.answers
     usage_0, usage_1, usage_2 = found.usage
     with open_for_reading(path) as handle:
         _skip_bom(handle)
@@ -262,20 +260,15 @@ def _index_outcomes(path: Path, ids: dict[str, int], found: _Outcomes) -> None:
                 _skip_rest_of_line(handle)
                 found.unparsable += 1
                 continue
-            try:
-                parsed = loads(line)
-            except orjson.JSONDecodeError:
+            answer = read_answer(line)
+            if answer is None:
                 found.unparsable += bool(line.strip())
                 continue
-            custom_id = parsed.get("custom_id") if type(parsed) is dict else None
-            row = ids.get(custom_id) if type(custom_id) is str else None
+            custom_id, outcome, columns, usage = answer
+            row = ids.get(custom_id)
             if row is None:
-                if type(custom_id) is str:
-                    found.unmatched += 1
-                else:
-                    found.unparsable += 1
+                found.unmatched += 1
                 continue
-            outcome, columns, usage = answer_of(parsed)
             if outcome is None and status[row] == NO_OUTCOME:  # the common case, without a call
                 status[row] = SUCCEEDED
                 answers[row] = add(columns)

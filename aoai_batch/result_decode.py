@@ -1,0 +1,127 @@
+"""Reading one input or output line fast: typed decoding of the common shapes, the general reader otherwise.
+
+A plain chat request or answer is decoded with msgspec into the few fields the join uses; everything
+else on the line (Azure's content-filter annotations, ids, timestamps) is skipped without building
+objects, which is what makes the join cheaper than parsing its files with a general JSON parser. Any
+line that does not fit (another endpoint, an error, an odd type) goes to `result_lines`, which handles
+every shape: the fast path only ever returns what the general one would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import orjson
+
+from aoai_batch.result_lines import Outcome, UsageTriple, answer_of, plain_answer_columns, question_of
+
+
+class _Message(msgspec.Struct):
+    role: Any = None
+    content: Any = None
+
+
+class _RequestBody(msgspec.Struct):
+    messages: list[_Message] | None = None
+
+
+class _Request(msgspec.Struct):
+    custom_id: Any = None
+    body: _RequestBody | None = None
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: Any = None
+    completion_tokens: Any = None
+    total_tokens: Any = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+    finish_reason: Any = None
+
+
+class _AnswerBody(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    error: Any = None
+
+
+class _Response(msgspec.Struct):
+    status_code: Any = None
+    body: _AnswerBody | None = None
+
+
+class _AnswerLine(msgspec.Struct):
+    custom_id: Any = None
+    response: _Response | None = None
+    error: Any = None
+
+
+_REQUEST = msgspec.json.Decoder(_Request)
+_ANSWER = msgspec.json.Decoder(_AnswerLine)
+
+
+def read_request(line: bytes) -> tuple[str, str | None] | None:
+    """(custom_id, last user content) of an input line; None when it is not a JSON object with a string custom_id."""
+    try:
+        request = _REQUEST.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # not JSON, or not this shape: the general reader decides
+        request = None
+    if request is not None:
+        if type(request.custom_id) is not str:
+            return None
+        messages = request.body.messages if request.body is not None else None
+        last = messages[-1] if messages else None
+        if last is not None and last.role == "user" and type(last.content) is str:
+            return request.custom_id, last.content
+    try:
+        parsed = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    custom_id = parsed.get("custom_id") if type(parsed) is dict else None
+    return (custom_id, question_of(parsed)) if type(custom_id) is str else None
+
+
+def read_answer(line: bytes) -> tuple[str, Outcome | None, bytes, UsageTriple | None] | None:
+    """(custom_id, outcome, answer columns, usage) of an output or error line, as `answer_of` gives them;
+    None when the line is not a JSON object with a string custom_id."""
+    try:
+        answer = _ANSWER.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        answer = None
+    if answer is not None:
+        if type(answer.custom_id) is not str:
+            return None
+        fast = _plain_chat(answer)
+        if fast is not None:
+            return answer.custom_id, None, fast[0], fast[1]
+    try:
+        parsed = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    custom_id = parsed.get("custom_id") if type(parsed) is dict else None
+    return (custom_id, *answer_of(parsed)) if type(custom_id) is str else None
+
+
+def _plain_chat(line: _AnswerLine) -> tuple[bytes, UsageTriple | None] | None:
+    """The columns of a successful chat answer with text content; None for anything else."""
+    response = line.response
+    if line.error is not None or response is None or response.status_code != 200 or response.body is None:
+        return None
+    body = response.body
+    if body.error is not None or not body.choices:
+        return None
+    choice = body.choices[0]
+    content = choice.message.content if choice.message is not None else None
+    if type(content) is not str or not content:
+        return None
+    usage = None
+    if body.usage is not None:
+        counts = (body.usage.prompt_tokens, body.usage.completion_tokens, body.usage.total_tokens)
+        if not all(type(n) is int and n >= 0 for n in counts):
+            return None
+        usage = counts
+    finish_reason = choice.finish_reason if type(choice.finish_reason) is str else None
+    return plain_answer_columns(content, finish_reason, usage), usage
