@@ -4,7 +4,7 @@ Measures spawn -> `initialize` answered -> `tools/list` answered, median of seve
 its ratio to a minimal MCPServer with one tool, measured in the same run, interleaved (target <= 1.15).
 Plain JSON-RPC over the pipes, so the client side costs nothing.
 
-    python bench/startup.py [--runs 7]
+    python bench/startup.py [--runs 15]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def time_one(command: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         baseline_script = Path(tmp) / "baseline.py"

@@ -66,6 +66,8 @@ class ServiceHandle:
 
     async def _run(self) -> None:
         await self._wanted.wait()
+        if self._closing.is_set():
+            return  # never used: nothing to open, nothing to import
         # Imported on first use, not at the top: with the client and the validator it costs tens of
         # milliseconds that start-up (bench/startup.py) does not need; opening the service imports `openai`.
         from aoai_batch.service import BatchService
