@@ -7,6 +7,7 @@ variables; the key is taken from `AOAI_EMULATOR_KEY` only, so it never shows in 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import sys
 from typing import Any
@@ -85,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         async with emulator:
             await server.serve(sockets=[sock])
 
-    anyio.run(serve)
+    # Ctrl+C comes back as KeyboardInterrupt after uvicorn's graceful shutdown: a normal way to stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve)
     return 0
 
 

@@ -1,0 +1,56 @@
+"""`aoai-batch-mcp emulator` as a real process, and the default pace of the emulated clock."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openai import AzureOpenAI
+
+from aoai_batch.emulator.lifecycle import Timings
+from aoai_batch.settings import EmulatorSettings
+from tests.aoai_batch.emulator.helpers import API_VERSION
+
+REAL_SECONDS_FOR_25_REQUESTS = 10.0
+
+
+def test_default_pace_completes_a_25_request_batch_within_ten_real_seconds() -> None:
+    timings = Timings(EmulatorSettings())
+    total = timings.validation + timings.processing(25) + timings.finalizing
+    assert 0 < total <= REAL_SECONDS_FOR_25_REQUESTS
+    assert timings.window("24h") > total
+
+
+@pytest.mark.slow
+def test_emulator_command_serves_the_api_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    env = {**os.environ, "AOAI_EMULATOR_KEY": "cli-key"}
+    command = [sys.executable, "-m", "server", "emulator", "--port", "0", "--home", str(tmp_path / "home")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+", first)
+        assert match is not None
+        client = AzureOpenAI(azure_endpoint=match.group(0), api_key="cli-key", api_version=API_VERSION, max_retries=5)
+        with client:
+            page = client.batches.list()
+        assert page.data == []
+        assert "cli-key" not in first
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+        if process.stdout:
+            process.stdout.close()
+    assert process.returncode == 0
+
+
+def test_emulator_command_refuses_bad_settings(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "server", "emulator", "--port", "0", "--faults", "teapot:1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr
