@@ -137,3 +137,24 @@ async def test_bad_requests_are_tool_errors(app: MCPServer[AppState], tool: str,
     assert result.is_error
     assert result.content
     assert result.content[0].type == "text"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_cancelled_wait_ends_and_the_server_keeps_serving(
+    app: MCPServer[AppState], batch_file: Path, mode: str
+) -> None:
+    async with Client(app, mode=mode) as client:
+        created = await start_batch(client, batch_file)
+        waiting = anyio.CancelScope()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            waiting.cancel()  # the user gives up as soon as the wait has started
+
+        with anyio.fail_after(WAIT):
+            with waiting:
+                await client.call_tool(
+                    "get_batch", {"batch_id": created["id"], "wait_seconds": 50}, progress_callback=on_progress
+                )
+            listed = structured(await client.call_tool("list_batches", {}))
+    assert waiting.cancelled_caught
+    assert [batch["id"] for batch in listed["batches"]] == [created["id"]]  # type: ignore[union-attr]
