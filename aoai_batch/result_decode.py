@@ -9,12 +9,15 @@ every shape: the fast path only ever returns what the general one would.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import orjson
 
 from aoai_batch.result_lines import Outcome, UsageTriple, answer_of, plain_answer_columns, question_of
+
+# Typed as strictly as the short path needs: a line whose values do not fit goes to the general reader.
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class _Message(msgspec.Struct):
@@ -32,14 +35,18 @@ class _Request(msgspec.Struct):
 
 
 class _Usage(msgspec.Struct):
-    prompt_tokens: Any = None
-    completion_tokens: Any = None
-    total_tokens: Any = None
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count
+
+
+class _AnswerMessage(msgspec.Struct):
+    content: str | None = None
 
 
 class _Choice(msgspec.Struct):
-    message: _Message | None = None
-    finish_reason: Any = None
+    message: _AnswerMessage | None = None
+    finish_reason: str | None = None
 
 
 class _AnswerBody(msgspec.Struct):
@@ -49,7 +56,7 @@ class _AnswerBody(msgspec.Struct):
 
 
 class _Response(msgspec.Struct):
-    status_code: Any = None
+    status_code: int | None = None
     body: _AnswerBody | None = None
 
 
@@ -115,13 +122,8 @@ def _plain_chat(line: _AnswerLine) -> tuple[bytes, UsageTriple | None] | None:
         return None
     choice = body.choices[0]
     content = choice.message.content if choice.message is not None else None
-    if type(content) is not str or not content:
+    if not content:
         return None
-    usage = None
-    if body.usage is not None:
-        counts = (body.usage.prompt_tokens, body.usage.completion_tokens, body.usage.total_tokens)
-        if not all(type(n) is int and n >= 0 for n in counts):
-            return None
-        usage = counts
-    finish_reason = choice.finish_reason if type(choice.finish_reason) is str else None
-    return plain_answer_columns(content, finish_reason, usage), usage
+    counts = body.usage
+    usage = (counts.prompt_tokens, counts.completion_tokens, counts.total_tokens) if counts is not None else None
+    return plain_answer_columns(content, choice.finish_reason, usage), usage
