@@ -150,20 +150,20 @@ def request_text(endpoint: str, body: dict[str, Any]) -> RequestText:
     return found
 
 
-def _plain_chat_texts(body: dict[str, Any]) -> list[str] | None:
-    """Role and content of each message when every message is just that (the common case, made fast)."""
-    texts: list[str] = []
+def _plain_chat_size(body: dict[str, Any]) -> tuple[int, int] | None:
+    """(characters, messages) when every message is just a role and a text (the common case, made fast)."""
     messages = body.get("messages")
     if type(messages) is not list:
         return None
+    chars = 0
     for message in messages:
         if type(message) is not dict or len(message) != 2:
             return None
         role, content = message.get("role"), message.get("content")
         if type(role) is not str or type(content) is not str:
             return None
-        texts += (role, content)
-    return texts
+        chars += len(role) + len(content)
+    return chars, len(messages)
 
 
 @dataclass
@@ -185,20 +185,22 @@ class TokenEstimator:
     _images: int = 0
 
     def add(self, endpoint: str, body: dict[str, Any]) -> None:
-        texts = _plain_chat_texts(body) if endpoint == "/chat/completions" else None
-        if texts is None:
-            found = request_text(endpoint, body)
-            texts = found.texts
-            self._fixed += found.fixed
-            self._images += found.images
-        else:
-            self._fixed += TOKENS_PER_MESSAGE * (len(texts) // 2) + TOKENS_PER_REPLY
-        chars = sum(map(len, texts))
-        self._chars += chars
-        if self._seen % self.sample_every == 0:
-            self._sampled_chars += chars
-            self._sampled_tokens += sum(map(self.counter.count, texts))
+        sampled = self._seen % self.sample_every == 0
         self._seen += 1
+        if not sampled and endpoint == "/chat/completions":
+            size = _plain_chat_size(body)
+            if size is not None:
+                self._chars += size[0]
+                self._fixed += TOKENS_PER_MESSAGE * size[1] + TOKENS_PER_REPLY
+                return
+        found = request_text(endpoint, body)
+        self._fixed += found.fixed
+        self._images += found.images
+        chars = sum(map(len, found.texts))
+        self._chars += chars
+        if sampled:
+            self._sampled_chars += chars
+            self._sampled_tokens += sum(map(self.counter.count, found.texts))
 
     @property
     def total(self) -> int:
