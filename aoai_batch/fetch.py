@@ -44,8 +44,8 @@ async def fetch_results(
     batch = (await store.save_batch(await client.get_batch(batch_id))).batch
     if not batch.terminal:
         raise NotReady(_not_ready_message(batch))
-    if batch.status == "failed" and not batch.output_file_id and not batch.error_file_id:
-        summary = not_run_summary(batch, format)  # failed validation: no request ran, nothing to download
+    if _never_ran(batch):
+        summary = not_run_summary(batch, format)
     else:
         summary = await _download_and_join(client, store, batch, Path(output_dir), format, preview, overwrite, progress)
     await store.save_results_summary(summary)
@@ -63,6 +63,14 @@ def _check_parameters(format: str, preview: int) -> None:
         raise InvalidInput(f"format must be 'jsonl' or 'csv' (it was {format!r}).")
     if not 0 <= preview <= MAX_PREVIEW:
         raise InvalidInput(f"preview must be between 0 and {MAX_PREVIEW} rows (it was {preview}).")
+
+
+def _never_ran(batch: Batch) -> bool:
+    """A batch that failed before running anything (validation): no files, or files with nothing in them."""
+    if batch.status != "failed":
+        return False
+    counts = batch.request_counts
+    return not (batch.output_file_id or batch.error_file_id) or counts.completed + counts.failed == 0
 
 
 def _not_ready_message(batch: Batch) -> str:

@@ -15,7 +15,7 @@ import pytest
 from aoai_batch.client import BatchClient, emulator_connection
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import BatchToolError, ConnectionFailed, InvalidInput, NotFound, NotReady
-from aoai_batch.fetch import fetch_results
+from aoai_batch.fetch import _never_ran, fetch_results
 from aoai_batch.models import Batch, FetchSummary
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.store import Store
@@ -290,3 +290,31 @@ async def test_an_interrupted_download_leaves_nothing_that_looks_complete(
             await setup.fetch(batch.id)
         assert await store.results_summary(batch.id) is None
     assert list((tmp_path / "results").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "files", "completed", "failed", "never_ran"),
+    [
+        ("failed", None, 0, 0, True),
+        ("failed", "file-1", 0, 0, True),  # Azure may name empty files on a validation failure
+        ("failed", "file-1", 3, 1, False),
+        ("completed", None, 0, 0, False),
+        ("cancelled", None, 0, 0, False),
+    ],
+)
+def test_a_failed_batch_counts_as_never_run_only_when_nothing_ran(
+    status: str, files: str | None, completed: int, failed: int, never_ran: bool
+) -> None:
+    batch = Batch.model_validate(
+        {
+            "id": "b",
+            "status": status,
+            "terminal": True,
+            "output_file_id": files,
+            "error_file_id": files,
+            "request_counts": {"total": 4, "completed": completed, "failed": failed},
+            "backend": "azure",
+        }
+    )
+
+    assert _never_ran(batch) is never_ran
