@@ -151,8 +151,11 @@ class RequestFactory:
 
     def lines(self, rows: Iterable[tuple[int, Mapping[str, Any]]], *, from_requests: bool) -> Iterator[dict[str, Any]]:
         first_row: dict[str, int] = {}
+        id_column = self.id_field or "custom_id"
         for number, row in rows:
-            custom_id = self.custom_id(row, number)
+            custom_id = row.get(id_column)
+            if type(custom_id) is not str or not custom_id.strip():
+                custom_id = self.custom_id(row, number)
             earlier = first_row.setdefault(custom_id, number)
             if earlier != number:
                 raise InvalidInput(f"Rows {earlier} and {number} have the same id {custom_id!r}; ids must be unique.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +36,11 @@ class SplitWriter:
         self.max_requests = max_requests
         self.max_bytes = max_bytes
         self.overwrite = overwrite
-        self.parts: list[Part] = []
+        self._parts: list[Part] = []
+        # The current part's room, kept as plain numbers: `write` runs once per request.
+        self._requests_left = 0
+        self._bytes_left = 0
+        self._write: Callable[[bytes], object] = _no_part
         if not overwrite and self.output_path.exists():
             raise InvalidInput(f"{self.output_path} already exists; choose another name or ask to overwrite it.")
 
@@ -50,20 +55,30 @@ class SplitWriter:
     def write(self, line: bytes) -> bool:
         """Append one line (ending in a newline); True when it starts a new part."""
         size = len(line)
-        if size > self.max_bytes:
-            raise InvalidInput(
-                f"Request {self.total_requests + 1} is {size} bytes, more than the {self.max_bytes}-byte file limit; "
-                "shorten it (e.g. smaller images)."
-            )
-        part = self.parts[-1] if self.parts else None
-        started = part is None or part.requests >= self.max_requests or part.bytes + size > self.max_bytes
+        started = self._requests_left == 0 or size > self._bytes_left
         if started:
-            part = self._new_part()
-        assert part is not None
-        part.handle.write(line)
-        part.requests += 1
-        part.bytes += size
+            if size > self.max_bytes:
+                raise InvalidInput(
+                    f"Request {self.total_requests + 1} is {size} bytes, more than the {self.max_bytes}-byte "
+                    "file limit; shorten it (e.g. smaller images)."
+                )
+            self._new_part()
+        self._write(line)
+        self._requests_left -= 1
+        self._bytes_left -= size
         return started
+
+    @property
+    def parts(self) -> list[Part]:
+        """The parts so far, with their counts up to date."""
+        self._settle()
+        return self._parts
+
+    def _settle(self) -> None:
+        if self._parts:
+            current = self._parts[-1]
+            current.requests = self.max_requests - self._requests_left
+            current.bytes = self.max_bytes - self._bytes_left
 
     @property
     def total_requests(self) -> int:
@@ -123,10 +138,16 @@ class SplitWriter:
             except FileExistsError:
                 continue
         part = Part(temp, os.fdopen(fd, "wb", buffering=WRITE_BUFFER))
-        self.parts.append(part)
+        self._settle()
+        self._parts.append(part)
+        self._requests_left, self._bytes_left, self._write = self.max_requests, self.max_bytes, part.handle.write
         return part
 
     def _discard(self) -> None:
-        for part in self.parts:
+        for part in self._parts:
             part.handle.close()
             part.temp.unlink(missing_ok=True)
+
+
+def _no_part(line: bytes) -> object:
+    raise AssertionError("write() opens a part before writing")
