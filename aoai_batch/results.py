@@ -296,6 +296,8 @@ def join_results(
     """
     if format not in ("jsonl", "csv"):
         raise InvalidInput(f"Unknown results format {format!r}; use 'jsonl' or 'csv'.")
+    if not overwrite and Path(results_path).exists():  # before the work, not only when publishing
+        raise InvalidInput(f"{results_path} already exists; choose another name or ask to overwrite it.")
     found = _Input()
     outcomes = _Outcomes.empty(0)
     try:
