@@ -53,6 +53,9 @@ def build_batch_file(
 ) -> BuildResult:
     """Write the batch file(s) for exactly one of `prompts`, `requests` or `source_path`.
 
+    A template fills `{column}` from each source row, request object or prompt (`{prompt}`); without one,
+    a row's `prompt` column, or its only column, is the prompt.
+
     Local images (in `image_field`) are read through `resolve_image` (default: relative to the source
     file's folder, or the current folder), which may refuse a path by raising InvalidInput.
     Raises InvalidInput, with nothing written, for any bad input.
@@ -108,6 +111,8 @@ def _rows(
 
 
 def _prompt_rows(prompts: Sequence[str]) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    if isinstance(prompts, str | bytes):
+        raise InvalidInput("prompts must be a list of strings, not one string.")
     if not prompts:
         raise InvalidInput("prompts is empty; give at least one prompt.")
     for number, prompt in enumerate(prompts, start=1):
@@ -117,6 +122,8 @@ def _prompt_rows(prompts: Sequence[str]) -> Iterator[tuple[int, Mapping[str, Any
 
 
 def _request_rows(requests: Sequence[Mapping[str, Any]]) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    if isinstance(requests, str | bytes | Mapping):
+        raise InvalidInput("requests must be a list of request objects.")
     if not requests:
         raise InvalidInput("requests is empty; give at least one request.")
     for number, request in enumerate(requests, start=1):

@@ -270,6 +270,8 @@ BAD_INPUTS: list[dict[str, Any]] = [
     {"prompts": ["a"], "template": "{}"},
     {"prompts": ["a"], "template": "{missing}"},
     {"prompts": ["lone \ud800 surrogate"]},
+    {"prompts": "one string"},
+    {"requests": {"prompt": "a mapping, not a list"}},
     {"prompts": ["a"], "body": {"stop": {1, 2}}},
 ]
 
@@ -344,3 +346,10 @@ def test_jsonl_rows_shaped_like_requests_keep_their_messages(tmp_path: Path) -> 
     [line] = lines_of(result.files[0].path)
     assert line["custom_id"] == "r1"
     assert line["body"]["messages"] == [{"role": "system", "content": "Be brief."}, *row["messages"]]
+
+
+def test_a_template_wraps_each_prompt(tmp_path: Path) -> None:
+    result = build(tmp_path, prompts=["cats", "dogs"], template="Write a haiku about {prompt}.")
+
+    contents = [line["body"]["messages"][0]["content"] for line in lines_of(result.files[0].path)]
+    assert contents == ["Write a haiku about cats.", "Write a haiku about dogs."]
