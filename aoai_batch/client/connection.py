@@ -15,6 +15,7 @@ ApiStyle = Literal["azure", "v1", "openai"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 EMULATOR_PLACEHOLDER_KEY = "emulator"
+EMBEDDED_ENDPOINT = "http://emulator.invalid"  # never resolved: requests go through the ASGI transport
 
 
 class AsyncCredential(Protocol):
@@ -50,6 +51,11 @@ class Connection(BaseModel):
         """The endpoint without scheme or path (safe to show)."""
         rest = self.endpoint.split("://", 1)[-1]
         return rest.split("/", 1)[0]
+
+    @property
+    def label(self) -> str:
+        """How messages name the service."""
+        return "the embedded emulator" if self.endpoint == EMBEDDED_ENDPOINT else self.host
 
 
 def _azure_style(api_version: str, endpoint: str) -> ApiStyle:
@@ -93,7 +99,7 @@ def _azure_key(settings: Settings, backend: Backend) -> SecretStr | None:
     return None
 
 
-def emulator_connection(key: str, *, api_version: str, endpoint: str = "http://emulator.invalid") -> Connection:
+def emulator_connection(key: str, *, api_version: str, endpoint: str = EMBEDDED_ENDPOINT) -> Connection:
     """The in-process emulator, reached through its ASGI transport (the host is never resolved)."""
     style = _azure_style(api_version, endpoint)
     return Connection(

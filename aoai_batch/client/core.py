@@ -153,9 +153,9 @@ class BatchClient:
         try:
             data = response.http_response.json()
         except ValueError as exc:
-            raise ServiceUnavailable(f"{self.connection.host} sent an answer that is not JSON; retry later.") from exc
+            raise ServiceUnavailable(f"The answer from {self.connection.label} is not JSON; retry later.") from exc
         if not isinstance(data, dict):
-            raise ServiceUnavailable(f"{self.connection.host} sent an unexpected answer; retry later.")
+            raise ServiceUnavailable(f"Unexpected answer from {self.connection.label}; retry later.")
         return data
 
     # files

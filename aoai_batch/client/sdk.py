@@ -99,11 +99,11 @@ def translate(exc: BaseException, *, connection: Connection) -> BatchToolError |
         return _status_error(exc, connection)
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ConnectionFailed(
-            f"{connection.host} did not answer in time; check the network and retry, or check AZURE_OPENAI_ENDPOINT."
+            f"No answer in time from {connection.label}; check the network and retry, or check AZURE_OPENAI_ENDPOINT."
         )
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
         return ConnectionFailed(
-            f"Could not reach {connection.host}; check AZURE_OPENAI_ENDPOINT (or OPENAI_BASE_URL) and the network."
+            f"Could not reach {connection.label}; check AZURE_OPENAI_ENDPOINT (or OPENAI_BASE_URL) and the network."
         )
     return None
 
@@ -114,14 +114,15 @@ def _status_error(exc: openai.APIStatusError, connection: Connection) -> BatchTo
     status = exc.status_code
     if status in (401, 403):
         return AuthenticationFailed(
-            f"{connection.host} refused the credentials ({message}). {_auth_hint(connection)}", request_id=rid
+            f"The credentials were refused by {connection.label} ({message}). {_auth_hint(connection)}", request_id=rid
         )
     if status == 404:
-        return NotFound(f"Not found on {connection.host} ({message}); check the id.", request_id=rid)
+        text = message if message != f"HTTP {status}" else f"Not found on {connection.label}; check the id."
+        return NotFound(text, request_id=rid)
     if status == 429:
         return _rate_limited(exc, message, rid)
     if status >= 500:
-        return ServiceUnavailable(f"{connection.host} had a server error ({message}); retry later.", request_id=rid)
+        return ServiceUnavailable(f"Server error at {connection.label} ({message}); retry later.", request_id=rid)
     return InvalidRequest(f"The service rejected the request: {message}", code=exc.code, request_id=rid)
 
 
