@@ -9,6 +9,7 @@ server that imports the client starts fast.
 from __future__ import annotations
 
 import importlib
+import io
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -48,6 +49,23 @@ FILE_DONE_STATUSES = frozenset({"processed", "error", "deleting", "deleted"})
 LIST_PAGE_SIZE = 100
 MAX_SCAN_PAGES = 10
 DOWNLOAD_CHUNK = 1 << 20
+UPLOAD_REPORT_SECONDS = 2.0
+
+
+class CountingFile(io.FileIO):
+    """A file that counts the bytes read from it, for upload progress (a retry's rewind resets the count)."""
+
+    sent = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self.sent += len(data or b"")
+        return data or b""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        position = super().seek(offset, whence)
+        self.sent = position
+        return position
 
 
 async def report(progress: ProgressFn | None, done: float, total: float | None, message: str) -> None:
@@ -173,14 +191,52 @@ class BatchClient:
         size = (await anyio.to_thread.run_sync(path.stat)).st_size
         await report(progress, 0, size, f"Uploading {path.name} ({size} bytes)")
         expires = {"anchor": "created_at", "seconds": expires_after_days * 86400} if expires_after_days else None
-        handle: IO[bytes] = await anyio.to_thread.run_sync(path.open, "rb")
+        handle = await anyio.to_thread.run_sync(CountingFile, path)
         try:
-            data = await self._json(lambda api: self._create_file(api, path.name, handle, expires))
+            data = await self._with_upload_progress(
+                lambda: self._json(lambda api: self._create_file(api, path.name, handle, expires)),
+                handle,
+                size,
+                progress,
+            )
         finally:
             await anyio.to_thread.run_sync(handle.close)
         info = to_file(data, self.backend)
         await report(progress, size, size, f"Uploaded {path.name} as {info.id}")
         return await self.wait_for_file(info, progress) if wait else info
+
+    async def _with_upload_progress(
+        self,
+        upload: Callable[[], Awaitable[dict[str, Any]]],
+        handle: CountingFile,
+        size: int,
+        progress: ProgressFn | None,
+    ) -> dict[str, Any]:
+        """Run the upload while reporting the bytes sent every few seconds (real time: a cadence, not logic)."""
+        if progress is None:
+            return await upload()
+        done = anyio.Event()
+        result: dict[str, Any] = {}
+        failure: Exception | None = None
+
+        async def tell() -> None:
+            while not done.is_set():
+                with anyio.move_on_after(UPLOAD_REPORT_SECONDS):
+                    await done.wait()
+                if not done.is_set():
+                    await report(progress, handle.sent, size, f"Uploading: {handle.sent * 100 // max(size, 1)}%")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(tell)
+            try:
+                result = await upload()
+            except Exception as exc:  # re-raised below: leaving the task group would wrap it in an ExceptionGroup
+                failure = exc
+            finally:
+                done.set()
+        if failure is not None:
+            raise failure
+        return result
 
     def _create_file(
         self, api: openai.AsyncOpenAI, name: str, handle: IO[bytes], expires: dict[str, Any] | None

@@ -14,6 +14,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from pydantic import SecretStr
 
 from aoai_batch.client import BatchClient, Connection, connection_from_settings
+from aoai_batch.client.core import CountingFile
 from aoai_batch.errors import (
     AuthenticationFailed,
     BatchToolError,
@@ -250,3 +251,31 @@ def test_settings_choose_the_connection(env: dict[str, str], backend: str, style
 def test_settings_without_what_a_backend_needs_are_an_input_error(env: dict[str, str]) -> None:
     with pytest.raises(InvalidInput):
         connection_from_settings(Settings.model_validate(env))
+
+
+def test_the_upload_file_counts_what_was_read_and_a_rewind_resets_the_count(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"x" * 1000)
+    with CountingFile(path) as handle:
+        handle.read(300)
+        handle.read(300)
+        assert handle.sent == 600
+        handle.seek(0)
+        assert handle.sent == 0
+        handle.read()
+        assert handle.sent == 1000
+
+
+async def test_a_failed_upload_with_progress_raises_the_plain_error(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"custom_id": "a"}\n')
+    calls: list[str | None] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        calls.append(message)
+
+    answer = error(400, AZURE_ERROR)
+    async with BatchClient(azure(), transport=httpx2.MockTransport(answer), max_retries=0) as client:
+        with pytest.raises(InvalidRequest):
+            await client.upload_file(path, progress=progress)
+    assert calls
