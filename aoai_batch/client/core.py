@@ -48,7 +48,7 @@ IDEMPOTENCY_METADATA_KEY = "idempotency_key"
 FILE_DONE_STATUSES = frozenset({"processed", "error", "deleting", "deleted"})
 LIST_PAGE_SIZE = 100
 MAX_SCAN_PAGES = 10
-DOWNLOAD_CHUNK = 1 << 20
+WRITE_BATCH = 4 << 20
 UPLOAD_REPORT_SECONDS = 2.0
 
 
@@ -295,14 +295,21 @@ class BatchClient:
         self, api: openai.AsyncOpenAI, file_id: str, handle: IO[bytes], progress: ProgressFn | None
     ) -> int:
         written = 0
+        pending: list[bytes] = []
+        pending_bytes = 0
         streaming = api.files.with_streaming_response.content(file_id, timeout=self._transfer_timeout)
         async with streaming as response:
             total = int(response.headers.get("content-length") or 0) or None
-            async for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
-                await anyio.to_thread.run_sync(handle.write, chunk)
-                written += len(chunk)
-                await report(progress, written, total, f"Downloading {file_id}")
-        return written
+            async for chunk in response.iter_bytes():
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= WRITE_BATCH:  # one worker-thread hop per few MB, not per network chunk
+                    await anyio.to_thread.run_sync(handle.writelines, pending)
+                    written += pending_bytes
+                    pending, pending_bytes = [], 0
+                    await report(progress, written, total, f"Downloading {file_id}")
+            await anyio.to_thread.run_sync(handle.writelines, pending)
+        return written + pending_bytes
 
     # batches
 
