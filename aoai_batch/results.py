@@ -1,13 +1,12 @@
 """Joining a batch's input file with its output and error files: results rows and a retry file.
 
-Pure: files in, files out. Three passes, each file parsed once (typed decoding of the common shapes in
+Pure: files in, files out. Two passes, each file parsed once (typed decoding of the common shapes in
 `result_decode`, the general reader in `result_lines` for the rest):
-1. the input: each request's custom_id -> its row, its line's offset (for the retry file), and its
-   question encoded as JSON;
-2. the output and error files: each answer's columns encoded as JSON, by the row of its custom_id;
-3. the rows in input order, each assembled from the two encoded halves (no parsing), to the results file.
-Memory stays bounded: nothing is kept per request but integers and the two encoded halves, and those go
-to a temporary file once they pass a budget (see `_Records`).
+1. the output and error files: each answer's columns, encoded as JSON once, by custom_id;
+2. the input, in order: each request's row assembled from its own fields and its answer's encoded
+   columns, written to the results file; the lines of requests that did not succeed, to the retry file.
+Memory stays bounded: per request, only its id, a few integers and its encoded answer are kept, and the
+answers go to a temporary file once they pass a budget (see `_Records`). The input is never held.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import os
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, overload
@@ -31,7 +30,7 @@ from aoai_batch.fileio import atomic_writer
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ResultCounts, ResultError, ResultRow, Usage
 from aoai_batch.result_decode import read_answer, read_request
-from aoai_batch.result_lines import NO_ANSWER, Outcome, UsageTriple, truncate
+from aoai_batch.result_lines import NO_ANSWER, UsageTriple, truncate
 
 ResultFormat = Literal["jsonl", "csv"]
 
@@ -40,8 +39,7 @@ PREVIEW_CHARS = 200  # the summary goes back to a model: keep its rows short
 MAX_PREVIEW = 20
 FAILED_IDS = 10
 MAX_CODES = 20
-QUESTIONS_BUDGET = 32 << 20  # bytes of encoded questions kept in memory before spilling to disk
-ANSWERS_BUDGET = 64 << 20
+ANSWERS_BUDGET = 64 << 20  # bytes of encoded answers kept in memory before spilling to disk
 CSV_COLUMNS = (
     "custom_id",
     "status",
@@ -54,7 +52,7 @@ CSV_COLUMNS = (
     "error_code",
     "error_message",
 )
-NO_OUTCOME, SUCCEEDED, FAILED, NOT_RUN = 0, 1, 2, 3
+MISSING, SUCCEEDED, FAILED, NOT_RUN = 0, 1, 2, 3
 STATUS_NAMES = ("missing", "succeeded", "failed", "missing")
 # Error lines for requests the service never ran (OpenAI writes them when a batch expires or is cancelled):
 # the request is `missing`, as if it had no line, and the row keeps the error saying why.
@@ -62,7 +60,8 @@ NOT_RUN_CODES = frozenset({"batch_expired", "batch_cancelled"})
 STATUS_JSON = tuple(orjson.dumps(name) for name in STATUS_NAMES)
 MISSING_ANSWER = orjson.dumps(NO_ANSWER)[1:]
 WRITE_ROWS = 1000
-BYTES_OVERHEAD = 33  # what CPython adds to each bytes object, counted against the budgets
+ROW = b'{"custom_id":%b,"status":%b,"input":%b,%b\n'  # the answer's columns close the object
+BYTES_OVERHEAD = 33  # what CPython adds to each bytes object, counted against the budget
 
 
 @dataclass
@@ -149,133 +148,55 @@ class _Spilled(Sequence[bytes]):
         return self.records.get(number)
 
 
-def _skip_bom(handle: IO[bytes]) -> int:
-    if handle.read(len(BOM)) == BOM:
-        return len(BOM)
-    handle.seek(0)
-    return 0
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """Each line of `handle` (a BOM at the start dropped); b"" for a line too long to read, which is skipped."""
+    if handle.read(len(BOM)) != BOM:
+        handle.seek(0)
+    readline = handle.readline
+    while line := readline(MAX_LINE_BYTES):
+        if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield b"\x00"  # not JSON: counted as a line that could not be read
+            continue
+        yield line
 
 
-def _skip_rest_of_line(handle: IO[bytes]) -> int:
-    """Read past a line longer than MAX_LINE_BYTES without keeping it; the bytes skipped."""
-    skipped = 0
-    while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-        skipped += len(rest)
-    return skipped + len(rest)
-
-
-@dataclass
-class _Input:
-    """Each request's place: its id's first row, its line (offset, length), its encoded custom_id and question."""
-
-    ids: dict[str, int] = field(default_factory=dict)  # custom_id -> row of its first occurrence
-    first_row: array[int] = field(default_factory=lambda: array("q"))
-    offsets: array[int] = field(default_factory=lambda: array("q"))
-    lengths: array[int] = field(default_factory=lambda: array("q"))
-    heads: _Records = field(default_factory=lambda: _Records(QUESTIONS_BUDGET))  # `{"custom_id":…,"input":…` per row
-    skipped: int = 0
-
-    @property
-    def rows(self) -> int:
-        return len(self.offsets)
-
-
-def _index_input(path: Path, found: _Input) -> None:
-    ids, first_row, offsets, lengths, add_head = (
-        found.ids,
-        found.first_row,
-        found.offsets,
-        found.lengths,
-        found.heads.add,
-    )
-    dumps = orjson.dumps
-    with open_for_reading(path) as handle:
-        offset = _skip_bom(handle)
-        readline = handle.readline
-        while line := readline(MAX_LINE_BYTES):
-            start = offset
-            offset += len(line)
-            if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
-                offset += _skip_rest_of_line(handle)
-                found.skipped += 1
-                continue
-            request = read_request(line)
-            if request is None:
-                found.skipped += bool(line.strip())
-                continue
-            custom_id, question = request
-            if question is not None and len(question) > INPUT_CHARS:
-                question = truncate(question, INPUT_CHARS)
-            first_row.append(ids.setdefault(custom_id, len(offsets)))
-            offsets.append(start)
-            lengths.append(len(line))
-            # Sliced (without its closing brace, as the row needs it): orjson's own buffer is 4 KB whatever the size.
-            add_head(dumps({"custom_id": custom_id, "input": question})[:-1])
+# One answer, by custom_id: (state, its encoded columns' record number, usage, error code).
+Answer = tuple[int, int, UsageTriple | None, str | None]
 
 
 @dataclass
-class _Outcomes:
-    """What became of each request, by the row of its id's first occurrence."""
+class _Answers:
+    """What the output and error files say, by custom_id (they are read before the input)."""
 
-    status: bytearray
-    answers: array[int]  # row -> its record in `records`
-    usage: tuple[array[int], array[int], array[int]]
+    by_id: dict[str, Answer] = field(default_factory=dict)
     records: _Records = field(default_factory=lambda: _Records(ANSWERS_BUDGET))
-    codes: dict[int, str] = field(default_factory=dict)  # row -> error code, failed requests only
     unparsable: int = 0
-    unmatched: int = 0
     duplicates: int = 0
 
-    @classmethod
-    def empty(cls, rows: int) -> _Outcomes:
-        def zeros() -> array[int]:
-            return array("q", bytes(8 * rows))
-
-        return cls(bytearray(rows), zeros(), (zeros(), zeros(), zeros()))
-
-    def keep(self, row: int, outcome: Outcome | None, columns: bytes, usage: UsageTriple | None) -> None:
-        if self.status[row] != NO_OUTCOME:
-            self.duplicates += 1
-            if self.status[row] == SUCCEEDED or (outcome is not None and outcome.status == "failed"):
-                return  # an answer beats an error; otherwise the first line wins
-        failed = outcome is not None and outcome.status == "failed"
-        if outcome is not None and failed:
-            self.status[row] = NOT_RUN if outcome.code in NOT_RUN_CODES else FAILED
-            self.codes[row] = outcome.code or "unknown_error"
-        else:
-            self.status[row] = SUCCEEDED
-            self.codes.pop(row, None)
-        self.answers[row] = self.records.add(columns)
-        self.usage[0][row], self.usage[1][row], self.usage[2][row] = usage or (0, 0, 0)
-
-
-def _index_outcomes(path: Path, ids: dict[str, int], found: _Outcomes) -> None:
-    keep, add, status, answers = found.keep, found.records.add, found.status, found.answers
-    usage_0, usage_1, usage_2 = found.usage
-    with open_for_reading(path) as handle:
-        _skip_bom(handle)
-        readline = handle.readline
-        while line := readline(MAX_LINE_BYTES):
-            if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
-                _skip_rest_of_line(handle)
-                found.unparsable += 1
-                continue
-            answer = read_answer(line)
-            if answer is None:
-                found.unparsable += bool(line.strip())
-                continue
-            custom_id, outcome, columns, usage = answer
-            row = ids.get(custom_id)
-            if row is None:
-                found.unmatched += 1
-                continue
-            if outcome is None and status[row] == NO_OUTCOME:  # the common case, without a call
-                status[row] = SUCCEEDED
-                answers[row] = add(columns)
-                if usage:
-                    usage_0[row], usage_1[row], usage_2[row] = usage
-            else:
-                keep(row, outcome, columns, usage)
+    def read(self, path: Path) -> None:
+        by_id, add = self.by_id, self.records.add
+        with open_for_reading(path) as handle:
+            for line in _lines(handle):
+                answer = read_answer(line)
+                if answer is None:
+                    self.unparsable += bool(line.strip())
+                    continue
+                custom_id, outcome, columns, usage = answer
+                if outcome is None and custom_id not in by_id:  # a first plain answer: the common case
+                    by_id[custom_id] = (SUCCEEDED, add(columns), usage, None)
+                    continue
+                state, code = SUCCEEDED, None
+                if outcome is not None and outcome.status == "failed":
+                    code = outcome.code or "unknown_error"
+                    state = NOT_RUN if code in NOT_RUN_CODES else FAILED
+                earlier = by_id.get(custom_id)
+                if earlier is not None:
+                    self.duplicates += 1
+                    if earlier[0] == SUCCEEDED or state != SUCCEEDED:
+                        continue  # an answer beats an error; otherwise the first line wins
+                by_id[custom_id] = (state, add(columns), usage, code)
 
 
 def join_results(
@@ -298,108 +219,117 @@ def join_results(
         raise InvalidInput(f"Unknown results format {format!r}; use 'jsonl' or 'csv'.")
     if not overwrite and Path(results_path).exists():  # before the work, not only when publishing
         raise InvalidInput(f"{results_path} already exists; choose another name or ask to overwrite it.")
-    found = _Input()
-    outcomes = _Outcomes.empty(0)
+    answers = _Answers()
     try:
-        _index_input(Path(input_path), found)
-        found.heads.done_adding()
-        outcomes = _Outcomes.empty(found.rows)
         for path in (output_path, error_path):
             if path is not None:
-                _index_outcomes(Path(path), found.ids, outcomes)
-        outcomes.records.done_adding()
-        found.ids.clear()  # the rest goes by row: let the id table go before the rows are built
-        needs_retry = any(outcomes.status[first] != SUCCEEDED for first in found.first_row)
+                answers.read(Path(path))
+        answers.records.done_adding()
         joined = Joined(
             results_path=Path(results_path),
-            retry_path=Path(retry_path) if needs_retry else None,
-            requests=found.rows,
-            usage=Usage(
-                prompt_tokens=sum(outcomes.usage[0]),
-                completion_tokens=sum(outcomes.usage[1]),
-                total_tokens=sum(outcomes.usage[2]),
-            ),
-            unparsable_lines=outcomes.unparsable,
-            unmatched_lines=outcomes.unmatched,
-            duplicate_lines=outcomes.duplicates,
-            skipped_input_lines=found.skipped,
+            retry_path=Path(retry_path),
+            unparsable_lines=answers.unparsable,
+            duplicate_lines=answers.duplicates,
         )
-        _Writer(joined, found, outcomes, min(max(preview, 0), MAX_PREVIEW)).run(Path(input_path), format, overwrite)
+        _Rows(joined, answers, min(max(preview, 0), MAX_PREVIEW)).write(Path(input_path), format, overwrite)
         return joined
     finally:
-        found.heads.close()
-        outcomes.records.close()
+        answers.records.close()
 
 
-class _Writer:
-    """The last pass: each row from its two encoded halves, in input order; the retry file beside."""
+class _Rows:
+    """The second pass: the input in order, each request with its answer; the retry file opened when needed."""
 
-    def __init__(self, joined: Joined, found: _Input, outcomes: _Outcomes, preview: int) -> None:
-        self.joined, self.found, self.outcomes, self.preview = joined, found, outcomes, preview
+    def __init__(self, joined: Joined, answers: _Answers, preview: int) -> None:
+        self.joined, self.answers, self.preview = joined, answers, preview
         self.codes: Counter[str] = Counter()
+        self.matched: set[str] = set()
+        self.retry: IO[bytes] | None = None
 
-    def run(self, input_path: Path, format: ResultFormat, overwrite: bool) -> None:
+    def write(self, input_path: Path, format: ResultFormat, overwrite: bool) -> None:
         joined = self.joined
         with contextlib.ExitStack() as stack:
             source = stack.enter_context(open_for_reading(input_path))
             handle = stack.enter_context(atomic_writer(joined.results_path, overwrite=overwrite))
-            retry = None
-            if joined.retry_path is not None:
-                retry = stack.enter_context(atomic_writer(joined.retry_path, overwrite=overwrite))
             table = None
             if format == "csv":
                 table = _CsvWriter(handle)
                 stack.callback(table.close)
-            self._rows(handle, table, source, retry)
+            self._rows(source, handle, table, stack, overwrite)
+        if self.retry is None:
+            joined.retry_path = None
         joined.failures_by_code = _top_codes(self.codes)
-        heads, answers = self.found.heads.sequence(), self.outcomes.records.sequence()
-        for row in range(min(self.preview, self.found.rows)):
-            first = self.found.first_row[row]
-            state = self.outcomes.status[first]
-            answer = answers[self.outcomes.answers[first]] if state else MISSING_ANSWER
-            joined.preview.append(_preview_row(heads[row], state, answer))
+        joined.unmatched_lines = len(self.answers.by_id) - len(self.matched)
 
-    def _rows(self, handle: IO[bytes], table: _CsvWriter | None, source: IO[bytes], retry: IO[bytes] | None) -> None:
-        """The hot loop: no parsing, no call but the write for most rows; everything rare is in _unusual."""
-        found, outcomes, write_bytes = self.found, self.outcomes, handle.write
-        heads, records = found.heads.sequence(), outcomes.records.sequence()
-        first_rows, status, answers = found.first_row, outcomes.status, outcomes.answers
-        succeeded = 0
+    def _rows(
+        self,
+        source: IO[bytes],
+        handle: IO[bytes],
+        table: _CsvWriter | None,
+        stack: contextlib.ExitStack,
+        overwrite: bool,
+    ) -> None:
+        """The hot loop: one decode, one lookup and one formatted row per request; the rest is in _not_done."""
+        get_answer, records, matched = self.answers.by_id.get, self.answers.records.sequence(), self.matched
+        dumps = orjson.dumps
         pending: list[bytes] = []
-        add = pending.append
-        for row in range(found.rows):
-            first = first_rows[row]
-            state = status[first]
-            head = heads[row]
-            answer = records[answers[first]] if state else MISSING_ANSWER
+        add_row, write_bytes = pending.append, handle.write
+        rows = succeeded = prompt = completion = total = 0
+        preview = self.preview
+        for line in _lines(source):
+            request = read_request(line)
+            if request is None:
+                self.joined.skipped_input_lines += bool(line.strip())
+                continue
+            custom_id, question = request
+            if question is not None and len(question) > INPUT_CHARS:
+                question = truncate(question, INPUT_CHARS)
+            answer = get_answer(custom_id)
+            state, columns = (answer[0], records[answer[1]]) if answer is not None else (MISSING, MISSING_ANSWER)
+            if answer is not None and custom_id not in matched:  # usage counted once per answer
+                matched.add(custom_id)
+                if usage := answer[2]:
+                    prompt, completion, total = prompt + usage[0], completion + usage[1], total + usage[2]
             if table is None:
-                add(b'%b,"status":%b,%b\n' % (head, STATUS_JSON[state], answer))
+                add_row(ROW % (dumps(custom_id), STATUS_JSON[state], dumps(question), columns))
                 if len(pending) == WRITE_ROWS:  # one write per thousand rows: fewer calls, same bytes
                     write_bytes(b"".join(pending))
                     pending.clear()
             else:
-                table.write(head, state, answer)
+                table.write(custom_id, question, state, columns)
             if state == SUCCEEDED:
                 succeeded += 1
             else:
-                self._unusual(row, first, state, head, source, retry)
+                self._not_done(custom_id, state, answer, line, stack, overwrite)
+            if rows < preview:
+                self.joined.preview.append(_preview_row(custom_id, question, state, columns))
+            rows += 1
         write_bytes(b"".join(pending))
+        self.joined.requests = rows
         self.joined.counts.succeeded = succeeded
+        self.joined.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
 
-    def _unusual(
-        self, row: int, first: int, state: int, head: bytes, source: IO[bytes], retry: IO[bytes] | None
+    def _not_done(
+        self,
+        custom_id: str,
+        state: int,
+        answer: Answer | None,
+        line: bytes,
+        stack: contextlib.ExitStack,
+        overwrite: bool,
     ) -> None:
         joined = self.joined
         if state == FAILED:
             joined.counts.failed += 1
-            self.codes[self.outcomes.codes.get(first) or "unknown_error"] += 1
+            self.codes[(answer[3] if answer else None) or "unknown_error"] += 1
         else:
             joined.counts.missing += 1
         if len(joined.failed_ids) < FAILED_IDS:
-            joined.failed_ids.append(_split_head(head)[0])
-        if retry is not None:
-            source.seek(self.found.offsets[row])
-            retry.write(source.read(self.found.lengths[row]).rstrip(b"\r\n") + b"\n")
+            joined.failed_ids.append(custom_id)
+        if self.retry is None:
+            assert joined.retry_path is not None
+            self.retry = stack.enter_context(atomic_writer(joined.retry_path, overwrite=overwrite))
+        self.retry.write(line.rstrip(b"\r\n") + b"\n")
 
 
 def _top_codes(codes: Counter[str]) -> dict[str, int]:
@@ -409,19 +339,13 @@ def _top_codes(codes: Counter[str]) -> dict[str, int]:
     return {**top, "other": rest} if rest else top
 
 
-def _split_head(head: bytes) -> tuple[str, str | None]:
-    fields = orjson.loads(head + b"}")
-    return fields["custom_id"], fields["input"]
-
-
-def _answer_fields(answer: bytes) -> dict[str, Any]:
-    fields: dict[str, Any] = orjson.loads(b"{" + answer)
+def _answer_fields(columns: bytes) -> dict[str, Any]:
+    fields: dict[str, Any] = orjson.loads(b"{" + columns)
     return fields
 
 
-def _preview_row(head: bytes, state: int, answer: bytes) -> ResultRow:
-    custom_id, question = _split_head(head)
-    fields = _answer_fields(answer)
+def _preview_row(custom_id: str, question: str | None, state: int, columns: bytes) -> ResultRow:
+    fields = _answer_fields(columns)
     error = fields["error"]
     return ResultRow(
         custom_id=truncate(custom_id, PREVIEW_CHARS) or "",
@@ -442,9 +366,8 @@ class _CsvWriter:
         self.csv = csv.writer(self.text)
         self.csv.writerow(CSV_COLUMNS)
 
-    def write(self, head: bytes, state: int, answer: bytes) -> None:
-        custom_id, question = _split_head(head)
-        fields = _answer_fields(answer)
+    def write(self, custom_id: str, question: str | None, state: int, columns: bytes) -> None:
+        fields = _answer_fields(columns)
         usage = fields["usage"] or {}
         error = fields["error"] or {}
         self.csv.writerow(
