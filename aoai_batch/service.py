@@ -130,8 +130,8 @@ class BatchService:
     ) -> UploadResult:
         """Check the file (unless told not to), upload it streamed from disk, and wait until it is processed."""
         path = await anyio.to_thread.run_sync(_existing_file, Path(path))
-        if expires_after_days is not None and not 1 <= expires_after_days <= 30:
-            raise InvalidInput(f"expires_after_days must be between 1 and 30 (it was {expires_after_days}).")
+        if expires_after_days is not None and not 14 <= expires_after_days <= 30:
+            raise InvalidInput(f"expires_after_days must be 14 to 30, as on Azure (it was {expires_after_days}).")
         report = None
         if validate:
             report = await anyio.to_thread.run_sync(

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     max_requests: int = Field(100_000, gt=0, validation_alias=AliasChoices("AOAI_BATCH_MAX_REQUESTS", "max_requests"))
     max_bytes: int = Field(200_000_000, gt=0, validation_alias=AliasChoices("AOAI_BATCH_MAX_BYTES", "max_bytes"))
     file_expiry_days: int = Field(
-        14, ge=1, le=30, validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days")
+        14, ge=14, le=30, validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days")
     )
     http_token: SecretStr | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_HTTP_TOKEN", "http_token"))
 

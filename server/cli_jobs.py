@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upload = _command(subparsers, "upload", "Check and upload a JSONL batch file.", _upload, _show_upload)
     upload.add_argument("path", type=Path, help="the JSONL batch file")
     upload.add_argument("--no-validate", action="store_true", help="upload without checking the file first")
-    upload.add_argument("--expires-after-days", type=int, help="days until the service deletes the file (1-30)")
+    upload.add_argument("--expires-after-days", type=int, help="days until the service deletes the file (14-30)")
     upload.add_argument("--no-wait", action="store_true", help="return before the service has processed the file")
 
     create = _command(subparsers, "create", "Start a batch job on an uploaded file.", _create, _show_batch)

@@ -45,7 +45,7 @@ async def upload_file(
     ctx: Context[Any, Any],
     validate: Annotated[bool, Field(description="Check the file first and refuse to upload it if it fails.")] = True,
     expires_after_days: Annotated[
-        int | None, Field(ge=1, le=30, description="Delete the uploaded file after this many days (default 14).")
+        int | None, Field(ge=14, le=30, description="Delete the uploaded file after 14-30 days (default 14).")
     ] = None,
     wait: Annotated[bool, Field(description="Wait until the service has processed the file.")] = True,
 ) -> UploadResult:

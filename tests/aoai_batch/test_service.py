@@ -126,6 +126,16 @@ async def test_an_invalid_file_is_refused_and_nothing_is_uploaded(
     assert await emulator.core.list_files(None) == []
 
 
+@pytest.mark.parametrize("days", [1, 13, 31])
+async def test_an_expiry_outside_azures_14_to_30_days_is_refused_before_upload(
+    service: BatchService, emulator: Emulator, tmp_path: Path, days: int
+) -> None:
+    path = write_batch_file(tmp_path / "ok.jsonl")
+    with pytest.raises(InvalidInput):
+        await service.upload_file(path, expires_after_days=days)
+    assert await emulator.core.list_files(None) == []
+
+
 @pytest.mark.parametrize("name", ["missing.jsonl", "."])
 async def test_a_path_that_is_not_a_file_is_an_input_error(service: BatchService, tmp_path: Path, name: str) -> None:
     with pytest.raises(InvalidInput):
