@@ -81,7 +81,7 @@ def builder(source: Path, output: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     get_counter()  # the tokenizer's one-time load (~0.1 s) is not part of a build
     with tempfile.TemporaryDirectory() as tmp:
