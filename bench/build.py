@@ -6,7 +6,7 @@ estimates tokens, and writes atomically. Both run in turns; the fastest of each 
 CPU seconds (user + system): the machine may be shared, and CPU time is what a busy neighbour disturbs least.
 Target: ratio <= 2.0.
 
-    python bench/build.py [--rows 100000] [--repeat 5]
+    python bench/build.py [--rows 100000] [--repeat 7]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ is that measurement's own. Times are CPU seconds (user + system) of that process
 shared, and CPU time is what a busy neighbour disturbs least. Targets: structural <= 1.5x, tokens <= 3x,
 RSS <= 150 MB, tokens within 2%.
 
-    python bench/validate.py [--lines 100000] [--line-bytes 2000] [--repeat 3] [--keep DIR]
+    python bench/validate.py [--lines 100000] [--line-bytes 2000] [--repeat 7] [--keep DIR]
 """
 
 from __future__ import annotations
