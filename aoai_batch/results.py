@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import os
 import tempfile
@@ -149,17 +150,22 @@ class _Spilled(Sequence[bytes]):
 
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes]:
-    """Each line of `handle` (a BOM at the start dropped); b"" for a line too long to read, which is skipped."""
+    """Each line of `handle` (a BOM at the start dropped), at most MAX_LINE_BYTES long: see `_unreadable`.
+
+    A C-level iterator, not a generator: this loop runs once per request.
+    """
     if handle.read(len(BOM)) != BOM:
         handle.seek(0)
-    readline = handle.readline
-    while line := readline(MAX_LINE_BYTES):
-        if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while (rest := readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                pass
-            yield b"\x00"  # not JSON: counted as a line that could not be read
-            continue
-        yield line
+    return iter(functools.partial(handle.readline, MAX_LINE_BYTES), b"")
+
+
+def _unreadable(line: bytes, handle: IO[bytes]) -> bool:
+    """True for the first piece of a line longer than MAX_LINE_BYTES; the rest is read past, never kept."""
+    if len(line) < MAX_LINE_BYTES or line.endswith(b"\n"):
+        return False
+    while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+        pass
+    return True
 
 
 # One answer, by custom_id: (state, its encoded columns' record number, usage, error code).
@@ -179,7 +185,7 @@ class _Answers:
         by_id, add = self.by_id, self.records.add
         with open_for_reading(path) as handle:
             for line in _lines(handle):
-                answer = read_answer(line)
+                answer = read_answer(line) if len(line) < MAX_LINE_BYTES or not _unreadable(line, handle) else None
                 if answer is None:
                     self.unparsable += bool(line.strip())
                     continue
@@ -277,7 +283,7 @@ class _Rows:
         rows = succeeded = prompt = completion = total = 0
         preview = self.preview
         for line in _lines(source):
-            request = read_request(line)
+            request = read_request(line) if len(line) < MAX_LINE_BYTES or not _unreadable(line, source) else None
             if request is None:
                 self.joined.skipped_input_lines += bool(line.strip())
                 continue
