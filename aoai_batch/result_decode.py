@@ -14,7 +14,14 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from aoai_batch.result_lines import Outcome, UsageTriple, answer_of, plain_answer_columns, question_of
+from aoai_batch.result_lines import (
+    ANSWER_WITH_USAGE,
+    ANSWER_WITHOUT_USAGE,
+    Outcome,
+    UsageTriple,
+    answer_of,
+    question_of,
+)
 
 # Typed as strictly as the short path needs: a line whose values do not fit goes to the general reader.
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -124,6 +131,8 @@ def _plain_chat(line: _AnswerLine) -> tuple[bytes, UsageTriple | None] | None:
     content = choice.message.content if choice.message is not None else None
     if not content:
         return None
-    counts = body.usage
-    usage = (counts.prompt_tokens, counts.completion_tokens, counts.total_tokens) if counts is not None else None
-    return plain_answer_columns(content, choice.finish_reason, usage), usage
+    counts, dumps = body.usage, orjson.dumps
+    if counts is None:
+        return ANSWER_WITHOUT_USAGE % (dumps(content), dumps(choice.finish_reason)), None
+    usage = (counts.prompt_tokens, counts.completion_tokens, counts.total_tokens)
+    return ANSWER_WITH_USAGE % (dumps(content), dumps(choice.finish_reason), *usage), usage

@@ -118,11 +118,12 @@ def _part_text(part: Any) -> str | None:
 # --- output and error lines ------------------------------------------------------------------------
 
 
-_ANSWER_WITH_USAGE = (
+# The answer columns of a plain chat answer (the bytes orjson gives for them, formatted in half the time).
+ANSWER_WITH_USAGE = (
     b'"content":%b,"finish_reason":%b,'
     b'"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d},"error":null}'
 )
-_ANSWER_WITHOUT_USAGE = b'"content":%b,"finish_reason":%b,"usage":null,"error":null}'
+ANSWER_WITHOUT_USAGE = b'"content":%b,"finish_reason":%b,"usage":null,"error":null}'
 _dumps = orjson.dumps
 
 
@@ -130,8 +131,8 @@ def plain_answer_columns(content: str, finish_reason: Any, usage: UsageTriple | 
     """The answer columns of a successful chat answer, formatted directly (orjson's bytes, in half the time)."""
     finish = _dumps(finish_reason if type(finish_reason) is str else None)
     if usage:
-        return _ANSWER_WITH_USAGE % (_dumps(content), finish, *usage)
-    return _ANSWER_WITHOUT_USAGE % (_dumps(content), finish)
+        return ANSWER_WITH_USAGE % (_dumps(content), finish, *usage)
+    return ANSWER_WITHOUT_USAGE % (_dumps(content), finish)
 
 
 def answer_of(line: dict[str, Any]) -> tuple[Outcome | None, bytes, UsageTriple | None]:
