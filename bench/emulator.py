@@ -2,13 +2,17 @@
 
 1. Throughput: a batch of `--requests` chat requests runs through the in-process emulator (clock moved by
    hand, so only the work is measured: read each line, answer it, count its tokens, write the output
-   line). Baseline: a bare loop that reads, parses and writes the same lines with orjson.
-   Targets: >= 20,000 requests/s and ratio >= 0.5.
+   line). Baseline: a bare loop that reads each input line, parses it with orjson and writes an output line
+   in Azure's shape (content filters, usage, ids: about 1 KB, the size the emulator writes) built as a dict
+   and serialised with orjson. (It used to write the input line back, about 280 bytes: a quarter of the
+   I/O and serialising; that copy loop is still measured and its ratio printed, for reference.) The loops
+   and the emulator run interleaved `--repeat` times; medians are printed (the ratio is the median of each
+   round's ratio), as the machine may be shared. Targets: >= 20,000 requests/s and ratio >= 0.5.
 2. Memory: `aoai-batch-mcp emulator` in a subprocess receives a `--upload-mb` file (streamed multipart)
    and serves it back (streamed); its peak RSS (VmHWM) is compared with its RSS when idle.
    Target: peak <= 150 MB.
 
-    python bench/emulator.py [--requests 100000] [--upload-mb 200] [--repeat 3]
+    python bench/emulator.py [--requests 100000] [--upload-mb 200] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,8 +62,50 @@ def write_requests(path: Path, count: int) -> None:
             out.write(orjson.dumps(line) + b"\n")
 
 
+SAFE = {"filtered": False, "severity": "safe"}
+FILTERS = {"hate": SAFE, "self_harm": SAFE, "sexual": SAFE, "violence": SAFE}
+PROMPT_FILTERS = [
+    {"prompt_index": 0, "content_filter_results": {**FILTERS, "jailbreak": {"filtered": False, "detected": False}}}
+]
+
+
 def bare_loop(source: Path, target: Path) -> float:
-    """Requests/s of reading, parsing and writing each line: the least any emulator must do."""
+    """Requests/s of reading and parsing each line and writing an answer line in Azure's shape (its content
+    echoed, usage from lengths): the least any emulator must do."""
+    start = time.perf_counter()
+    count = 0
+    created = int(time.time())
+    with source.open("rb") as lines, target.open("wb") as out:
+        for line in lines:
+            request = orjson.loads(line)
+            reply = "Echo: " + request["body"]["messages"][-1]["content"]
+            request_id = f"bare-{count:012x}"
+            message = {"content": reply, "refusal": None, "role": "assistant"}
+            choice = {"content_filter_results": FILTERS, "finish_reason": "stop", "index": 0, "logprobs": None}
+            prompt_tokens, completion_tokens = len(line) // 4, len(reply) // 4
+            body = {
+                "choices": [{**choice, "message": message}],
+                "created": created,
+                "id": f"chatcmpl-{request_id}",
+                "model": "gpt-4o-mini-2024-07-18",
+                "object": "chat.completion",
+                "prompt_filter_results": PROMPT_FILTERS,
+                "system_fingerprint": "fp_emulator",
+                "usage": {
+                    "completion_tokens": completion_tokens,
+                    "prompt_tokens": prompt_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+            response = {"body": body, "request_id": request_id, "status_code": 200}
+            answer = {"custom_id": request["custom_id"], "response": response, "error": None}
+            out.write(orjson.dumps(answer, option=orjson.OPT_APPEND_NEWLINE))
+            count += 1
+    return count / (time.perf_counter() - start)
+
+
+def copy_loop(source: Path, target: Path) -> float:
+    """Requests/s of reading, parsing and writing back each input line (the former, lighter baseline)."""
     start = time.perf_counter()
     count = 0
     with source.open("rb") as lines, target.open("wb") as out:
@@ -68,8 +115,8 @@ def bare_loop(source: Path, target: Path) -> float:
     return count / (time.perf_counter() - start)
 
 
-async def emulator_run(source: Path, home: Path, count: int) -> float:
-    """Requests/s of the echo engine, from in_progress to completed (validation excluded)."""
+async def emulator_run(source: Path, home: Path, count: int) -> tuple[float, int]:
+    """Requests/s of the echo engine, from in_progress to completed (validation excluded), and the output's size."""
     clock = FakeClock()
     settings = EmulatorSettings(home=home, time_scale=1.0, key="bench")
     async with Emulator(settings, clock=clock) as emulator:
@@ -87,21 +134,40 @@ async def emulator_run(source: Path, home: Path, count: int) -> float:
             start = time.perf_counter()
             done = (await http.get(f"/openai/batches/{batch['id']}", params=Q)).json()
             elapsed = time.perf_counter() - start
+            output = await http.get(f"/openai/files/{done['output_file_id']}", params=Q)
     if done["status"] != "completed" or done["request_counts"]["completed"] != count:
         raise SystemExit(f"the batch did not complete: {done['status']} {done['request_counts']}")
-    return count / elapsed
+    return count / elapsed, output.json()["bytes"]
 
 
 def throughput(work: Path, count: int, repeat: int) -> None:
     source = work / "requests.jsonl"
     write_requests(source, count)
-    best_emulator = best_bare = 0.0
+    emulator: list[float] = []
+    bare: list[float] = []
+    copy: list[float] = []
     for turn in range(repeat):
-        best_bare = max(best_bare, bare_loop(source, work / f"bare-{turn}.jsonl"))
-        best_emulator = max(best_emulator, anyio.run(emulator_run, source, work / f"home-{turn}", count))
-    print(f"echo engine: {best_emulator:,.0f} requests/s ({count:,} requests, best of {repeat})")
-    print(f"bare read-parse-write loop: {best_bare:,.0f} requests/s")
-    print(f"ratio emulator / bare loop: {best_emulator / best_bare:.2f} (target >= 0.5; target >= 20,000 requests/s)")
+        target = work / f"bare-{turn}.jsonl"
+        bare.append(bare_loop(source, target))
+        bare_bytes = target.stat().st_size
+        target.unlink()
+        copy.append(copy_loop(source, target))
+        target.unlink()
+        rate, emulator_bytes = anyio.run(emulator_run, source, work / f"home-{turn}", count)
+        emulator.append(rate)
+    ratios = [e / b for e, b in zip(emulator, bare, strict=True)]
+    copy_ratio = statistics.median(e / c for e, c in zip(emulator, copy, strict=True))
+    print(f"echo engine: {statistics.median(emulator):,.0f} requests/s ({count:,} requests, median of {repeat})")
+    print(f"bare read-parse-write loop (Azure-shaped lines): {statistics.median(bare):,.0f} requests/s")
+    print(f"bytes per output line: emulator {emulator_bytes / count:,.0f}, bare loop {bare_bytes / count:,.0f}")
+    print(
+        f"ratio emulator / bare loop: {statistics.median(ratios):.2f} "
+        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.5; target >= 20,000 requests/s)"
+    )
+    print(
+        f"for reference, a loop writing each input line back: {statistics.median(copy):,.0f} requests/s; "
+        f"ratio emulator / it: {copy_ratio:.2f}"
+    )
 
 
 def rss_kb(pid: int, field: str) -> int:
@@ -166,7 +232,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--upload-mb", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         throughput(Path(tmp), args.requests, args.repeat)

@@ -10,7 +10,7 @@ import orjson
 
 from aoai_batch.emulator.clock import Clock
 from aoai_batch.emulator.lifecycle import BatchRunner, commit_chunk, read_chunk
-from aoai_batch.emulator.lines import failed_line, fails_on_purpose, injected_failure, output_line
+from aoai_batch.emulator.lines import Answerer, failed_line, fails_on_purpose, injected_failure, output_line
 from aoai_batch.settings import EmulatorSettings
 
 IDLE_SECONDS = 0.05  # how often an idle worker looks for work (real time)
@@ -21,7 +21,7 @@ class ForwardEngine:
 
     paced = False
 
-    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> bytes:
+    def answerer(self, endpoint: str, model: str, created: int) -> Answerer:
         raise RuntimeError("the forward engine answers through ForwardWorker, not inline")
 
 

@@ -15,22 +15,22 @@ from typing import Any, Protocol
 import orjson
 
 from aoai_batch.emulator.api_errors import ApiError
-from aoai_batch.emulator.lines import answer_line, fails_on_purpose, injected_failure, unrun_line
+from aoai_batch.emulator.lines import Answerer, fails_on_purpose, injected_failure, unrun_line
 from aoai_batch.emulator.records import BatchRecord, FileRecord
 from aoai_batch.emulator.state import State
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import validate_file
 
 WINDOW_SECONDS = {"24h": 86_400.0}
-FLUSH_EVERY = 2048
+FLUSH_MASK = 2047  # the paced loop writes its lines every 2048 requests
 CANCELLABLE = frozenset({"validating", "in_progress"})
 
 
 class Engine(Protocol):
     paced: bool
 
-    def answer(self, endpoint: str, body: dict[str, Any], model: str, created: int, answer_id: str) -> bytes:
-        """The JSON response body for one request."""
+    def answerer(self, endpoint: str, model: str, created: int) -> Answerer:
+        """Whole output lines of answered requests, for one run of a batch (constants serialised once)."""
         ...
 
 
@@ -188,56 +188,50 @@ class BatchRunner:
         if due <= record.cursor:
             return
         fail_rate = self.settings.fail_rate
-        endpoint = bare_endpoint(record.endpoint)
         model = self.models.get(record.model or "", record.model or "")
-        created = int(at)
-        prefix = record.id[-12:]
-        answer = self.engine.answer
-        cursor, offset, completed, failed = record.cursor, record.input_offset, record.completed, record.failed
+        answer = self.engine.answerer(bare_endpoint(record.endpoint), model, int(at))
+        prefix = record.id[-12:].encode()
+        cursor, failed = record.cursor, record.failed
         with self.open_work(record) as (source, out, err):
             outs: list[bytes] = []
             errs: list[bytes] = []
             for line in source:
-                offset += len(line)
                 if len(line) < 3 and not line.strip():  # a validated file has no blank lines but at its end
                     continue
                 request = orjson.loads(line)
                 custom_id = request["custom_id"]
-                request_id = f"{prefix}-{cursor:012x}"
+                request_id = b"%s-%012x" % (prefix, cursor)
                 cursor += 1
                 if fail_rate and fails_on_purpose(custom_id, fail_rate):
-                    errs.append(injected_failure(custom_id, request_id))
+                    errs.append(injected_failure(custom_id, request_id.decode()))
                     failed += 1
                 else:
-                    outs.append(
-                        answer_line(
-                            custom_id, request_id, answer(endpoint, request["body"], model, created, request_id)
-                        )
-                    )
-                    completed += 1
-                if len(outs) + len(errs) >= FLUSH_EVERY:
-                    out.write(b"".join(outs))
-                    err.write(b"".join(errs))
-                    outs.clear()
-                    errs.clear()
+                    outs.append(answer(custom_id, request_id, request["body"]))
+                if not cursor & FLUSH_MASK:
+                    self._write(out, err, outs, errs)
                 if cursor >= due:
                     break
-            else:
+            record.completed += cursor - record.cursor - (failed - record.failed)
+            if cursor < due:
                 cursor = record.total  # the file ended early: nothing left to do
-            record.cursor, record.input_offset, record.completed, record.failed = cursor, offset, completed, failed
+            record.cursor, record.input_offset, record.failed = cursor, source.tell(), failed
             self._flush(record, out, err, outs, errs)
 
     def open_work(self, record: BatchRecord) -> _WorkFiles:
         return _WorkFiles(self, record)
 
     @staticmethod
-    def _flush(record: BatchRecord, out: Any, err: Any, outs: list[bytes], errs: list[bytes]) -> None:
+    def _write(out: Any, err: Any, outs: list[bytes], errs: list[bytes]) -> None:
         if outs:
             out.write(b"".join(outs))
             outs.clear()
         if errs:
             err.write(b"".join(errs))
             errs.clear()
+
+    @classmethod
+    def _flush(cls, record: BatchRecord, out: Any, err: Any, outs: list[bytes], errs: list[bytes]) -> None:
+        cls._write(out, err, outs, errs)
         record.output_bytes, record.error_bytes = out.tell(), err.tell()
 
     def _expire(self, record: BatchRecord) -> None:

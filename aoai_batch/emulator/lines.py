@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 FAILURE_STATUS = 500
 FAILURE_CODE = "server_error"
+
+# (custom_id, request_id, request body) -> the whole output line of a request answered with status 200.
+Answerer = Callable[[str, bytes, dict[str, Any]], bytes]
 
 
 def output_line(custom_id: str, request_id: str, body: dict[str, Any], status_code: int = 200) -> bytes:
@@ -17,13 +21,21 @@ def output_line(custom_id: str, request_id: str, body: dict[str, Any], status_co
     return orjson.dumps({"custom_id": custom_id, "response": response, "error": None}) + b"\n"
 
 
+# The frame of a line answered with status 200: custom_id (JSON), body (JSON), request id.
+ANSWER_HEAD = b'{"custom_id":%s,"response":{"body":'
+ANSWER_TAIL = b',"request_id":"%s","status_code":200},"error":null}\n'
+ANSWER_LINE = ANSWER_HEAD + b"%s" + ANSWER_TAIL
+
+
 def answer_line(custom_id: str, request_id: str, body_json: bytes) -> bytes:
-    """A request answered with status 200; `body_json` is the answer already serialised (the hot path)."""
-    return b'{"custom_id":%s,"response":{"body":%s,"request_id":"%s","status_code":200},"error":null}\n' % (
-        orjson.dumps(custom_id),
-        body_json,
-        request_id.encode(),
-    )
+    """A request answered with status 200; `body_json` is the answer already serialised."""
+    return ANSWER_LINE % (orjson.dumps(custom_id), body_json, request_id.encode())
+
+
+def answer_line_template(body_template: bytes) -> bytes:
+    """A `%` template of a whole answered line, for engines that fill lines in one step: its fields are the
+    custom_id's JSON, the body template's own fields, then the request id."""
+    return ANSWER_HEAD + body_template + ANSWER_TAIL
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
