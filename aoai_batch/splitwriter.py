@@ -8,7 +8,6 @@ Nothing is overwritten unless asked, and a failure leaves no file behind.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from types import TracebackType
 from typing import IO
 
 from aoai_batch.errors import InvalidInput
+from aoai_batch.fileio import open_temp_beside, publish
 
 WRITE_BUFFER = 1 << 20
 
@@ -104,7 +104,7 @@ class SplitWriter:
         published: list[Path] = []
         try:
             for part, target in zip(self.parts, targets, strict=True):
-                self._publish_one(part.temp, target)
+                publish(part.temp, target, overwrite=self.overwrite)
                 published.append(target)
         except BaseException:
             for path in published:
@@ -112,31 +112,8 @@ class SplitWriter:
             raise
         return targets
 
-    def _publish_one(self, temp: Path, target: Path) -> None:
-        if self.overwrite:
-            os.replace(temp, target)
-            return
-        try:
-            os.link(temp, target)
-        except FileExistsError as exc:
-            raise InvalidInput(f"{target} already exists; choose another name or ask to overwrite it.") from exc
-        except OSError:  # file systems without hard links
-            if target.exists():
-                raise InvalidInput(f"{target} already exists; choose another name or ask to overwrite it.") from None
-            os.replace(temp, target)
-
     def _new_part(self) -> Part:
-        folder = self.output_path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        while True:
-            temp = folder / f".{self.output_path.name}.{secrets.token_hex(6)}.partial"
-            try:
-                # os.open, not mkstemp: mkstemp makes the file private (0600); a batch file gets the
-                # permissions the user's umask gives any new file.
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                break
-            except FileExistsError:
-                continue
+        temp, fd = open_temp_beside(self.output_path)
         part = Part(temp, os.fdopen(fd, "wb", buffering=WRITE_BUFFER))
         self._settle()
         self._parts.append(part)
