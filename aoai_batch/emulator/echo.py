@@ -92,7 +92,7 @@ def _chat_answerer(model: str, created: int) -> Answerer:
         reply = REPLY_PREFIX + prompt[:MAX_ECHO_CHARS]
         template = stop
         completion_tokens = (len(reply) + 3) // 4
-        limit = _limit(body)
+        limit = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
         if type(limit) is int and 0 < limit < completion_tokens:
             reply, template = reply[: limit * 4], length
             completion_tokens = (len(reply) + 3) // 4
