@@ -8,56 +8,63 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-# command -> module exposing `register(subparsers)`; each parser sets `run=callable(args) -> int`.
-COMMANDS: dict[str, str] = {
-    "serve": "server.cli_serve",
-    "emulator": "server.cli_emulator",
-    "demo": "server.demo",
-    "validate": "server.cli_files",
-    "build": "server.cli_files",
-    "upload": "server.cli_jobs",
-    "create": "server.cli_jobs",
-    "status": "server.cli_jobs",
-    "list": "server.cli_jobs",
-    "cancel": "server.cli_jobs",
-    "results": "server.cli_results",
+# command -> (module exposing `register(subparsers)`, one-line summary); each parser sets
+# `run=callable(args) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("server.cli_serve", "run the MCP server (the default command)"),
+    "demo": ("server.demo", "run the whole flow on the embedded emulator through a real MCP client"),
+    "emulator": ("server.cli_emulator", "serve the Azure OpenAI Files + Batches emulator over HTTP"),
+    "validate": ("server.cli_files", "check a batch file against Azure's rules (exit 0 valid, 1 issues)"),
+    "build": ("server.cli_files", "write a batch file from prompts, request objects or rows"),
+    "upload": ("server.cli_jobs", "check and upload a batch file"),
+    "create": ("server.cli_jobs", "start a batch from an uploaded file"),
+    "status": ("server.cli_jobs", "show a batch, optionally waiting for a change"),
+    "list": ("server.cli_jobs", "list batches"),
+    "cancel": ("server.cli_jobs", "cancel a running batch"),
+    "results": ("server.cli_results", "download a finished batch's results joined to its inputs"),
 }
 
 USAGE_ERROR = 2
 
 
-def build_parser(modules: Sequence[str]) -> argparse.ArgumentParser:
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    """The parser for `command` only (its module imported), or an overview of every command."""
     parser = argparse.ArgumentParser(
         prog="aoai-batch-mcp",
         description="MCP server and CLI for Azure OpenAI Global Batch (runs `serve` when no command is given).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in dict.fromkeys(modules):
-        importlib.import_module(module).register(subparsers)
-    return parser
-
-
-def _modules_for(argv: Sequence[str]) -> list[str]:
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
     if command in COMMANDS:
-        return [COMMANDS[command]]
-    return list(COMMANDS.values())
+        importlib.import_module(COMMANDS[command][0]).register(subparsers)
+    else:
+        for name, (_, summary) in COMMANDS.items():
+            subparsers.add_parser(name, help=summary)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0].startswith("--transport") or args_list[0] in {"--host", "--port"}:
+    if not args_list or args_list[0] in {"--transport", "--host", "--port"} or args_list[0].startswith("--transport="):
         args_list = ["serve", *args_list]
-    parser = build_parser(_modules_for(args_list))
+    command = next((arg for arg in args_list if not arg.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(args_list)
     run = getattr(args, "run", None)
     if run is None:
         parser.print_help()
         return USAGE_ERROR
-    return int(run(args))
+    try:
+        code = int(run(args))
+        sys.stdout.flush()  # inside the try: a closed pipe raises here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `aoai-batch-mcp list | head`: the reader left; say nothing more and let Python not complain at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
