@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from aoai_batch.builder import build_batch_file
 from aoai_batch.errors import InvalidInput
 from aoai_batch.fileio import free_path
 from aoai_batch.models import BuildResult, ValidationReport
-from aoai_batch.settings import Settings
 from aoai_batch.validation import validate_file
+from server.cli_support import load_settings
 
 OK, FAILED, USAGE = 0, 1, 2
 
@@ -94,10 +93,8 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _limits(args: argparse.Namespace) -> tuple[int, int] | None:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"error: a setting is invalid: {exc.errors()[0]['msg']}", file=sys.stderr)
+    settings = load_settings()
+    if settings is None:
         return None
     max_requests = settings.max_requests if args.max_requests is None else args.max_requests
     max_bytes = settings.max_bytes if args.max_bytes is None else args.max_bytes

@@ -7,98 +7,42 @@ Exit codes: 0 done, 1 an expected failure (the message goes to stderr, no traceb
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import anyio
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from aoai_batch.errors import BatchToolError
 from aoai_batch.models import Batch, BatchError, BatchPage, UploadResult
 from aoai_batch.service import BatchService
-from aoai_batch.settings import Settings
-
-OK, FAILED, USAGE = 0, 1, 2
-Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
+from server.cli_support import add_service_command, progress_for
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    upload = _command(subparsers, "upload", "Check and upload a JSONL batch file.", _upload, _show_upload)
+    upload = add_service_command(subparsers, "upload", "Check and upload a JSONL batch file.", _upload, _show_upload)
     upload.add_argument("path", type=Path, help="the JSONL batch file")
     upload.add_argument("--no-validate", action="store_true", help="upload without checking the file first")
     upload.add_argument("--expires-after-days", type=int, help="days until the service deletes the file (14-30)")
     upload.add_argument("--no-wait", action="store_true", help="return before the service has processed the file")
 
-    create = _command(subparsers, "create", "Start a batch job on an uploaded file.", _create, _show_batch)
+    create = add_service_command(subparsers, "create", "Start a batch job on an uploaded file.", _create, _show_batch)
     create.add_argument("file_id", help="the uploaded input file's id")
     create.add_argument("--endpoint", default="/chat/completions", help="/chat/completions (default) or /responses")
     create.add_argument("--completion-window", default="24h", help="24h (the only window Azure offers)")
     create.add_argument("--metadata", action="append", default=[], type=_pair, metavar="KEY=VALUE", help="repeatable")
     create.add_argument("--idempotency-key", help="the same key never starts a second batch")
 
-    status = _command(subparsers, "status", "Show a batch job's status.", _status, _show_batch)
+    status = add_service_command(subparsers, "status", "Show a batch job's status.", _status, _show_batch)
     status.add_argument("batch_id")
     status.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait up to 50 s for a change")
 
-    listing = _command(subparsers, "list", "List batch jobs, newest first.", _list, _show_page)
+    listing = add_service_command(subparsers, "list", "List batch jobs, newest first.", _list, _show_page)
     listing.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
     listing.add_argument("--after", help="the last id of the previous page")
     listing.add_argument("--status", help="only jobs with this status (e.g. in_progress)")
 
-    cancel = _command(subparsers, "cancel", "Cancel a running batch job.", _cancel, _show_batch)
+    cancel = add_service_command(subparsers, "cancel", "Cancel a running batch job.", _cancel, _show_batch)
     cancel.add_argument("batch_id")
-
-
-def _command(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    action: Action,
-    show: Callable[[Any], str],
-) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(run=lambda args: run(action, show, args))
-    return parser
-
-
-def run(action: Action, show: Callable[[Any], str], args: argparse.Namespace) -> int:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"error: a setting is invalid: {exc.errors()[0]['msg']} ({_setting_name(exc)})", file=sys.stderr)
-        return FAILED
-    try:
-        result = anyio.run(_open_and_call, settings, action, args)
-    except BatchToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return FAILED
-    except KeyboardInterrupt:
-        return 130
-    print(result.model_dump_json(indent=2) if args.json else show(result))
-    return OK
-
-
-def _setting_name(exc: ValidationError) -> str:
-    location = exc.errors()[0].get("loc") or ("?",)
-    return str(location[0])
-
-
-async def _open_and_call(settings: Settings, action: Action, args: argparse.Namespace) -> BaseModel:
-    async with BatchService.open(settings) as service:
-        return await action(service, args)
-
-
-async def _progress(done: float, total: float | None, message: str | None) -> None:
-    if message:
-        print(message, file=sys.stderr)
-
-
-def _progress_for(args: argparse.Namespace) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
-    return None if args.json else _progress
 
 
 async def _upload(service: BatchService, args: argparse.Namespace) -> BaseModel:
@@ -107,7 +51,7 @@ async def _upload(service: BatchService, args: argparse.Namespace) -> BaseModel:
         validate=not args.no_validate,
         expires_after_days=args.expires_after_days,
         wait=not args.no_wait,
-        progress=_progress_for(args),
+        progress=progress_for(args),
     )
 
 
@@ -129,7 +73,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 async def _status(service: BatchService, args: argparse.Namespace) -> BaseModel:
-    return await service.get_batch(args.batch_id, wait_seconds=args.wait, progress=_progress_for(args))
+    return await service.get_batch(args.batch_id, wait_seconds=args.wait, progress=progress_for(args))
 
 
 async def _list(service: BatchService, args: argparse.Namespace) -> BaseModel:

@@ -7,67 +7,36 @@ Exit codes: 0 fetched (even if some requests failed: the summary says so), 1 an 
 from __future__ import annotations
 
 import argparse
-import sys
 import unicodedata
 from pathlib import Path
 
-import anyio
-from pydantic import ValidationError
-
-from aoai_batch.errors import BatchToolError
 from aoai_batch.models import FetchSummary, ResultRow
 from aoai_batch.service import BatchService
-from aoai_batch.settings import Settings
+from server.cli_support import add_service_command, progress_for
 
-OK, FAILED = 0, 1
 SHOWN_CHARS = 100
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     help_text = "Fetch a finished batch's results, joined to its inputs, with a retry file of what did not succeed."
-    parser = subparsers.add_parser("results", help=help_text, description=help_text)
+    parser = add_service_command(subparsers, "results", help_text, _fetch, show)
     parser.add_argument("batch_id")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="the results file's format")
     parser.add_argument("--output-dir", type=Path, help="where to write (default: the first workspace folder)")
     parser.add_argument("--preview", type=int, default=3, choices=range(21), metavar="0-20", help="rows to show")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier fetch")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"error: a setting is invalid: {exc.errors()[0]['msg']}", file=sys.stderr)
-        return FAILED
-    output_dir = args.output_dir.expanduser().resolve() if args.output_dir else settings.workspace_dirs[0]
-    try:
-        summary = anyio.run(_fetch, settings, args, output_dir)
-    except BatchToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return FAILED
-    except KeyboardInterrupt:
-        return 130
-    print(summary.model_dump_json(indent=2) if args.json else show(summary))
-    return OK
-
-
-async def _fetch(settings: Settings, args: argparse.Namespace, output_dir: Path) -> FetchSummary:
-    async with BatchService.open(settings) as service:
-        return await service.fetch_results(
-            args.batch_id,
-            output_dir,
-            format=args.format,
-            preview=args.preview,
-            overwrite=args.overwrite,
-            progress=None if args.json else _progress,
-        )
-
-
-async def _progress(done: float, total: float | None, message: str | None) -> None:
-    if message:
-        print(message, file=sys.stderr)
+async def _fetch(service: BatchService, args: argparse.Namespace) -> FetchSummary:
+    output_dir = args.output_dir.expanduser().resolve() if args.output_dir else service.settings.workspace_dirs[0]
+    return await service.fetch_results(
+        args.batch_id,
+        output_dir,
+        format=args.format,
+        preview=args.preview,
+        overwrite=args.overwrite,
+        progress=progress_for(args),
+    )
 
 
 def show(summary: FetchSummary) -> str:
