@@ -16,6 +16,7 @@ import anyio.to_thread
 
 from aoai_batch.client import BatchClient
 from aoai_batch.errors import InvalidInput, NotFound, NotReady
+from aoai_batch.fileio import publish
 from aoai_batch.models import Batch, FetchSummary, ProgressFn
 from aoai_batch.result_summary import ResultPaths, not_run_summary, plan_paths, summarize
 from aoai_batch.results import MAX_PREVIEW, ResultFormat, join_results
@@ -184,9 +185,8 @@ def _keep_errors(errors: Path | None, paths: ResultPaths, overwrite: bool) -> Pa
     """Move the downloaded error file beside the results, unless it is empty (Azure sends 0 bytes on success)."""
     if errors is None or errors.stat().st_size == 0:
         return None
-    if overwrite:
-        os.replace(errors, paths.errors)
-        return paths.errors
+    publish(errors, paths.errors, overwrite=overwrite)
+    return paths.errors
     taken = InvalidInput(f"{paths.errors} already exists; choose another folder or ask to overwrite.")
     try:
         os.link(errors, paths.errors)  # never replaces a file that appeared meanwhile
