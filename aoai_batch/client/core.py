@@ -46,6 +46,7 @@ RawCall = Callable[["openai.AsyncOpenAI"], Awaitable["LegacyAPIResponse[Any]"]]
 
 IDEMPOTENCY_METADATA_KEY = "idempotency_key"
 FILE_DONE_STATUSES = frozenset({"processed", "error", "deleting", "deleted"})
+FIRST_FILE_POLL_SECONDS = 0.25
 LIST_PAGE_SIZE = 100
 MAX_SCAN_PAGES = 10
 WRITE_BATCH = 4 << 20
@@ -256,12 +257,15 @@ class BatchClient:
     async def wait_for_file(self, info: FileInfo, progress: ProgressFn | None = None) -> FileInfo:
         """Poll until the service has processed the file; a file it could not process is an error."""
         waited = 0.0
+        # Small files are processed within a second: look again soon, then back off to the poll interval.
+        interval = min(FIRST_FILE_POLL_SECONDS, self.poll_seconds)
         while info.status is not None and info.status not in FILE_DONE_STATUSES:
             if waited >= self.max_file_wait:
                 raise NotReady(f"File {info.id} is still {info.status} after {waited:.0f} s; check it again later.")
             await report(progress, waited, None, f"File {info.id} is {info.status}; waiting for processing")
-            await self._sleep(self.poll_seconds)
-            waited += self.poll_seconds
+            await self._sleep(interval)
+            waited += interval
+            interval = min(interval * 2, self.poll_seconds)
             info = await self.get_file(info.id)
         if info.status == "error":
             raise InvalidRequest(

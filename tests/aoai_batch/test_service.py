@@ -113,6 +113,9 @@ async def test_upload_waits_until_the_service_has_processed_the_file(
     assert waited.file.status == "processed"
     assert not_waited.file.status != "processed"
     assert sum(clocked.slept) >= 4
+    assert clocked.slept[0] < service.client.poll_seconds  # a small file is looked at again soon
+    assert clocked.slept == sorted(clocked.slept)  # then less and less often
+    assert max(clocked.slept) <= service.client.poll_seconds
     assert any(message and "waiting" in message for _, _, message in progress.calls)
 
 
