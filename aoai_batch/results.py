@@ -5,8 +5,9 @@ Pure: files in, files out. Two passes, each file parsed once (typed decoding of 
 1. the output and error files: each answer's columns, encoded as JSON once, by custom_id;
 2. the input, in order: each request's row assembled from its own fields and its answer's encoded
    columns, written to the results file; the lines of requests that did not succeed, to the retry file.
-Memory stays bounded: per request, only its id, a few integers and its encoded answer are kept, and the
-answers go to a temporary file once they pass a budget (see `_Records`). The input is never held.
+Memory stays bounded: per request, only its id and its encoded answer are kept (with its state, usage
+and error code when it is not a plain answer), and the answers go to a temporary file once they pass a
+budget (see `_Answers`). The input is never held.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import os
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, overload
+from typing import IO, Any, Literal
 
 import orjson
 
@@ -31,7 +32,7 @@ from aoai_batch.fileio import atomic_writer
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ResultCounts, ResultError, ResultRow, Usage
 from aoai_batch.result_decode import read_answer, read_request
-from aoai_batch.result_lines import NO_ANSWER, UsageTriple, truncate
+from aoai_batch.result_lines import NO_ANSWER, Outcome, UsageTriple, truncate
 
 ResultFormat = Literal["jsonl", "csv"]
 
@@ -83,12 +84,10 @@ class Joined:
     skipped_input_lines: int = 0
 
 
-class _Records:
-    """Byte strings numbered in the order added: in memory up to `budget` bytes, the rest in a temporary file."""
+class _Spill:
+    """Byte strings past the memory budget, in a temporary file, numbered in the order added."""
 
-    def __init__(self, budget: int) -> None:
-        self.memory: list[bytes] = []
-        self.budget = budget
+    def __init__(self) -> None:
         self.file: IO[bytes] | None = None
         self.offsets: array[int] = array("q")
         self.lengths: array[int] = array("q")
@@ -96,57 +95,28 @@ class _Records:
 
     def add(self, data: bytes) -> int:
         if self.file is None:
-            self.budget -= len(data) + BYTES_OVERHEAD
-            if self.budget >= 0:
-                self.memory.append(data)
-                return len(self.memory) - 1
             self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self.file.write(data)
         self.offsets.append(self.size)
         self.lengths.append(len(data))
         self.size += len(data)
-        return len(self.memory) + len(self.offsets) - 1
+        return len(self.offsets) - 1
 
     def get(self, number: int) -> bytes:
-        if number < len(self.memory):
-            return self.memory[number]
         assert self.file is not None
-        number -= len(self.memory)
         offset, length = self.offsets[number], self.lengths[number]
         if hasattr(os, "pread"):  # one system call, no read-ahead thrown away
             return os.pread(self.file.fileno(), length, offset)
         self.file.seek(offset)
         return self.file.read(length)
 
-    def sequence(self) -> Sequence[bytes]:
-        """Indexable by number; the plain list when nothing was spilled (indexing it costs no call)."""
-        return self.memory if self.file is None else _Spilled(self)
-
     def done_adding(self) -> None:
         if self.file is not None:
             self.file.flush()
 
     def close(self) -> None:
-        self.memory.clear()
         if self.file is not None:
             self.file.close()
-
-
-class _Spilled(Sequence[bytes]):
-    def __init__(self, records: _Records) -> None:
-        self.records = records
-
-    def __len__(self) -> int:
-        return len(self.records.memory) + len(self.records.offsets)
-
-    @overload
-    def __getitem__(self, number: int) -> bytes: ...
-    @overload
-    def __getitem__(self, number: slice) -> Sequence[bytes]: ...
-    def __getitem__(self, number: int | slice) -> bytes | Sequence[bytes]:
-        if isinstance(number, slice):
-            raise TypeError("spilled records are read one at a time")
-        return self.records.get(number)
 
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes]:
@@ -168,21 +138,28 @@ def _unreadable(line: bytes, handle: IO[bytes]) -> bool:
     return True
 
 
-# One answer, by custom_id: (state, its encoded columns' record number, usage, error code).
-Answer = tuple[int, int, UsageTriple | None, str | None]
+# One answer, by custom_id. A first plain answer kept in memory (nearly every answer of a big batch) is
+# its encoded columns alone, its usage already counted: the second pass takes it with one type check.
+# Anything else is (state, its encoded columns or their number in the spill file, usage, error code).
+Answer = tuple[int, bytes | int, UsageTriple | None, str | None]
 
 
 @dataclass
 class _Answers:
     """What the output and error files say, by custom_id (they are read before the input)."""
 
-    by_id: dict[str, Answer] = field(default_factory=dict)
-    records: _Records = field(default_factory=lambda: _Records(ANSWERS_BUDGET))
+    by_id: dict[str, bytes | Answer] = field(default_factory=dict)
+    spill: _Spill = field(default_factory=_Spill)
+    budget: int = field(default_factory=lambda: ANSWERS_BUDGET)  # bytes of columns still allowed in memory
+    plain_usage: list[int] = field(default_factory=lambda: [0, 0, 0])  # of the bytes-only answers
     unparsable: int = 0
     duplicates: int = 0
 
     def read(self, path: Path) -> None:
-        by_id, add = self.by_id, self.records.add
+        """The hot loop of the first pass: one decode and one store per line; the rest is in `_other`."""
+        by_id = self.by_id
+        left = self.budget
+        prompt, completion, total = self.plain_usage
         with open_for_reading(path) as handle:
             for line in _lines(handle):
                 answer = read_answer(line) if len(line) < MAX_LINE_BYTES or not _unreadable(line, handle) else None
@@ -191,18 +168,49 @@ class _Answers:
                     continue
                 custom_id, outcome, columns, usage = answer
                 if outcome is None and custom_id not in by_id:  # a first plain answer: the common case
-                    by_id[custom_id] = (SUCCEEDED, add(columns), usage, None)
-                    continue
-                state, code = SUCCEEDED, None
-                if outcome is not None and outcome.status == "failed":
-                    code = outcome.code or "unknown_error"
-                    state = NOT_RUN if code in NOT_RUN_CODES else FAILED
-                earlier = by_id.get(custom_id)
-                if earlier is not None:
-                    self.duplicates += 1
-                    if earlier[0] == SUCCEEDED or state != SUCCEEDED:
-                        continue  # an answer beats an error; otherwise the first line wins
-                by_id[custom_id] = (state, add(columns), usage, code)
+                    left -= len(columns) + BYTES_OVERHEAD
+                    if left >= 0:
+                        by_id[custom_id] = columns
+                        if usage:
+                            prompt, completion, total = prompt + usage[0], completion + usage[1], total + usage[2]
+                        continue
+                self.budget = left
+                self._other(custom_id, outcome, columns, usage)
+                left = self.budget
+        self.budget = left
+        self.plain_usage = [prompt, completion, total]
+
+    def _other(self, custom_id: str, outcome: Outcome | None, columns: bytes, usage: UsageTriple | None) -> None:
+        """An error, an answer of another shape, a repeated id, or any answer once past the memory budget."""
+        state, code = SUCCEEDED, None
+        if outcome is not None and outcome.status == "failed":
+            code = outcome.code or "unknown_error"
+            state = NOT_RUN if code in NOT_RUN_CODES else FAILED
+        earlier = self.by_id.get(custom_id)
+        if earlier is not None:
+            self.duplicates += 1
+            if type(earlier) is bytes or earlier[0] == SUCCEEDED or state != SUCCEEDED:
+                return  # an answer beats an error; otherwise the first line wins
+        self.by_id[custom_id] = (state, self._keep(columns), usage, code)
+
+    def _keep(self, columns: bytes) -> bytes | int:
+        """The columns themselves while the budget lasts; past it, their number in the spill file."""
+        if self.budget >= 0:  # once spilling, everything else goes to the file too
+            self.budget -= len(columns) + BYTES_OVERHEAD
+            if self.budget >= 0:
+                return columns
+        return self.spill.add(columns)
+
+    def unmatched_usage(self, matched: set[str]) -> tuple[int, int, int]:
+        """The usage of the bytes-only answers no input request asked for (counted in the first pass)."""
+        prompt = completion = total = 0
+        for custom_id, answer in self.by_id.items():
+            if type(answer) is bytes and custom_id not in matched:
+                usage = _answer_fields(answer)["usage"] or {}
+                prompt += usage.get("prompt_tokens", 0)
+                completion += usage.get("completion_tokens", 0)
+                total += usage.get("total_tokens", 0)
+        return prompt, completion, total
 
 
 def join_results(
@@ -230,7 +238,7 @@ def join_results(
         for path in (output_path, error_path):
             if path is not None:
                 answers.read(Path(path))
-        answers.records.done_adding()
+        answers.spill.done_adding()
         joined = Joined(
             results_path=Path(results_path),
             retry_path=Path(retry_path),
@@ -240,7 +248,7 @@ def join_results(
         _Rows(joined, answers, min(max(preview, 0), MAX_PREVIEW)).write(Path(input_path), format, overwrite)
         return joined
     finally:
-        answers.records.close()
+        answers.spill.close()
 
 
 class _Rows:
@@ -250,37 +258,37 @@ class _Rows:
         self.joined, self.answers, self.preview = joined, answers, preview
         self.codes: Counter[str] = Counter()
         self.matched: set[str] = set()
+        self.usage = [0, 0, 0]  # of the answers that are tuples (the bytes-only ones were counted in pass 1)
         self.retry: IO[bytes] | None = None
+        self.stack = contextlib.ExitStack()
+        self.overwrite = False
 
     def write(self, input_path: Path, format: ResultFormat, overwrite: bool) -> None:
-        joined = self.joined
-        with contextlib.ExitStack() as stack:
+        joined, self.overwrite = self.joined, overwrite
+        with self.stack as stack:
             source = stack.enter_context(open_for_reading(input_path))
             handle = stack.enter_context(atomic_writer(joined.results_path, overwrite=overwrite))
             table = None
             if format == "csv":
                 table = _CsvWriter(handle)
                 stack.callback(table.close)
-            self._rows(source, handle, table, stack, overwrite)
+            self._rows(source, handle, table)
         if self.retry is None:
             joined.retry_path = None
         joined.failures_by_code = _top_codes(self.codes)
         joined.unmatched_lines = len(self.answers.by_id) - len(self.matched)
+        # Pass 1 counted every bytes-only answer; those no request asked for come off again.
+        unasked = self.answers.unmatched_usage(self.matched) if joined.unmatched_lines else (0, 0, 0)
+        counts = zip(self.usage, self.answers.plain_usage, unasked, strict=True)
+        prompt, completion, total = (ours + plain - off for ours, plain, off in counts)
+        joined.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
 
-    def _rows(
-        self,
-        source: IO[bytes],
-        handle: IO[bytes],
-        table: _CsvWriter | None,
-        stack: contextlib.ExitStack,
-        overwrite: bool,
-    ) -> None:
-        """The hot loop: one decode, one lookup and one formatted row per request; the rest is in _not_done."""
-        get_answer, records, matched = self.answers.by_id.get, self.answers.records.sequence(), self.matched
-        dumps = orjson.dumps
+    def _rows(self, source: IO[bytes], handle: IO[bytes], table: _CsvWriter | None) -> None:
+        """The hot loop: one decode, one lookup and one formatted row per request; the rest is in `_other`."""
+        get_answer, add_matched, dumps = self.answers.by_id.get, self.matched.add, orjson.dumps
         pending: list[bytes] = []
         add_row, write_bytes = pending.append, handle.write
-        rows = succeeded = prompt = completion = total = 0
+        rows = succeeded = 0
         preview = self.preview
         for line in _lines(source):
             request = read_request(line) if len(line) < MAX_LINE_BYTES or not _unreadable(line, source) else None
@@ -291,11 +299,12 @@ class _Rows:
             if question is not None and len(question) > INPUT_CHARS:
                 question = truncate(question, INPUT_CHARS)
             answer = get_answer(custom_id)
-            state, columns = (answer[0], records[answer[1]]) if answer is not None else (MISSING, MISSING_ANSWER)
-            if answer is not None and custom_id not in matched:  # usage counted once per answer
-                matched.add(custom_id)
-                if usage := answer[2]:
-                    prompt, completion, total = prompt + usage[0], completion + usage[1], total + usage[2]
+            if type(answer) is bytes:  # a plain answer, in memory, its usage already counted: the common case
+                add_matched(custom_id)
+                state, columns = SUCCEEDED, answer
+                succeeded += 1
+            else:
+                state, columns = self._other(custom_id, answer, line)  # type: ignore[arg-type]
             if table is None:
                 add_row(ROW % (dumps(custom_id), STATUS_JSON[state], dumps(question), columns))
                 if len(pending) == WRITE_ROWS:  # one write per thousand rows: fewer calls, same bytes
@@ -303,28 +312,28 @@ class _Rows:
                     pending.clear()
             else:
                 table.write(custom_id, question, state, columns)
-            if state == SUCCEEDED:
-                succeeded += 1
-            else:
-                self._not_done(custom_id, state, answer, line, stack, overwrite)
             if rows < preview:
                 self.joined.preview.append(_preview_row(custom_id, question, state, columns))
             rows += 1
         write_bytes(b"".join(pending))
         self.joined.requests = rows
-        self.joined.counts.succeeded = succeeded
-        self.joined.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+        self.joined.counts.succeeded += succeeded
 
-    def _not_done(
-        self,
-        custom_id: str,
-        state: int,
-        answer: Answer | None,
-        line: bytes,
-        stack: contextlib.ExitStack,
-        overwrite: bool,
-    ) -> None:
+    def _other(self, custom_id: str, answer: Answer | None, line: bytes) -> tuple[int, bytes]:
+        """A request without a bytes-only answer: its state and columns, counted, and to the retry file unless done."""
         joined = self.joined
+        if answer is None:
+            state, columns = MISSING, MISSING_ANSWER
+        else:
+            state, kept = answer[0], answer[1]
+            columns = kept if type(kept) is bytes else self.answers.spill.get(kept)  # type: ignore[arg-type]
+            if custom_id not in self.matched:  # usage counted once per answer
+                self.matched.add(custom_id)
+                if usage := answer[2]:
+                    self.usage = [a + b for a, b in zip(self.usage, usage, strict=True)]
+        if state == SUCCEEDED:
+            joined.counts.succeeded += 1
+            return state, columns
         if state == FAILED:
             joined.counts.failed += 1
             self.codes[(answer[3] if answer else None) or "unknown_error"] += 1
@@ -334,8 +343,9 @@ class _Rows:
             joined.failed_ids.append(custom_id)
         if self.retry is None:
             assert joined.retry_path is not None
-            self.retry = stack.enter_context(atomic_writer(joined.retry_path, overwrite=overwrite))
+            self.retry = self.stack.enter_context(atomic_writer(joined.retry_path, overwrite=self.overwrite))
         self.retry.write(line.rstrip(b"\r\n") + b"\n")
+        return state, columns
 
 
 def _top_codes(codes: Counter[str]) -> dict[str, int]:
