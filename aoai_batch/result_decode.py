@@ -102,39 +102,41 @@ def read_request(line: bytes) -> tuple[str, str | None] | None:
 
 def read_answer(line: bytes) -> tuple[str, Outcome | None, bytes, UsageTriple | None] | None:
     """(custom_id, outcome, answer columns, usage) of an output or error line, as `answer_of` gives them;
-    None when the line is not a JSON object with a string custom_id."""
+    None when the line is not a JSON object with a string custom_id.
+
+    A successful chat answer with text content (nearly every line of a big batch) is formatted here, in
+    one function: this runs once per answer.
+    """
     try:
         answer = _ANSWER.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        answer = None
-    if answer is not None:
-        if type(answer.custom_id) is not str:
-            return None
-        fast = _plain_chat(answer)
-        if fast is not None:
-            return answer.custom_id, None, fast[0], fast[1]
+    except (msgspec.DecodeError, UnicodeDecodeError):  # not JSON, or not this shape: the general reader decides
+        return _read_any_answer(line)
+    if type(answer.custom_id) is not str:
+        return None
+    response = answer.response
+    body = response.body if response is not None and response.status_code == 200 and answer.error is None else None
+    if body is not None and body.error is None and body.choices:
+        choice = body.choices[0]
+        content = choice.message.content if choice.message is not None else None
+        if content:
+            counts, dumps = body.usage, orjson.dumps
+            if counts is None:
+                columns = ANSWER_WITHOUT_USAGE % (dumps(content), dumps(choice.finish_reason))
+                return answer.custom_id, None, columns, None
+            usage = (counts.prompt_tokens, counts.completion_tokens, counts.total_tokens)
+            return (
+                answer.custom_id,
+                None,
+                ANSWER_WITH_USAGE % (dumps(content), dumps(choice.finish_reason), *usage),
+                usage,
+            )
+    return _read_any_answer(line)
+
+
+def _read_any_answer(line: bytes) -> tuple[str, Outcome | None, bytes, UsageTriple | None] | None:
     try:
         parsed = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     custom_id = parsed.get("custom_id") if type(parsed) is dict else None
     return (custom_id, *answer_of(parsed)) if type(custom_id) is str else None
-
-
-def _plain_chat(line: _AnswerLine) -> tuple[bytes, UsageTriple | None] | None:
-    """The columns of a successful chat answer with text content; None for anything else."""
-    response = line.response
-    if line.error is not None or response is None or response.status_code != 200 or response.body is None:
-        return None
-    body = response.body
-    if body.error is not None or not body.choices:
-        return None
-    choice = body.choices[0]
-    content = choice.message.content if choice.message is not None else None
-    if not content:
-        return None
-    counts, dumps = body.usage, orjson.dumps
-    if counts is None:
-        return ANSWER_WITHOUT_USAGE % (dumps(content), dumps(choice.finish_reason)), None
-    usage = (counts.prompt_tokens, counts.completion_tokens, counts.total_tokens)
-    return ANSWER_WITH_USAGE % (dumps(content), dumps(choice.finish_reason), *usage), usage
