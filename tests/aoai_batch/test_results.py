@@ -517,3 +517,19 @@ def test_answers_given_as_content_parts_are_joined_into_text(tmp_path: Path) -> 
     joined = join(tmp_path, [request("a")], [line], None)
 
     assert read_jsonl(joined.results_path)[0]["content"] == "part one"
+
+
+@pytest.mark.parametrize("budget", [results.ANSWERS_BUDGET, 200])  # answers in memory, or most of them spilled
+def test_usage_totals_count_each_answer_a_request_asked_for_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    monkeypatch.setattr(results, "ANSWERS_BUDGET", budget)
+    inputs = [request("task-0"), request("task-1"), request("task-0"), request("task-2")]
+    outputs = [chat_answer("not-asked"), chat_answer("task-1"), chat_answer("task-0"), chat_answer("also-not-asked")]
+
+    joined = join(tmp_path, inputs, outputs, [error_line("task-2")])
+
+    assert joined.usage.model_dump() == {"prompt_tokens": 40, "completion_tokens": 10, "total_tokens": 50}
+    assert joined.unmatched_lines == 2
+    assert joined.counts.model_dump() == {"succeeded": 3, "failed": 1, "missing": 0}
+    assert [row["usage"] is not None for row in read_jsonl(joined.results_path)] == [True, True, True, False]
