@@ -88,7 +88,7 @@ def note_for(
     counts = joined.counts
     if batch_status in ("cancelled", "expired"):
         notes.append(
-            f"The batch was {batch_status} before it finished: {counts.missing} requests did not run (missing)."
+            f"The batch was {batch_status} before it finished: {_requests(counts.missing)} did not run (missing)."
         )
     elif batch_status == "failed":
         notes.append(f"The batch failed{_describe(batch_errors)}.")
@@ -102,7 +102,7 @@ def note_for(
     if joined.skipped_input_lines:
         notes.append(f"{joined.skipped_input_lines} input lines were not requests (no JSON object with a custom_id).")
     if joined.retry_path is not None:
-        notes.append(f"Upload {joined.retry_path.name} to run the {counts.failed + counts.missing} requests again.")
+        notes.append(f"Upload {joined.retry_path.name} to run {_requests(counts.failed + counts.missing)} again.")
     return " ".join(notes) or None
 
 
@@ -112,3 +112,7 @@ def _describe(errors: list[BatchError]) -> str:
     shown = "; ".join(f"{e.code or 'error'}: {truncate(e.message, PREVIEW_CHARS) or ''}".strip() for e in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return f" ({shown}{more})"
+
+
+def _requests(n: int) -> str:
+    return f"{n} request" if n == 1 else f"{n} requests"
