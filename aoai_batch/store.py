@@ -173,13 +173,21 @@ class Registry:
     def save_batch(
         self, batch: Batch, *, input_path: str | None = None, idempotency_key: str | None = None
     ) -> BatchRecord:
-        """Store the latest snapshot; local paths and the key are kept once known, history grows on change."""
+        """Store the latest snapshot; local paths and the key are kept once known, history grows on change.
+
+        A snapshot older than the stored one (a slow poll answered before a cancel, say) never replaces it:
+        the stored record, as it is after this call, is what comes back.
+        """
         now = self._now()
         snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
         with self._transaction() as db:
             if input_path is None and batch.input_file_id:
                 row = db.execute("SELECT local_path FROM files WHERE id = ?", (batch.input_file_id,)).fetchone()
                 input_path = row[0] if row else None
+            stored = db.execute("SELECT snapshot FROM batches WHERE id = ?", (batch.id,)).fetchone()
+            if stored is not None and is_behind(batch, Batch.model_validate_json(stored[0])):
+                snapshot = stored[0]
+                batch = Batch.model_validate_json(snapshot)
             db.execute(
                 """INSERT INTO batches (id, snapshot, status, terminal, input_path, results_path, idempotency_key,
                                         first_seen, refreshed_at)
@@ -194,9 +202,9 @@ class Registry:
                 "INSERT OR IGNORE INTO status_history (batch_id, status, seen_at) VALUES (?, ?, ?)",
                 (batch.id, batch.status, now),
             )
-        record = self.get_batch(batch.id)
-        assert record is not None
-        return record
+            cursor = db.execute(f"{_BATCH_SELECT} WHERE id = ?", (batch.id,))
+            cursor.row_factory = sqlite3.Row
+            return _batch_record(cursor.fetchone())
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         rows = self._query(f"{_BATCH_SELECT} WHERE id = ?", (batch_id,))
@@ -235,6 +243,29 @@ class Registry:
     def results_summary(self, batch_id: str) -> FetchSummary | None:
         rows = self._query("SELECT summary FROM results WHERE batch_id = ?", (batch_id,))
         return FetchSummary.model_validate_json(rows[0]["summary"]) if rows else None
+
+
+# How far along a batch is: a status of lower rank (or the same, with fewer requests done) is an older read.
+_STATUS_RANK: dict[str, int] = {
+    "validating": 0,
+    "in_progress": 1,
+    "finalizing": 2,
+    "cancelling": 2,
+    "failed": 3,
+    "completed": 3,
+    "expired": 3,
+    "cancelled": 3,
+}
+
+
+def is_behind(new: Batch, stored: Batch) -> bool:
+    """True when `new` is an older view of the batch than `stored`."""
+
+    def progress(batch: Batch) -> tuple[int, int]:
+        counts = batch.request_counts
+        return _STATUS_RANK[batch.status], counts.completed + counts.failed
+
+    return progress(new) < progress(stored)
 
 
 _BATCH_SELECT = "SELECT snapshot, input_path, results_path, idempotency_key, first_seen, refreshed_at FROM batches"

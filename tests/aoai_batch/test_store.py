@@ -50,6 +50,32 @@ async def test_a_saved_batch_comes_back_with_its_snapshot(store: Store) -> None:
     assert record.idempotency_key == "key-1"
 
 
+@pytest.mark.parametrize(
+    ("stored", "stale"),
+    [
+        (make_batch("b", "cancelling"), make_batch("b", "validating")),
+        (make_batch("b", "cancelled"), make_batch("b", "in_progress")),
+        (make_batch("b", "completed"), make_batch("b", "finalizing")),
+        (
+            make_batch("b", "in_progress", request_counts={"total": 9, "completed": 5}),
+            make_batch("b", "in_progress", request_counts={"total": 9, "completed": 2}),
+        ),
+    ],
+)
+async def test_an_older_snapshot_never_replaces_a_newer_one(store: Store, stored: Batch, stale: Batch) -> None:
+    await store.save_batch(stored)
+    returned = await store.save_batch(stale)  # e.g. a slow poll answered before a cancel
+    record = await store.get_batch("b")
+    assert record is not None
+    assert record.batch == returned.batch == stored
+
+
+async def test_a_newer_snapshot_replaces_the_stored_one(store: Store) -> None:
+    await store.save_batch(make_batch("b", "in_progress", request_counts={"total": 9, "completed": 2}))
+    newer = make_batch("b", "in_progress", request_counts={"total": 9, "completed": 5})
+    assert (await store.save_batch(newer)).batch == newer
+
+
 async def test_an_unknown_batch_is_none(store: Store) -> None:
     assert await store.get_batch("batch_missing") is None
     assert await store.get_file("file_missing") is None
