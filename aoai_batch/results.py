@@ -374,6 +374,20 @@ def _preview_row(custom_id: str, question: str | None, state: int, columns: byte
     )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str | None) -> str | None:
+    """Text a spreadsheet will show, not run: model output starting like a formula gets a leading quote.
+
+    The CSV is for people opening it in a spreadsheet (OWASP's CSV-injection advice); the JSONL keeps
+    the text exactly.
+    """
+    if text and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
 class _CsvWriter:
     """CSV with the usage and error flattened into columns; the csv module quotes commas, quotes and newlines."""
 
@@ -388,16 +402,16 @@ class _CsvWriter:
         error = fields["error"] or {}
         self.csv.writerow(
             (
-                custom_id,
+                spreadsheet_safe(custom_id),
                 STATUS_NAMES[state],
-                question,
-                fields["content"],
+                spreadsheet_safe(question),
+                spreadsheet_safe(fields["content"]),
                 fields["finish_reason"],
                 usage.get("prompt_tokens"),
                 usage.get("completion_tokens"),
                 usage.get("total_tokens"),
                 error.get("code"),
-                error.get("message"),
+                spreadsheet_safe(error.get("message")),
             )
         )
 

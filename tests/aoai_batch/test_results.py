@@ -272,6 +272,35 @@ def test_csv_results_quote_commas_quotes_newlines_and_unicode(tmp_path: Path) ->
     assert rows[1]["content"] == ""
 
 
+def test_csv_cells_that_start_like_a_formula_are_shown_not_run_while_jsonl_keeps_them(tmp_path: Path) -> None:
+    formula = '=HYPERLINK("http://evil.example","click")'
+    reqs, answers = [request("=id", "@SUM(A1)")], [chat_answer("=id", content=formula)]
+    as_csv = join(tmp_path, reqs, answers, None, format="csv", results_path=tmp_path / "results.csv")
+    as_jsonl = join(tmp_path, reqs, answers, None, results_path=tmp_path / "results.jsonl")
+
+    with as_csv.results_path.open(encoding="utf-8", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert (row["custom_id"], row["input"], row["content"]) == ("'=id", "'@SUM(A1)", "'" + formula)
+    assert read_jsonl(as_jsonl.results_path)[0]["content"] == formula
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-x", "'-x"),
+        ("@a", "'@a"),
+        ("\tx", "'\tx"),
+        ("a=1", "a=1"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_spreadsheet_safe_quotes_only_formula_starts(text: str | None, expected: str | None) -> None:
+    assert results.spreadsheet_safe(text) == expected
+
+
 def test_responses_bodies_give_their_output_text_and_usage(tmp_path: Path) -> None:
     joined = join(tmp_path, [request("r1", "Hi", url="/responses")], [responses_answer("r1", "Hello!")], None)
 
