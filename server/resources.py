@@ -6,6 +6,8 @@ variable for the duration of each request; every resource here reads it from the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -126,35 +128,36 @@ async def jobs_resource() -> str:
     return _json(jobs_listing(await service.known_jobs()))
 
 
-async def job_resource(batch_id: str) -> str:
-    state = current_state()
+@contextmanager
+def resource_errors() -> Iterator[None]:
+    """The service's expected errors as resource errors: not found, or any other with its message."""
     try:
-        batch = await (await state.services.get()).job(batch_id)
+        yield
     except NotFound as exc:
         raise ResourceNotFoundError(str(exc)) from exc
     except BatchToolError as exc:
         raise ResourceError(str(exc)) from exc
+
+
+async def job_resource(batch_id: str) -> str:
+    state = current_state()
+    with resource_errors():
+        batch = await (await state.services.get()).job(batch_id)
     await state.watcher.observed(batch)
     return _json(batch)
 
 
 async def results_resource(batch_id: str) -> str:
-    try:
+    with resource_errors():
         summary = await (await current_state().services.get()).results_summary(batch_id)
-    except BatchToolError as exc:
-        raise ResourceError(str(exc)) from exc
     if summary is None:
         raise ResourceNotFoundError(f"No results fetched for {batch_id} yet; call fetch_results first.")
     return _json(summary)
 
 
 async def file_resource(file_id: str) -> str:
-    try:
+    with resource_errors():
         info = await (await current_state().services.get()).get_file(file_id)
-    except NotFound as exc:
-        raise ResourceNotFoundError(str(exc)) from exc
-    except BatchToolError as exc:
-        raise ResourceError(str(exc)) from exc
     return _json(info)
 
 
