@@ -24,6 +24,27 @@ WAIT = 20.0  # seconds any test may wait for something to arrive before it fails
 POLL = 0.02
 
 
+CLOUD_SETTINGS = (
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "AOAI_BATCH_PROVIDER",
+    "AOAI_BATCH_AUTH",
+    "AZURE_OPENAI_API_VERSION",
+    "OPENAI_API_VERSION",
+)
+
+
+def isolate_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CLI run on the embedded emulator with its home and workspace in tmp_path, whatever the shell has set."""
+    for name in CLOUD_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AOAI_BATCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AOAI_BATCH_WORKSPACE", str(tmp_path))
+    return tmp_path / "home"
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "home": tmp_path / "home",

@@ -9,26 +9,13 @@ import pytest
 
 from aoai_batch.models import Batch, BatchPage, UploadResult
 from server.cli import main
-
-ENV_CLEARED = (
-    "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_API_KEY",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "AOAI_BATCH_PROVIDER",
-    "AOAI_BATCH_AUTH",
-    "AZURE_OPENAI_API_VERSION",
-    "OPENAI_API_VERSION",
-)
+from tests.server.harness import isolate_cli
 
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ENV_CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AOAI_BATCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AOAI_BATCH_WORKSPACE", str(tmp_path))
-    return tmp_path / "home"
+    home = isolate_cli(tmp_path, monkeypatch)
+    return home
 
 
 def batch_file(tmp_path: Path, n: int = 2) -> Path:

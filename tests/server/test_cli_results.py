@@ -15,29 +15,17 @@ import pytest
 from aoai_batch.models import Batch, FetchSummary, UploadResult
 from server.cli import main
 from server.cli_results import plain
+from tests.server.harness import isolate_cli
 
-ENV_CLEARED = (
-    "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_API_KEY",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "AOAI_BATCH_PROVIDER",
-    "AOAI_BATCH_AUTH",
-    "AZURE_OPENAI_API_VERSION",
-    "OPENAI_API_VERSION",
-)
 INSTANT = "1e12"  # emulated seconds per real second: any batch is done when next asked
 FROZEN = "1e-6"  # a batch stays validating for the whole test
 
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ENV_CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AOAI_BATCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AOAI_BATCH_WORKSPACE", str(tmp_path))
+    home = isolate_cli(tmp_path, monkeypatch)
     monkeypatch.setenv("AOAI_EMULATOR_TIME_SCALE", INSTANT)
-    return tmp_path / "home"
+    return home
 
 
 def start_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str], n: int = 3) -> str:
