@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from server.cli_args import HelpFormatter
+from server.cli_args import OUTPUT_RULE, HelpFormatter
 
 # command -> (module exposing `register(subparsers)`, one-line summary); each parser sets
 # `run=callable(args) -> int`.
@@ -34,7 +34,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 USAGE_ERROR = 2
 DISTRIBUTION = "aoai-batch-mcp"
-OUTPUT_RULE = "Files are written into the current folder, or into --output-dir DIR."
 
 
 class CommandParser(argparse.ArgumentParser):

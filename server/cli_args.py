@@ -10,6 +10,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+OUTPUT_RULE = "Files are written into the current folder, or into --output-dir DIR."
+
 
 class HelpFormatter(argparse.HelpFormatter):
     """Every option's help ends with its default, unless it has none worth showing or already says it."""
