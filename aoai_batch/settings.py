@@ -1,14 +1,22 @@
-"""Settings: the only place that reads the environment (SPEC §2 and §6)."""
+"""Settings: the only place that reads the environment (SPEC §2 and §6).
+
+A field is read from the environment only under the names written in UPPER CASE in this module (its
+upper-case aliases, or the class's prefix + its name); its lower-case aliases are keywords for the
+constructor only. pydantic-settings' own source would also try those keywords as variable names,
+case-insensitively, so `HOME` became `AOAI_BATCH_HOME` and `KEY` the emulator's key.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlparse
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 Provider = Literal["azure", "openai", "emulator"]
 AuthMode = Literal["auto", "key", "entra"]
@@ -16,6 +24,7 @@ AuthMode = Literal["auto", "key", "entra"]
 DEFAULT_API_VERSION = "2024-10-21"
 DEFAULT_TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_DEPLOYMENTS = "gpt-4o-mini=gpt-4o-mini-2024-07-18,gpt-4o=gpt-4o-2024-08-06"
+COMPLETION_WINDOW = "24h"
 
 
 def _default_home() -> Path:
@@ -26,11 +35,64 @@ def _default_workspace() -> str:
     return str(Path.home() / "aoai-batch")
 
 
-class Settings(BaseSettings):
+def _aliases(field: FieldInfo) -> list[str]:
+    alias = field.validation_alias
+    if isinstance(alias, str):
+        return [alias]
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    return []
+
+
+def variable_names(settings_cls: type[BaseSettings], field_name: str) -> list[str]:
+    """The environment variables a field is read from, in order of preference (none: constructor only)."""
+    field = settings_cls.model_fields[field_name]
+    aliases = _aliases(field)
+    if aliases:
+        return [alias for alias in aliases if alias.isupper()]
+    return [f"{settings_cls.model_config.get('env_prefix', '')}{field_name}".upper()]
+
+
+class NamedVariables(PydanticBaseSettingsSource):
+    """The environment, each field read only under its `variable_names`; an empty variable counts as unset."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # The key is the one the constructor's keywords are normalised to, so a keyword still wins.
+        key = (_aliases(field) or [field_name])[0]
+        for name in variable_names(self.settings_cls, field_name):
+            value = os.environ.get(name)
+            if value:  # blank is unset: MCP clients (and bundle user_config) pass blanks for optional fields
+                return value, key, False
+        return None, key, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                found[key] = value
+        return found
+
+
+class _FromNamedVariables(BaseSettings):
+    """Constructor keywords first, then the named environment variables; no other source."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, NamedVariables(settings_cls)
+
+
+class Settings(_FromNamedVariables):
     """What the server, the CLI and the client are configured with."""
 
-    # An empty variable counts as unset: MCP clients (and bundle user_config) pass blanks for optional fields.
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     endpoint: str | None = Field(None, validation_alias=AliasChoices("AZURE_OPENAI_ENDPOINT", "endpoint"))
     api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("AZURE_OPENAI_API_KEY", "api_key"))
@@ -84,6 +146,11 @@ class Settings(BaseSettings):
         return [Path(p).expanduser().resolve() for p in parts] or [Path(_default_workspace()).resolve()]
 
     @property
+    def embedded_emulator(self) -> bool:
+        """Whether the emulator runs in this process (no endpoint to reach)."""
+        return self.provider == "emulator" and not self.endpoint
+
+    @property
     def state_db(self) -> Path:
         return self.home / "state.sqlite3"
 
@@ -96,12 +163,10 @@ Engine = Literal["echo", "forward"]
 WireFormat = Literal["standard", "legacy"]
 
 
-class EmulatorSettings(BaseSettings):
+class EmulatorSettings(_FromNamedVariables):
     """The emulator's configuration (SPEC §6), shared by the standalone and the embedded emulator."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="AOAI_EMULATOR_", extra="ignore", populate_by_name=True, env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(env_prefix="AOAI_EMULATOR_", extra="ignore", populate_by_name=True)
 
     key: SecretStr | None = None
     deployments: str = DEFAULT_DEPLOYMENTS
@@ -141,3 +206,66 @@ class EmulatorSettings(BaseSettings):
             if name.strip():
                 models[name.strip()] = model.strip() or name.strip()
         return models
+
+
+class Limits(BaseModel):
+    max_requests: int
+    max_bytes: int
+    file_expiry_days: int
+    completion_window: str = COMPLETION_WINDOW
+
+
+class ConfigView(BaseModel):
+    """The resolved settings a user may see (`batch://config`, `aoai-batch-mcp config`): never a key or token."""
+
+    backend: Provider
+    endpoint_host: str | None = Field(description="the service's host name; null on the embedded emulator")
+    api_version: str
+    auth: AuthMode = Field(description="the auth mode asked for (AOAI_BATCH_AUTH)")
+    auth_in_use: Literal["key", "entra"] = Field(description="how requests are signed: an api key or Entra ID")
+    api_key_configured: bool
+    home: str = Field(description="AOAI_BATCH_HOME: the state database and the embedded emulator's data")
+    state_path: str = Field(description="the job registry (SQLite)")
+    emulator_home: str | None = Field(description="the embedded emulator's data; null on another backend")
+    emulator_deployments: list[str] | None
+    workspace: list[str] = Field(description="the folders the tools may read and write; the first gets new files")
+    limits: Limits
+    poll_seconds: float = Field(description="the background watcher's interval")
+
+
+def config_view(settings: Settings) -> ConfigView:
+    """What `settings` resolve to, for people: where things are and which backend, without any secret."""
+    endpoint = settings.endpoint or settings.openai_base_url
+    embedded = settings.embedded_emulator
+    return ConfigView(
+        backend=settings.provider,
+        endpoint_host=urlparse(endpoint).hostname if endpoint else None,
+        api_version=settings.api_version,
+        auth=settings.auth,
+        auth_in_use=_auth_in_use(settings),
+        api_key_configured=settings.api_key is not None or settings.openai_api_key is not None,
+        home=str(settings.home),
+        state_path=str(settings.state_db),
+        emulator_home=str(settings.emulator_home) if embedded else None,
+        emulator_deployments=sorted(EmulatorSettings(home=settings.emulator_home).deployment_models)
+        if embedded
+        else None,
+        workspace=[str(folder) for folder in settings.workspace_dirs],
+        limits=Limits(
+            max_requests=settings.max_requests,
+            max_bytes=settings.max_bytes,
+            file_expiry_days=settings.file_expiry_days,
+        ),
+        poll_seconds=settings.poll_seconds,
+    )
+
+
+def _auth_in_use(settings: Settings) -> Literal["key", "entra"]:
+    """As the client will sign (aoai_batch.client.connection): Entra ID when asked, or on Azure with no key."""
+    if settings.provider == "openai" or settings.embedded_emulator:
+        return "key"
+    if settings.auth == "entra":
+        return "entra"
+    if settings.api_key is not None or settings.provider == "emulator" or settings.auth == "key":
+        return "key"
+    return "entra"

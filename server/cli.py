@@ -11,6 +11,9 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from server.cli_args import OUTPUT_RULE, HelpFormatter
 
 # command -> (module exposing `register(subparsers)`, one-line summary); each parser sets
 # `run=callable(args) -> int`.
@@ -26,18 +29,53 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("server.cli_jobs", "list batches"),
     "cancel": ("server.cli_jobs", "cancel a running batch"),
     "results": ("server.cli_results", "download a finished batch's results joined to its inputs"),
+    "config": ("server.cli_config", "show the resolved settings and where state and files are (no secrets)"),
 }
 
 USAGE_ERROR = 2
+DISTRIBUTION = "aoai-batch-mcp"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser: its options' help shows their defaults."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(**kwargs)
+
+
+class PrintVersion(argparse.Action):
+    """`--version`: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{DISTRIBUTION} {installed_version()}")
+        parser.exit()
+
+
+def installed_version() -> str:
+    # Imported here: importlib.metadata costs ~20 ms, and every start of `serve` builds this parser.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     """The parser for `command` only (its module imported), or an overview of every command."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="aoai-batch-mcp",
         description="MCP server and CLI for Azure OpenAI Global Batch (runs `serve` when no command is given).",
+        epilog=f"Run `aoai-batch-mcp COMMAND --help` for a command's options. {OUTPUT_RULE}",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action=PrintVersion, help="print the version and exit")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=CommandParser, help="the command to run (default: serve)"
+    )
     if command in COMMANDS:
         importlib.import_module(COMMANDS[command][0]).register(subparsers)
     else:

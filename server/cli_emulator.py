@@ -12,6 +12,8 @@ import socket
 import sys
 from typing import Any
 
+from server.cli_args import PORT, float_in, int_in, positive_number
+
 USAGE_ERROR = 2
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -35,23 +37,44 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "emulator", help="serve the Azure OpenAI Files + Batches emulator over HTTP (loopback by default)"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
-    parser.add_argument("--time-scale", type=float, help="emulated seconds per real second (default: 600)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address")
+    parser.add_argument("--port", type=PORT, default=8765, help="port; 0 picks a free one")
+    parser.add_argument("--time-scale", type=positive_number, help="emulated seconds per real second (default: 600)")
     parser.add_argument("--engine", choices=["echo", "forward"], help="how requests are answered (default: echo)")
     parser.add_argument("--forward-url", help="OpenAI-compatible base URL for --engine forward (key: env only)")
     parser.add_argument("--forward-model", help="model name sent to the forward endpoint instead of the deployment")
-    parser.add_argument("--forward-concurrency", type=int, help="requests in flight at once (default: 8)")
-    parser.add_argument("--deployments", help="comma-separated name=model Global-Batch deployments")
-    parser.add_argument("--fail-rate", type=float, help="share of requests that fail, per custom_id (default: 0)")
-    parser.add_argument("--faults", help="API faults, e.g. 429:0.2,503:0.1,drop:0.05,latency_ms:50")
-    parser.add_argument("--format", dest="wire_format", choices=["standard", "legacy"], help="answer format")
-    parser.add_argument("--home", help="where the emulator keeps its state (default: AOAI_BATCH_HOME/emulator)")
+    parser.add_argument(
+        "--forward-concurrency", type=int_in(1, 256), metavar="1-256", help="requests in flight at once (default: 8)"
+    )
+    parser.add_argument(
+        "--deployments",
+        metavar="NAME=MODEL,...",
+        help="the Global-Batch deployments (default: gpt-4o-mini and gpt-4o)",
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=float_in(0, 1),
+        metavar="0-1",
+        help="share of requests that fail, per custom_id (default: 0)",
+    )
+    parser.add_argument("--faults", help="API faults, e.g. 429:0.2,503:0.1,drop:0.05,latency_ms:50 (default: none)")
+    parser.add_argument(
+        "--format",
+        dest="wire_format",
+        choices=["standard", "legacy"],
+        help="answer format; legacy: ISO timestamps, capitalised status (default: standard)",
+    )
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        help="where the emulator keeps its state (default: AOAI_EMULATOR_HOME, else `emulator` in the platform's "
+        "user data dir)",
+    )
     parser.add_argument(
         "--no-output-when-all-failed",
         action="store_const",
         const=True,
-        help="give a batch whose every request failed no output file (as Azure sometimes does)",
+        help="give a batch whose every request failed no output file, as Azure sometimes does (default: off)",
     )
     parser.set_defaults(run=run)
 

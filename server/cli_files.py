@@ -19,6 +19,7 @@ from aoai_batch.errors import InvalidInput
 from aoai_batch.fileio import free_path
 from aoai_batch.models import BuildResult, ValidationReport
 from aoai_batch.validation import validate_file
+from server.cli_args import OUTPUT_RULE, int_in
 from server.cli_support import load_settings
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build = subparsers.add_parser(
         "build",
         help="Build a JSONL batch file from prompts, requests or a CSV/JSONL/JSON file.",
-        description="Build a JSONL batch file (split into several when a limit would be passed).",
+        description=f"Build a JSONL batch file (split into several when a limit would be passed). {OUTPUT_RULE}",
     )
     build.add_argument("--deployment", required=True, help="the Global Batch deployment name (body.model)")
     source = build.add_mutually_exclusive_group(required=True)
@@ -62,7 +63,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument("--system-prompt", help="a system prompt for every request")
     build.add_argument("--id-field", help="the column that holds each row's custom_id (default: generated)")
     build.add_argument("--image-field", help="the column with an image path or URL")
-    build.add_argument("--endpoint", default="/chat/completions", choices=["/chat/completions", "/responses"])
+    build.add_argument(
+        "--endpoint",
+        default="/chat/completions",
+        choices=["/chat/completions", "/responses"],
+        help="the API every request calls",
+    )
     build.add_argument(
         "--body",
         type=_json_object,
@@ -70,7 +76,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="JSON",
         help="fields for every request body, e.g. '{\"max_tokens\": 200}'",
     )
-    build.add_argument("--output", type=Path, help="the file to write (default: beside the source, or ./batch.jsonl)")
+    build.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder to write into (default: the current folder; created if missing)",
+    )
+    build.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="the file's name, inside --output-dir (default: SOURCE.batch.jsonl for --source, else batch.jsonl, "
+        "with a number added rather than replace a file)",
+    )
     build.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_limits(build)
     build.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -78,8 +96,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-requests", type=int, help="requests per file (default: AOAI_BATCH_MAX_REQUESTS)")
-    parser.add_argument("--max-bytes", type=int, help="bytes per file (default: AOAI_BATCH_MAX_BYTES)")
+    parser.add_argument(
+        "--max-requests", type=int_in(1), metavar="N", help="requests per file (default: AOAI_BATCH_MAX_REQUESTS)"
+    )
+    parser.add_argument(
+        "--max-bytes", type=int_in(1), metavar="N", help="bytes per file (default: AOAI_BATCH_MAX_BYTES)"
+    )
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -148,7 +170,8 @@ def run_build(args: argparse.Namespace) -> int:
         return USAGE
     try:
         requests = _read_requests(args.requests) if args.requests is not None else None
-        output = args.output or free_path(_default_output(args.source))
+        folder = args.output_dir or Path()
+        output = folder / args.output if args.output else free_path(folder / _default_name(args.source))
         result = build_batch_file(
             deployment=args.deployment,
             output_path=output,
@@ -172,10 +195,8 @@ def run_build(args: argparse.Namespace) -> int:
     return OK
 
 
-def _default_output(source: Path | None) -> Path:
-    if source is None:
-        return Path("batch.jsonl")
-    return source.with_name(f"{source.stem}.batch.jsonl")
+def _default_name(source: Path | None) -> str:
+    return "batch.jsonl" if source is None else f"{source.stem}.batch.jsonl"
 
 
 def _read_requests(path: Path) -> list[dict[str, Any]]:

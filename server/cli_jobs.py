@@ -10,11 +10,13 @@ import argparse
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 from pydantic import BaseModel
 
-from aoai_batch.models import Batch, BatchError, BatchPage, UploadResult
-from aoai_batch.service import BatchService
+from aoai_batch.models import Batch, BatchEndpoint, BatchError, BatchPage, BatchStatus, UploadResult
+from aoai_batch.service import COMPLETION_WINDOWS, MAX_METADATA_PAIRS, MAX_WAIT_SECONDS, BatchService
+from server.cli_args import float_in, int_in
 from server.cli_support import add_service_command, progress_for
 
 
@@ -22,27 +24,61 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upload = add_service_command(subparsers, "upload", "Check and upload a JSONL batch file.", _upload, _show_upload)
     upload.add_argument("path", type=Path, help="the JSONL batch file")
     upload.add_argument("--no-validate", action="store_true", help="upload without checking the file first")
-    upload.add_argument("--expires-after-days", type=int, help="days until the service deletes the file (14-30)")
+    upload.add_argument(
+        "--expires-after-days",
+        type=int_in(14, 30),
+        metavar="14-30",
+        help="days until the service deletes the file (default: AOAI_BATCH_FILE_EXPIRY_DAYS, 14)",
+    )
     upload.add_argument("--no-wait", action="store_true", help="return before the service has processed the file")
 
     create = add_service_command(subparsers, "create", "Start a batch job on an uploaded file.", _create, _show_batch)
     create.add_argument("file_id", help="the uploaded input file's id")
-    create.add_argument("--endpoint", default="/chat/completions", help="/chat/completions (default) or /responses")
-    create.add_argument("--completion-window", default="24h", help="24h (the only window Azure offers)")
-    create.add_argument("--metadata", action="append", default=[], type=_pair, metavar="KEY=VALUE", help="repeatable")
+    create.add_argument(
+        "--endpoint",
+        default="/chat/completions",
+        choices=get_args(BatchEndpoint),
+        help="the API every line of the file calls (it must match the lines' url)",
+    )
+    create.add_argument(
+        "--completion-window",
+        default="24h",
+        choices=sorted(COMPLETION_WINDOWS),
+        help="how long the service may take (24h is the only window Azure offers)",
+    )
+    create.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        type=_pair,
+        metavar="KEY=VALUE",
+        help=f"a label stored with the batch (repeatable, up to {MAX_METADATA_PAIRS})",
+    )
     create.add_argument("--idempotency-key", help="the same key never starts a second batch")
 
     status = add_service_command(subparsers, "status", "Show a batch job's status.", _status, _show_batch)
-    status.add_argument("batch_id")
-    status.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait up to 50 s for a change")
+    status.add_argument("batch_id", help="the batch's id (from create or list)")
+    status.add_argument(
+        "--wait",
+        type=float_in(0, MAX_WAIT_SECONDS),
+        default=0,
+        metavar="SECONDS",
+        help=f"wait up to this many seconds (0-{MAX_WAIT_SECONDS}) for the status to change",
+    )
 
     listing = add_service_command(subparsers, "list", "List batch jobs, newest first.", _list, _show_page)
-    listing.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
-    listing.add_argument("--after", help="the last id of the previous page")
-    listing.add_argument("--status", help="only jobs with this status (e.g. in_progress)")
+    listing.add_argument("--limit", type=int_in(1, 100), default=20, metavar="1-100", help="how many to list")
+    listing.add_argument("--after", metavar="BATCH_ID", help="the last id of the previous page")
+    listing.add_argument(
+        "--status",
+        type=str.lower,
+        choices=get_args(BatchStatus),
+        metavar="STATUS",
+        help="only jobs with this status: " + ", ".join(get_args(BatchStatus)),
+    )
 
     cancel = add_service_command(subparsers, "cancel", "Cancel a running batch job.", _cancel, _show_batch)
-    cancel.add_argument("batch_id")
+    cancel.add_argument("batch_id", help="the batch's id (from create or list)")
 
 
 async def _upload(service: BatchService, args: argparse.Namespace) -> BaseModel:

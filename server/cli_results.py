@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aoai_batch.models import FetchSummary, ResultRow
 from aoai_batch.service import BatchService
+from server.cli_args import OUTPUT_RULE, int_in
 from server.cli_support import add_service_command, progress_for
 
 SHOWN_CHARS = 100
@@ -20,15 +21,21 @@ SHOWN_CHARS = 100
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     help_text = "Fetch a finished batch's results, joined to its inputs, with a retry file of what did not succeed."
     parser = add_service_command(subparsers, "results", help_text, _fetch, show)
-    parser.add_argument("batch_id")
+    parser.description = f"{help_text} {OUTPUT_RULE}"
+    parser.add_argument("batch_id", help="the batch's id (from create or list)")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="the results file's format")
-    parser.add_argument("--output-dir", type=Path, help="where to write (default: the first workspace folder)")
-    parser.add_argument("--preview", type=int, default=3, choices=range(21), metavar="0-20", help="rows to show")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder to write into (default: the current folder; created if missing)",
+    )
+    parser.add_argument("--preview", type=int_in(0, 20), default=3, metavar="0-20", help="result rows to show")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier fetch")
 
 
 async def _fetch(service: BatchService, args: argparse.Namespace) -> FetchSummary:
-    output_dir = args.output_dir.expanduser().resolve() if args.output_dir else service.settings.workspace_dirs[0]
+    output_dir = (args.output_dir or Path()).expanduser().resolve()
     return await service.fetch_results(
         args.batch_id,
         output_dir,

@@ -7,14 +7,21 @@ import logging
 import sys
 from typing import Any
 
+from server.cli_args import PORT
+
 USAGE_ERROR = 2
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the MCP server (the default command)")
-    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (the client starts the server) or streamable HTTP at /mcp",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address")
+    parser.add_argument("--port", type=PORT, default=8000, help="HTTP port; 0 picks a free one")
     parser.set_defaults(run=run)
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from aoai_batch.fileio import free_path
 from aoai_batch.models import Batch, BuildResult, FetchSummary, UploadResult, ValidationReport
+from server.cli_args import positive_number
 
 OK, FAILED, USAGE = 0, 1, 2
 DEPLOYMENT = "gpt-4o-mini"
@@ -91,9 +92,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--home", type=Path, help="state folder for the run (default: a new temporary folder)")
     parser.add_argument("--workspace", type=Path, help="where the batch and results files go (default: HOME/workspace)")
     parser.add_argument(
-        "--time-scale", type=float, default=TIME_SCALE, help=f"emulated seconds per real second ({TIME_SCALE:g})"
+        "--time-scale", type=positive_number, default=TIME_SCALE, help="emulated seconds per real second"
     )
-    parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds (120)")
+    parser.add_argument("--timeout", type=positive_number, default=120.0, help="give up after this many seconds")
     parser.set_defaults(run=run)
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -27,7 +26,7 @@ from pydantic import BaseModel
 
 from aoai_batch.errors import BatchToolError, NotFound
 from aoai_batch.models import Batch
-from aoai_batch.settings import EmulatorSettings, Settings
+from aoai_batch.settings import config_view
 
 if TYPE_CHECKING:
     from server.app import AppState
@@ -98,29 +97,6 @@ def jobs_listing(jobs: list[Batch]) -> dict[str, object]:
         lines.append(line)
     note = None if len(lines) == len(jobs) else "Only the newest jobs are listed; call list_batches to page."
     return {"total": len(jobs), "shown": len(lines), "jobs": lines, "note": note}
-
-
-def config_view(settings: Settings) -> dict[str, object]:
-    """The configuration a user may see: no keys, no tokens."""
-    endpoint = settings.endpoint or settings.openai_base_url
-    view: dict[str, object] = {
-        "backend": settings.provider,
-        "endpoint_host": urlparse(endpoint).hostname if endpoint else None,
-        "api_version": settings.api_version,
-        "auth": settings.auth,
-        "api_key_configured": settings.api_key is not None or settings.openai_api_key is not None,
-        "limits": {
-            "max_requests": settings.max_requests,
-            "max_bytes": settings.max_bytes,
-            "file_expiry_days": settings.file_expiry_days,
-            "completion_window": "24h",
-        },
-        "poll_seconds": settings.poll_seconds,
-        "workspace": [str(d) for d in settings.workspace_dirs],
-    }
-    if settings.provider == "emulator":
-        view["emulator_deployments"] = sorted(EmulatorSettings(home=settings.emulator_home).deployment_models)
-    return view
 
 
 async def jobs_resource() -> str:
@@ -220,6 +196,9 @@ def register_resources(server: MCPServer[Any]) -> None:
         name="config",
         title="Configuration",
         mime_type=JSON,
-        description="Backend, endpoint host, API version, auth mode, limits and workspace (no secrets).",
+        description=(
+            "Backend, endpoint host, API version, auth mode, limits, poll interval, and where the state, "
+            "the emulator's data and the workspace are (no secrets)."
+        ),
     )(config_resource)
     server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, complete)

@@ -86,6 +86,31 @@ def test_build_from_a_csv_writes_a_valid_file_beside_it(tmp_path: Path, capsys: 
     assert main(["validate", "rows.batch.jsonl"]) == 0
 
 
+def test_build_writes_into_the_current_folder_not_beside_its_source(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "rows.csv").write_text("text\nHello\n")
+
+    assert main(["build", "--deployment", "d", "--source", "data/rows.csv", "--template", "{text}"]) == 0
+
+    assert (tmp_path / "rows.batch.jsonl").is_file()
+    assert not (tmp_path / "data" / "rows.batch.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "written"),
+    [
+        ([], "out/batch.jsonl"),
+        (["--output", "mine.jsonl"], "out/mine.jsonl"),
+        (["--output", "sub/x.jsonl"], "out/sub/x.jsonl"),
+    ],
+)
+def test_build_writes_into_the_output_dir(tmp_path: Path, extra: list[str], written: str) -> None:
+    assert main(["build", "--deployment", "d", "--prompt", "hi", "--output-dir", "out", *extra]) == 0
+
+    assert (tmp_path / written).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_build_splits_by_the_request_limit(tmp_path: Path) -> None:
     code = main(
         [

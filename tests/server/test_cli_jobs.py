@@ -80,9 +80,6 @@ def test_readable_output_is_a_table(tmp_path: Path, capsys: pytest.CaptureFixtur
         ["cancel", "batch_missing"],
         ["create", "file-missing"],
         ["upload", "no-such-file.jsonl"],
-        ["status", "batch_x", "--wait", "99"],
-        ["list", "--limit", "0"],
-        ["create", "file-1", "--endpoint", "/images"],
     ],
 )
 def test_expected_failures_exit_1_with_a_message_and_no_traceback(

@@ -25,6 +25,7 @@ FROZEN = "1e-6"  # a batch stays validating for the whole test
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = isolate_cli(tmp_path, monkeypatch)
     monkeypatch.setenv("AOAI_EMULATOR_TIME_SCALE", INSTANT)
+    monkeypatch.chdir(tmp_path)  # results land in the current folder
     return home
 
 
@@ -46,17 +47,20 @@ def start_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str], n: int = 3) 
     return Batch.model_validate_json(capsys.readouterr().out).id
 
 
-def test_results_prints_the_summary_as_json_and_writes_into_the_workspace(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_results_prints_the_summary_as_json_and_writes_into_the_current_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batch_id = start_batch(tmp_path, capsys)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
 
     assert main(["results", batch_id, "--json"]) == 0
 
     summary = FetchSummary.model_validate_json(capsys.readouterr().out)
     assert summary.counts.succeeded == 3
     assert summary.results_path is not None
-    assert Path(summary.results_path).parent == tmp_path
+    assert Path(summary.results_path).parent == here
 
 
 def test_results_as_csv_into_a_chosen_folder_then_again_under_a_new_name(

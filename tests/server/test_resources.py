@@ -11,6 +11,7 @@ from mcp_types import PromptReference, ResourceTemplateReference
 
 from aoai_batch.emulator import Emulator
 from aoai_batch.models import Batch
+from aoai_batch.settings import config_view
 from server.app import AppState, build_server
 from server.resources import MAX_RESOURCE_CHARS, jobs_listing
 from tests.server.harness import MODES, make_settings, write_batch_file
@@ -67,8 +68,11 @@ async def test_config_resource_describes_the_backend_without_secrets(tmp_path: P
         result = await client.read_resource("batch://config")
     text = result.contents[0].text  # type: ignore[union-attr]
     config = json.loads(text)
+    assert config == config_view(settings).model_dump(mode="json")  # the same view as `aoai-batch-mcp config`
     assert config["backend"] == "emulator"
     assert config["workspace"] == [str(tmp_path / "ws")]
+    assert config["state_path"] == str(tmp_path / "home" / "state.sqlite3")
+    assert config["emulator_home"] == str(tmp_path / "home" / "emulator")
     for secret in ("test-key", "http-token-value", "sk-value"):
         assert secret not in text
 

@@ -1,0 +1,59 @@
+"""`aoai-batch-mcp config [--json]`: the resolved settings and where things are, without any secret.
+
+The same view as the `batch://config` resource (`aoai_batch.settings.config_view`), so the two cannot drift.
+Exit codes: 0 shown, 1 a setting is invalid (named, never its value).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from aoai_batch.settings import ConfigView, config_view
+from server.cli_support import FAILED, OK, load_settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "config",
+        help="show the resolved settings and where state, emulator data and the workspace are (no secrets)",
+        description=(
+            "Show the settings as resolved from the environment: backend, endpoint host, API version, auth, "
+            "limits, poll interval, and where the state database, the emulator's data and the workspace are. "
+            "Keys and tokens are never shown, only whether one is configured."
+        ),
+    )
+    parser.add_argument("--json", action="store_true", help="print the settings as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings is None:
+        return FAILED
+    view = config_view(settings)
+    print(view.model_dump_json(indent=2) if args.json else show(view))
+    return OK
+
+
+def show(view: ConfigView) -> str:
+    limits = view.limits
+    rows = [
+        ("backend", view.backend),
+        ("endpoint host", view.endpoint_host or "-"),
+        ("api version", view.api_version),
+        ("auth", f"{view.auth} (signing with {'Entra ID' if view.auth_in_use == 'entra' else 'an api key'})"),
+        ("api key", "configured" if view.api_key_configured else "not set"),
+        ("home", view.home),
+        ("state", view.state_path),
+        ("emulator data", view.emulator_home or "-"),
+        ("emulator deployments", ", ".join(view.emulator_deployments) if view.emulator_deployments else "-"),
+        ("workspace", "\n".join(view.workspace)),
+        ("max requests", str(limits.max_requests)),
+        ("max bytes", str(limits.max_bytes)),
+        ("file expiry", f"{limits.file_expiry_days} days"),
+        ("window", limits.completion_window),
+        ("poll interval", f"{view.poll_seconds:g} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    indent = "\n" + " " * (width + 2)
+    return "\n".join(f"{name.ljust(width)}  {value.replace(chr(10), indent)}" for name, value in rows)
