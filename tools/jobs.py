@@ -44,7 +44,7 @@ def fitted(page: BatchPage) -> BatchPage:
 
 
 async def create_batch(
-    input_file_id: Annotated[str, Field(description="The id of an uploaded batch file (from upload_file).")],
+    input_file_id: Annotated[str, Field(description="An uploaded file's id (from upload_file or list_files).")],
     ctx: Context[Any, Any],
     endpoint: Annotated[
         BatchEndpoint, Field(description="The API every line calls; must match the lines' url.")
