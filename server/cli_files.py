@@ -147,7 +147,7 @@ def _deployment(report: ValidationReport) -> str:
         return "-"
     if report.deployment_checked:
         return report.deployment
-    return f"{report.deployment} (not checked that it exists: give --deployment NAME)"
+    return f"{report.deployment} (not checked: give --deployment NAME to check that it exists)"
 
 
 def run_build(args: argparse.Namespace) -> int:
