@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,19 @@ def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_do(
     assert main(["upload", str(path)]) == 1
     assert "gpt-4o-mini" in capsys.readouterr().err
     assert FilePage.model_validate_json(run_json(capsys, "files")).files == []
+
+
+def test_create_from_a_path_in_a_real_process_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "create", "questions.jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=os.environ.copy(),  # the isolated home and workspace set by the autouse fixture
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: ")
+    assert "aoai-batch-mcp upload questions.jsonl" in done.stderr
+    assert done.stderr.count("\n") == 1
