@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import InvalidInput, UnknownDeployment
 from aoai_batch.jsonl import open_for_reading
 from aoai_batch.models import BuildResult, BuiltFile, ValidationReport
 from aoai_batch.sources import iter_rows
@@ -58,12 +58,16 @@ def build_batch_file(
 
     Local images (in `image_field`) are read through `resolve_image` (default: relative to the source
     file's folder, or the current folder), which may refuse a path by raising InvalidInput.
+    `deployments`, when given, are the names that exist: another `deployment` is UnknownDeployment.
     Raises InvalidInput, with nothing written, for any bad input.
     """
     if sum(given is not None for given in (prompts, requests, source_path)) != 1:
         raise InvalidInput("Give exactly one of prompts, requests or source_path.")
     if not deployment.strip():
         raise InvalidInput("deployment is empty; give the name of a Global Batch deployment.")
+    known = sorted(deployments) if deployments is not None else None
+    if known is not None and deployment not in known:
+        raise UnknownDeployment(deployment, known)
     if endpoint not in ENDPOINTS:
         raise InvalidInput(f"endpoint {endpoint!r} is not supported; use one of {', '.join(ENDPOINTS)}.")
     defaults = dict(body or {})
@@ -89,7 +93,7 @@ def build_batch_file(
         max_bytes=max_bytes,
         overwrite=overwrite,
         sample_every=1 + size_hint // EXACT_TOKENS_BYTES,
-        deployments=deployments,
+        deployments=known,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class BatchToolError(Exception):
     """Base of every expected failure; `str()` is a message a person can act on."""
@@ -59,3 +61,22 @@ class ServiceUnavailable(BatchToolError):
 
 class ConnectionFailed(BatchToolError):
     """The service could not be reached: check the endpoint and the network."""
+
+
+class UnknownDeployment(InvalidInput):
+    """A deployment name the backend does not have; `known` lists the ones it has."""
+
+    def __init__(self, deployment: str, known: list[str], *, message: str | None = None) -> None:
+        names = ", ".join(known) or "none"
+        super().__init__(message or f"There is no deployment named {deployment!r}; the deployments are {names}.")
+        self.deployment = deployment
+        self.known = known
+
+
+class NotAFileId(InvalidInput):
+    """What was given as an uploaded file's id is a local path (`kind="path"`) or a batch id (`kind="batch"`)."""
+
+    def __init__(self, message: str, *, value: str, kind: Literal["path", "batch"]) -> None:
+        super().__init__(message)
+        self.value = value
+        self.kind = kind

@@ -104,6 +104,7 @@ class ValidationReport(BaseModel):
     requests: int = 0
     bytes: int = 0
     deployment: str | None = None
+    deployment_checked: bool = Field(False, description="False when the deployment's existence was not checked.")
     url: str | None = None
     issues: list[ValidationIssue] = Field(default_factory=list, description="The first 50 issues.")
     issue_counts: dict[str, int] = Field(default_factory=dict, description="Every issue, counted by code.")
@@ -186,6 +187,12 @@ class UploadResult(BaseModel):
 
 class BatchPage(BaseModel):
     batches: list[Batch]
+    has_more: bool
+    last_id: str | None = None
+
+
+class FilePage(BaseModel):
+    files: list[FileInfo]
     has_more: bool
     last_id: str | None = None
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -21,13 +23,16 @@ from aoai_batch.client import (
     connection_from_settings,
     emulator_connection,
 )
+from aoai_batch.deployments import known_deployments
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
     InvalidInput,
     InvalidRequest,
+    NotAFileId,
     RateLimited,
     ServiceUnavailable,
+    UnknownDeployment,
 )
 from aoai_batch.models import (
     Batch,
@@ -35,9 +40,11 @@ from aoai_batch.models import (
     BatchPage,
     FetchSummary,
     FileInfo,
+    FilePage,
     ProgressFn,
     UploadResult,
     ValidationIssue,
+    ValidationReport,
 )
 from aoai_batch.settings import Settings
 from aoai_batch.store import BatchRecord, Store
@@ -54,6 +61,8 @@ COMPLETION_WINDOWS = frozenset({"24h"})
 MAX_WAIT_SECONDS = 50
 MAX_METADATA_PAIRS = 16
 SHOWN_ISSUES = 5
+LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
+FILE_ID = re.compile(r"file-[A-Za-z0-9_-]+")
 # Errors after which a snapshot is still worth showing: the service is unreachable or busy, not wrong.
 TRANSIENT_ERRORS = (ConnectionFailed, ServiceUnavailable, RateLimited)
 
@@ -76,6 +85,7 @@ class BatchService:
         self.client = client
         self.store = store
         self.backend = client.backend
+        # The backend's deployment names when it can say (the embedded emulator); None: names are not checked.
         self.deployments = deployments
         self._sleep = sleep
         self._clock = clock
@@ -102,9 +112,8 @@ class BatchService:
         async with AsyncExitStack() as stack:
             store = await Store.open(settings.state_db, now=now)
             stack.push_async_callback(store.close)
-            deployments: list[str] | None = None
             if settings.provider == "emulator" and not settings.endpoint:
-                connection, transport, deployments = await _embedded_emulator(settings, transport, stack)
+                connection, transport = await _embedded_emulator(settings, transport, stack)
             else:
                 connection = connection_from_settings(settings)
             client = BatchClient(
@@ -115,7 +124,9 @@ class BatchService:
                 poll_seconds=1.0 if connection.backend == "emulator" else 3.0,
             )
             stack.push_async_callback(client.aclose)
-            yield cls(settings, client, store, sleep=sleep, clock=clock, now=now, deployments=deployments)
+            yield cls(
+                settings, client, store, sleep=sleep, clock=clock, now=now, deployments=known_deployments(settings)
+            )
 
     # files
 
@@ -143,7 +154,7 @@ class BatchService:
                 )
             )
             if not report.ok:
-                raise InvalidInput(_invalid_file_message(path, report.issue_counts, report.issues))
+                raise _invalid_file_error(path, report, self.deployments)
         days = expires_after_days or self.settings.file_expiry_days
         info = await self.client.upload_file(path, expires_after_days=days, wait=wait, progress=progress)
         await self.store.save_file(info, local_path=str(path))
@@ -153,6 +164,10 @@ class BatchService:
         info = await self.client.get_file(file_id)
         await self.store.save_file(info)
         return info
+
+    async def list_files(self, limit: int = 20, after: str | None = None, purpose: str | None = None) -> FilePage:
+        """A page of the service's uploaded files, newest first."""
+        return await self.client.list_files(limit=limit, after=after, purpose=purpose)
 
     # batches
 
@@ -164,7 +179,12 @@ class BatchService:
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Batch:
-        """Start a batch; the same idempotency key returns the batch it created before, never a second one."""
+        """Start a batch; the same idempotency key returns the batch it created before, never a second one.
+
+        A local path or a batch id given as `input_file_id` is refused before any request (NotAFileId).
+        """
+        folders = [Path.cwd(), *self.settings.workspace_dirs]
+        await anyio.to_thread.run_sync(check_input_file_id, input_file_id, folders)
         endpoint = _check_endpoint(endpoint)
         if completion_window not in COMPLETION_WINDOWS:
             raise InvalidInput(f"completion_window must be one of {sorted(COMPLETION_WINDOWS)}.")
@@ -322,6 +342,25 @@ def _existing_file(path: Path) -> Path:
     return path
 
 
+def check_input_file_id(value: str, folders: Iterable[Path] = ()) -> None:
+    """Raise NotAFileId for a batch id, or for a path (a file name, or a file in one of `folders`)."""
+    text = value.strip()
+    if text.startswith("batch_"):
+        raise NotAFileId(f"{text} is a batch id, not the id of an uploaded file.", value=text, kind="batch")
+    if FILE_ID.fullmatch(text):
+        return  # the shape of every backend's file ids, even if a file of that name happens to exist here
+    named_like_a_path = text.lower().endswith(LOCAL_FILE_SUFFIXES) or any(sep in text for sep in ("/", "\\", os.sep))
+    if text and (named_like_a_path or _exists_in(text, folders)):
+        raise NotAFileId(f"{text} is a local file path, not the id of an uploaded file.", value=text, kind="path")
+
+
+def _exists_in(name: str, folders: Iterable[Path]) -> bool:
+    try:
+        return any((folder / Path(name).expanduser()).exists() for folder in folders)
+    except (OSError, ValueError):  # a name no file system accepts (too long, a NUL byte) is no path
+        return False
+
+
 def _changed(before: Batch, after: Batch) -> bool:
     return (before.status, before.request_counts, before.output_file_id, before.error_file_id) != (
         after.status,
@@ -360,6 +399,18 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> None:
             raise InvalidInput("metadata keys must be 1 to 64 characters and values strings of up to 512 characters.")
 
 
+def _invalid_file_error(path: Path, report: ValidationReport, known: Sequence[str] | None) -> InvalidInput:
+    """UnknownDeployment (naming the deployments there are) when the file's deployment does not exist."""
+    message = _invalid_file_message(path, report.issue_counts, report.issues)
+    name = report.deployment
+    if known is None or name is None or name in known:
+        return InvalidInput(message)
+    names = ", ".join(sorted(known)) or "none"
+    head = f"{path} uses deployment {name!r}, which does not exist (the deployments are {names}); nothing was uploaded."
+    only_that = set(report.issue_counts) == {"model_not_found"}
+    return UnknownDeployment(name, sorted(known), message=head if only_that else f"{head} Also: {message}")
+
+
 def _invalid_file_message(path: Path, counts: Mapping[str, int], issues: list[ValidationIssue]) -> str:
     total = sum(counts.values())
     shown = "; ".join(
@@ -374,16 +425,14 @@ def _invalid_file_message(path: Path, counts: Mapping[str, int], issues: list[Va
 
 async def _embedded_emulator(
     settings: Settings, transport: httpx2.AsyncBaseTransport | None, stack: AsyncExitStack
-) -> tuple[Connection, httpx2.AsyncBaseTransport, list[str] | None]:
+) -> tuple[Connection, httpx2.AsyncBaseTransport]:
     """The emulator in this process, reached through its ASGI transport (or the transport a test gives)."""
     # Lazy: the emulator pulls in Starlette and its state; only the emulator provider needs it.
     from aoai_batch.emulator import Emulator
     from aoai_batch.settings import EmulatorSettings
 
-    emulator_settings = EmulatorSettings(home=settings.emulator_home)
-    deployments = sorted(emulator_settings.deployment_models)
     if transport is not None:
         key = settings.api_key.get_secret_value() if settings.api_key else "emulator"
-        return emulator_connection(key, api_version=settings.api_version), transport, deployments
-    emulator = await stack.enter_async_context(Emulator(emulator_settings))
-    return emulator_connection(emulator.key, api_version=settings.api_version), emulator.transport(), deployments
+        return emulator_connection(key, api_version=settings.api_version), transport
+    emulator = await stack.enter_async_context(Emulator(EmulatorSettings(home=settings.emulator_home)))
+    return emulator_connection(emulator.key, api_version=settings.api_version), emulator.transport()

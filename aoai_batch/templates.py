@@ -28,8 +28,16 @@ class Template:
         values = [row.get(field) for field in self.fields]
         for value in values:
             if type(value) is not str:
-                return self.format.format(*(cell_text(row, field, row_number) for field in self.fields))
+                return self.format.format(*(self._cell(row, field, row_number) for field in self.fields))
         return self.format.format(*values)
+
+    def _cell(self, row: Mapping[str, object], field: str, row_number: int) -> str:
+        if field in row or not _looks_literal(field):
+            return cell_text(row, field, row_number)
+        raise InvalidInput(
+            f"The template's {{{field}}} is not a column of row {row_number}; if it is meant as literal text "
+            f"(e.g. a JSON example), double its braces: {{{{{field}}}}}."
+        )
 
 
 def cell_text(row: Mapping[str, object], column: str, row_number: int) -> str:
@@ -43,6 +51,11 @@ def cell_text(row: Mapping[str, object], column: str, row_number: int) -> str:
     if isinstance(value, bool | int | float):
         return orjson.dumps(value).decode()
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _looks_literal(field: str) -> bool:
+    """A placeholder that reads like JSON or code rather than a column name."""
+    return any(char in field for char in "\"':\n")
 
 
 def _parse(text: str) -> tuple[list[str], list[str]]:
@@ -62,8 +75,8 @@ def _parse(text: str) -> tuple[list[str], list[str]]:
             name = text[index + 1 : end] if end != -1 else ""
             if end == -1 or not name.strip() or "{" in name:
                 raise InvalidInput(
-                    f"The template has an unclosed or empty '{{' at character {index + 1}; "
-                    "write {column} for a value and {{ or }} for a literal brace."
+                    f"The template has an unclosed or empty '{{' at character {index + 1}; write {{column}} for "
+                    "a value, and double a literal brace ({{ and }}), as in a JSON example."
                 )
             literals.append("".join(current))
             fields.append(name.strip())

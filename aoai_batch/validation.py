@@ -253,6 +253,7 @@ class Checker:
             requests=self.requests,
             bytes=total_bytes,
             deployment=self.model,
+            deployment_checked=self.deployments is not None and self.model is not None,
             url=self.url,
             issues=(self.pinned + self.issues)[:MAX_LISTED_ISSUES],
             issue_counts=dict(self.counts),

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
 import orjson
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import BaseModel, Field
 
-from aoai_batch.errors import BatchToolError
+from aoai_batch.errors import BatchToolError, InvalidInput, NotFound
+from aoai_batch.models import Batch, FetchSummary
 from prompts.error_codes import meanings
 
 if TYPE_CHECKING:  # the service module imports `openai`; start-up time keeps it out of this import path
@@ -33,6 +36,17 @@ class _State(Protocol):
 
 async def _service(ctx: Context[Any, Any]) -> BatchService:
     return await cast(_State, ctx.request_context.lifespan_context).services.get()
+
+
+async def _job(ctx: Context[Any, Any], batch_id: str) -> tuple[Batch, FetchSummary | None]:
+    """The batch and its fetched summary; an unknown id is a clear MCP error, never a logged traceback."""
+    service = await _service(ctx)
+    try:
+        return await service.job(batch_id), await service.results_summary(batch_id)
+    except (NotFound, InvalidInput) as exc:
+        raise MCPError(INVALID_PARAMS, f"{exc} Call list_batches to see the batch ids.") from exc
+    except BatchToolError as exc:  # the service is unreachable or refused: say so, as an error the client shows
+        raise MCPError(INTERNAL_ERROR, str(exc)) from exc
 
 
 def _data_block(label: str, data: object) -> str:
@@ -78,12 +92,7 @@ async def troubleshoot_batch(
     batch_id: Annotated[str, Field(description="The batch id to troubleshoot.")], ctx: Context[Any, Any]
 ) -> str:
     """Explain what went wrong with a batch, from its errors and Azure's error codes, and what to do next."""
-    service = await _service(ctx)
-    try:
-        batch = await service.job(batch_id)
-        summary = await service.results_summary(batch_id)
-    except BatchToolError as exc:
-        raise ValueError(f"{exc} Call list_batches to see the batches this server knows.") from exc
+    batch, summary = await _job(ctx, batch_id)
     codes = [error.code for error in batch.errors if error.code]
     if summary is not None:
         codes += list(summary.failures_by_code)
@@ -119,12 +128,7 @@ async def summarize_results(
     batch_id: Annotated[str, Field(description="The batch id whose results to summarize.")], ctx: Context[Any, Any]
 ) -> str:
     """Summarize a finished batch's results: outcomes, failures, token usage and a few sample answers."""
-    service = await _service(ctx)
-    try:
-        batch = await service.job(batch_id)
-        summary = await service.results_summary(batch_id)
-    except BatchToolError as exc:
-        raise ValueError(f"{exc} Call list_batches to see the batches this server knows.") from exc
+    batch, summary = await _job(ctx, batch_id)
     if summary is None and not batch.terminal:
         return (
             f"Batch {batch_id} is still {batch.status}, so there are no results to summarize yet. Tell me its "

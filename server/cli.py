@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("server.cli_files", "check a batch file against Azure's rules (exit 0 valid, 1 issues)"),
     "build": ("server.cli_files", "write a batch file from prompts, request objects or rows"),
     "upload": ("server.cli_jobs", "check and upload a batch file"),
+    "files": ("server.cli_jobs", "list uploaded files"),
     "create": ("server.cli_jobs", "start a batch from an uploaded file"),
     "status": ("server.cli_jobs", "show a batch, optionally waiting for a change"),
     "list": ("server.cli_jobs", "list batches"),

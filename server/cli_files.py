@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 
 from aoai_batch.builder import build_batch_file
+from aoai_batch.deployments import known_deployments
 from aoai_batch.errors import InvalidInput
 from aoai_batch.fileio import free_path
 from aoai_batch.models import BuildResult, ValidationReport
+from aoai_batch.settings import Settings
 from aoai_batch.validation import validate_file
 from server.cli_args import OUTPUT_RULE, int_in
 from server.cli_support import load_settings
@@ -114,10 +116,7 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _limits(args: argparse.Namespace) -> tuple[int, int] | None:
-    settings = load_settings()
-    if settings is None:
-        return None
+def _limits(args: argparse.Namespace, settings: Settings) -> tuple[int, int] | None:
     max_requests = settings.max_requests if args.max_requests is None else args.max_requests
     max_bytes = settings.max_bytes if args.max_bytes is None else args.max_bytes
     if max_requests < 1 or max_bytes < 1:
@@ -127,7 +126,8 @@ def _limits(args: argparse.Namespace) -> tuple[int, int] | None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    limits = _limits(args)
+    settings = load_settings()
+    limits = _limits(args, settings) if settings is not None else None
     if limits is None:
         return USAGE
     try:
@@ -149,7 +149,7 @@ def show_report(report: ValidationReport) -> str:
     tokens = f"~{report.estimated_input_tokens} input tokens ({'exact' if report.tokens_exact else 'estimated'})"
     head = (
         f"{report.path}: {'valid' if report.ok else 'NOT valid'}: {report.requests} requests, {report.bytes} bytes, "
-        f"deployment {report.deployment or '-'}, url {report.url or '-'}, {tokens}"
+        f"deployment {_deployment(report)}, url {report.url or '-'}, {tokens}"
     )
     lines = [head]
     for issue in report.issues:
@@ -164,9 +164,18 @@ def show_report(report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
+def _deployment(report: ValidationReport) -> str:
+    if report.deployment is None:
+        return "-"
+    if report.deployment_checked:
+        return report.deployment
+    return f"{report.deployment} (not checked: give --deployment NAME to check that it exists)"
+
+
 def run_build(args: argparse.Namespace) -> int:
-    limits = _limits(args)
-    if limits is None:
+    settings = load_settings()
+    limits = _limits(args, settings) if settings is not None else None
+    if settings is None or limits is None:
         return USAGE
     try:
         requests = _read_requests(args.requests) if args.requests is not None else None
@@ -187,6 +196,7 @@ def run_build(args: argparse.Namespace) -> int:
             endpoint=args.endpoint,
             body=args.body,
             overwrite=args.overwrite,
+            deployments=known_deployments(settings),
         )
     except InvalidInput as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -214,5 +224,7 @@ def _read_requests(path: Path) -> list[dict[str, Any]]:
 def show_build(result: BuildResult) -> str:
     tokens = f"~{result.estimated_input_tokens} input tokens ({'exact' if result.tokens_exact else 'estimated'})"
     lines = [f"wrote {result.requests} requests in {len(result.files)} file(s), {tokens}"]
+    if not all(report.deployment_checked for report in result.validation):
+        lines.append("  the deployment was not checked: this backend does not list its deployments")
     lines += [f"  {file.path}: {file.requests} requests, {file.bytes} bytes" for file in result.files]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""`upload`, `create`, `status`, `list`, `cancel`: script-friendly mirrors of the batch tools.
+"""`upload`, `files`, `create`, `status`, `list`, `cancel`: script-friendly mirrors of the batch tools.
 
 Exit codes: 0 done, 1 an expected failure (the message goes to stderr, no traceback), 2 usage.
 `--json` prints the result model's JSON; otherwise a short readable table.
@@ -14,7 +14,8 @@ from typing import get_args
 
 from pydantic import BaseModel
 
-from aoai_batch.models import Batch, BatchEndpoint, BatchError, BatchPage, BatchStatus, UploadResult
+from aoai_batch.errors import InvalidInput, NotAFileId, NotFound
+from aoai_batch.models import Batch, BatchEndpoint, BatchError, BatchPage, BatchStatus, FilePage, UploadResult
 from aoai_batch.service import COMPLETION_WINDOWS, MAX_METADATA_PAIRS, MAX_WAIT_SECONDS, BatchService
 from server.cli_args import float_in, int_in
 from server.cli_support import add_service_command, progress_for
@@ -31,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="days until the service deletes the file (default: AOAI_BATCH_FILE_EXPIRY_DAYS, 14)",
     )
     upload.add_argument("--no-wait", action="store_true", help="return before the service has processed the file")
+
+    files = add_service_command(subparsers, "files", "List uploaded files, newest first.", _files, _show_files)
+    files.add_argument("--limit", type=int_in(1, 100), default=20, metavar="1-100", help="how many files to show")
+    files.add_argument("--after", help="the last id of the previous page")
+    files.add_argument("--purpose", help="only files of this purpose (batch, batch_output)")
 
     create = add_service_command(subparsers, "create", "Start a batch job on an uploaded file.", _create, _show_batch)
     create.add_argument("file_id", help="the uploaded input file's id")
@@ -91,14 +97,30 @@ async def _upload(service: BatchService, args: argparse.Namespace) -> BaseModel:
     )
 
 
+async def _files(service: BatchService, args: argparse.Namespace) -> BaseModel:
+    return await service.list_files(limit=args.limit, after=args.after, purpose=args.purpose)
+
+
 async def _create(service: BatchService, args: argparse.Namespace) -> BaseModel:
-    return await service.create_batch(
-        args.file_id,
-        endpoint=args.endpoint,
-        completion_window=args.completion_window,
-        metadata=dict(args.metadata) or None,
-        idempotency_key=args.idempotency_key,
-    )
+    try:
+        return await service.create_batch(
+            args.file_id,
+            endpoint=args.endpoint,
+            completion_window=args.completion_window,
+            metadata=dict(args.metadata) or None,
+            idempotency_key=args.idempotency_key,
+        )
+    except NotAFileId as exc:
+        step = (
+            f"Upload it first (aoai-batch-mcp upload {exc.value}), then create with the file id it prints."
+            if exc.kind == "path"
+            else f"See it with: aoai-batch-mcp status {exc.value}"
+        )
+        raise InvalidInput(f"{exc} {step}") from exc
+    except NotFound as exc:
+        raise NotFound(
+            f"{exc.message} (aoai-batch-mcp files lists the uploaded files)", request_id=exc.request_id
+        ) from exc
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -174,6 +196,33 @@ def _show_upload(result: UploadResult) -> str:
     return _table(rows)
 
 
+def _show_files(page: FilePage) -> str:
+    if not page.files:
+        return "no uploaded files"
+    header = ("ID", "FILENAME", "BYTES", "STATUS", "PURPOSE", "CREATED", "EXPIRES")
+    rows = [header] + [
+        (
+            info.id,
+            info.filename or "-",
+            str(info.bytes) if info.bytes is not None else "-",
+            info.status or "-",
+            info.purpose or "-",
+            _when(info.created_at),
+            _when(info.expires_at),
+        )
+        for info in page.files
+    ]
+    lines = _columns(rows)
+    if page.has_more:
+        lines.append(f"more: files --after {page.last_id}")
+    return "\n".join(lines)
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
 def _show_page(page: BatchPage) -> str:
     if not page.batches:
         return "no batch jobs"
@@ -188,8 +237,7 @@ def _show_page(page: BatchPage) -> str:
         )
         for batch in page.batches
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = _columns(rows)
     if page.has_more:
         lines.append(f"more: list --after {page.last_id}")
     return "\n".join(lines)

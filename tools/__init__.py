@@ -9,5 +9,5 @@ from tools.registry import build_tools
 
 
 def all_tools() -> list[Tool]:
-    """The eight tools of SPEC §3."""
+    """The tools of SPEC §3 (and list_files, §7)."""
     return build_tools([*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS])

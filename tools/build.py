@@ -48,7 +48,10 @@ async def build_batch_file(
         str | None, Field(description="A CSV, JSONL or JSON-array file of rows in the workspace, one request per row.")
     ] = None,
     template: Annotated[
-        str | None, Field(description="User message built from each row, with {column} placeholders.")
+        str | None,
+        Field(
+            description="User message built from each row, with {column} placeholders; {{ and }} for literal braces."
+        ),
     ] = None,
     system_prompt: Annotated[str | None, Field(description="A system message added to every request.")] = None,
     id_field: Annotated[

@@ -1,4 +1,4 @@
-"""Tools for batch input files: validate_batch_file, upload_file (build_batch_file is in tools/build.py)."""
+"""Tools for batch input files: validate_batch_file, upload_file, list_files (build_batch_file is in tools/build.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from aoai_batch.models import UploadResult, ValidationReport
-from tools.deps import client_roots, deps, expected_errors, progress
+from aoai_batch.models import FilePage, UploadResult, ValidationReport
+from tools.deps import MAX_RESULT_CHARS, client_roots, deps, expected_errors, progress, result_chars
 from tools.registry import ToolSpec
 
 BatchFilePath = Annotated[
@@ -60,6 +60,30 @@ async def upload_file(
         )
 
 
+async def list_files(
+    ctx: Context[Any, Any],
+    limit: Annotated[int, Field(ge=1, le=100, description="How many files to return (1-100).")] = 20,
+    after: Annotated[str | None, Field(description="The last_id of the previous page.")] = None,
+    purpose: Annotated[str | None, Field(description="Only files of this purpose, e.g. batch or batch_output.")] = None,
+) -> FilePage:
+    """List uploaded files, newest first, with their ids for create_batch. If has_more, call again with
+    after=last_id."""
+    with expected_errors():
+        service = await deps(ctx).services.get()
+        page = await service.list_files(limit=limit, after=after, purpose=purpose)
+    return fitted(page)
+
+
+def fitted(page: FilePage) -> FilePage:
+    """The page cut short (has_more, last_id adjusted) so it stays under the result size limit."""
+    cut = len(page.files)
+    while cut > 1 and result_chars(page.model_copy(update={"files": page.files[:cut]})) > MAX_RESULT_CHARS:
+        cut = cut * 3 // 4
+    if cut == len(page.files):
+        return page
+    return FilePage(files=page.files[:cut], has_more=True, last_id=page.files[cut - 1].id)
+
+
 TOOLS = [
     ToolSpec(
         validate_batch_file,
@@ -72,5 +96,10 @@ TOOLS = [
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
         ),
+    ),
+    ToolSpec(
+        list_files,
+        title="List uploaded files",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
     ),
 ]

@@ -31,7 +31,7 @@ from aoai_batch.errors import (
     ServiceUnavailable,
 )
 from aoai_batch.fileio import atomic_writer
-from aoai_batch.models import Batch, BatchPage, FileInfo, ProgressFn
+from aoai_batch.models import Batch, BatchPage, FileInfo, FilePage, ProgressFn
 
 if TYPE_CHECKING:
     import httpx2
@@ -277,6 +277,21 @@ class BatchClient:
             raise InvalidRequest(f"File {info.id} was deleted; upload it again.", code="file_deleted")
         return info
 
+    async def list_files(self, *, limit: int = 20, after: str | None = None, purpose: str | None = None) -> FilePage:
+        """One page of uploaded files, newest first: one request (never the SDK's auto-paging iterator).
+
+        Azure's 2024-10-21 files list takes only `purpose`; a service that ignores `limit`, `after` or
+        `order` sends every file, so the page is also cut here and paging by `after=last_id` still ends.
+        """
+        if not 1 <= limit <= 100:
+            raise InvalidInput(f"limit must be between 1 and 100 (it was {limit}).")
+        extra: dict[str, Any] = {"after": after} if after else {}
+        if purpose:
+            extra["purpose"] = purpose
+        data = await self._json(lambda api: api.files.with_raw_response.list(limit=limit, order="desc", **extra))
+        files = [to_file(item, self.backend) for item in data.get("data") or [] if isinstance(item, dict)]
+        return file_page(files, limit=limit, after=after, purpose=purpose, more=bool(data.get("has_more")))
+
     async def delete_file(self, file_id: str) -> None:
         file_id = _require_id(file_id, "file")
         await self._json(lambda api: api.files.with_raw_response.delete(file_id))
@@ -427,3 +442,15 @@ class BatchClient:
             if not data.get("has_more") or not items:
                 return BatchPage(batches=found, has_more=False, last_id=cursor)
         return BatchPage(batches=found, has_more=True, last_id=cursor)
+
+
+def file_page(files: list[FileInfo], *, limit: int, after: str | None, purpose: str | None, more: bool) -> FilePage:
+    """Newest first, after `after`, of `purpose`, at most `limit`: whatever of that the service already did."""
+    files = sorted(files, key=lambda f: f.created_at.timestamp() if f.created_at else 0.0, reverse=True)  # stable
+    ids = [f.id for f in files]
+    if after and after in ids:
+        files = files[ids.index(after) + 1 :]
+    if purpose:
+        files = [f for f in files if f.purpose == purpose]
+    page = files[:limit]
+    return FilePage(files=page, has_more=more or len(files) > limit, last_id=page[-1].id if page else None)

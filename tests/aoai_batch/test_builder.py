@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from aoai_batch.builder import build_batch_file
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import InvalidInput, UnknownDeployment
 from aoai_batch.models import BuildResult
 from aoai_batch.validation import validate_file
 
@@ -353,3 +353,38 @@ def test_a_template_wraps_each_prompt(tmp_path: Path) -> None:
 
     contents = [line["body"]["messages"][0]["content"] for line in lines_of(result.files[0].path)]
     assert contents == ["Write a haiku about cats.", "Write a haiku about dogs."]
+
+
+def test_an_unknown_deployment_is_refused_before_the_source_is_read(tmp_path: Path) -> None:
+    with pytest.raises(UnknownDeployment) as refused:
+        build(tmp_path, deployment="gpt-5", source_path=tmp_path / "missing.csv", deployments=["gpt-4o-mini", "gpt-4o"])
+    assert refused.value.known == ["gpt-4o", "gpt-4o-mini"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_known_deployment_is_reported_as_checked_and_none_given_as_not_checked(tmp_path: Path) -> None:
+    checked = build(tmp_path, prompts=["a"], deployments=["gpt-4o-mini"])
+    unchecked = build(tmp_path, prompts=["a"], output_path=tmp_path / "other.jsonl")
+    assert [report.deployment_checked for report in checked.validation + unchecked.validation] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ('{{"answer": "{prompt}"}}', '{"answer": "Paris"}'),
+        ("{{{prompt}}}", "{Paris}"),
+        ("{{prompt}}", "{prompt}"),
+        ("a }} b {{", "a } b {"),
+    ],
+)
+def test_doubled_braces_are_literal_braces(tmp_path: Path, template: str, text: str) -> None:
+    result = build(tmp_path, prompts=["Paris"], template=template)
+    assert lines_of(result.files[0].path)[0]["body"]["messages"][0]["content"] == text
+
+
+@pytest.mark.parametrize("template", ['Reply as {"a": 1}: {prompt}', "Reply as {'a': 1}", 'Nested {"a": {"b": 1}}'])
+def test_single_braces_of_a_json_example_are_refused_saying_to_double_them(tmp_path: Path, template: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        build(tmp_path, prompts=["Paris"], template=template)
+    assert "{{" in str(refused.value)
+    assert not (tmp_path / "out").exists()

@@ -133,3 +133,19 @@ async def test_an_unreachable_endpoint_is_a_connection_error() -> None:
     async with BatchClient(closed, max_retries=0) as client:
         with pytest.raises(ConnectionFailed):
             await client.get_batch("batch_1")
+
+
+@pytest.mark.parametrize("style", ["azure", "v1", "openai"])
+async def test_list_files_is_one_page_per_call_newest_first(
+    emulator_server: EmulatorServer, tmp_path: Path, style: ApiStyle
+) -> None:
+    source = write_batch_file(tmp_path / "in.jsonl")
+    with anyio.fail_after(60):
+        async with BatchClient(connection(emulator_server, style), sleep=no_sleep) as client:
+            ids = [(await client.upload_file(source, expires_after_days=14)).id for _ in range(3)]
+            pages = [await client.list_files(limit=2)]
+            while pages[-1].has_more and len(pages) < 5:
+                pages.append(await client.list_files(limit=2, after=pages[-1].last_id))
+    assert [len(page.files) for page in pages] == [2, 1]
+    assert [info.id for page in pages for info in page.files] == ids[::-1]
+    assert pages[0].last_id == ids[1]

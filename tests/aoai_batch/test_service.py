@@ -10,8 +10,9 @@ import anyio
 import httpx2
 import pytest
 
+from aoai_batch.deployments import known_deployments
 from aoai_batch.emulator import Emulator, FakeClock
-from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound
+from aoai_batch.errors import InvalidInput, InvalidRequest, NotAFileId, NotFound, UnknownDeployment
 from aoai_batch.models import FetchSummary, ResultCounts
 from aoai_batch.service import BatchService
 from aoai_batch.settings import EmulatorSettings, Settings
@@ -463,3 +464,96 @@ async def test_fetched_results_are_summarised_and_the_job_knows_its_results_path
     assert await anyio.Path(summary.results_path).is_file()
     assert await service.results_summary(created.id) == summary
     assert (await service.job(created.id)).results_path == summary.results_path
+
+
+class CountingTransport(httpx2.AsyncBaseTransport):
+    """The emulator's transport, counting the requests that reach it."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests += 1
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("questions.jsonl", "path"),
+        ("data/questions", "path"),
+        ("on-disk", "path"),  # no suffix, but a file of that name is in the workspace
+        ("batch_abc123", "batch"),
+    ],
+)
+async def test_a_path_or_a_batch_id_given_as_the_input_file_is_refused_before_any_request(
+    tmp_path: Path, emulator: Emulator, value: str, kind: str
+) -> None:
+    (tmp_path / "on-disk").write_text("{}\n", encoding="utf-8")
+    transport = CountingTransport(emulator.transport())
+    async with BatchService.open(settings_for(tmp_path, emulator), transport=transport) as service:
+        with pytest.raises(NotAFileId) as refused:
+            await service.create_batch(value)
+    assert refused.value.kind == kind
+    assert refused.value.value == value
+    assert transport.requests == 0
+
+
+async def test_a_file_id_is_never_taken_for_a_path(service: BatchService, tmp_path: Path) -> None:
+    (tmp_path / "file-abc123").write_text("{}\n", encoding="utf-8")
+    with pytest.raises(NotFound):
+        await service.create_batch("file-abc123")
+
+
+async def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_do(
+    service: BatchService, emulator: Emulator, tmp_path: Path
+) -> None:
+    path = write_batch_file(tmp_path / "in.jsonl", model="gpt-5")
+    with pytest.raises(UnknownDeployment) as refused:
+        await service.upload_file(path)
+    assert refused.value.deployment == "gpt-5"
+    assert refused.value.known == ["gpt-4o", "gpt-4o-mini"]
+    assert "gpt-4o-mini" in str(refused.value)
+    assert await emulator.core.list_files(None) == []
+
+
+async def test_the_service_knows_the_embedded_emulators_deployments(service: BatchService) -> None:
+    assert service.deployments == ["gpt-4o", "gpt-4o-mini"]
+
+
+@pytest.mark.parametrize(
+    ("values", "known"),
+    [
+        ({"provider": "emulator"}, ["gpt-4o", "gpt-4o-mini"]),
+        ({"provider": "emulator", "endpoint": "http://127.0.0.1:8765"}, None),  # configured elsewhere
+        ({"provider": "azure", "endpoint": "https://r.openai.azure.com", "api_key": "k"}, None),
+        ({"provider": "openai", "openai_api_key": "k"}, None),
+    ],
+)
+def test_deployments_are_known_only_for_the_embedded_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: dict[str, object], known: list[str] | None
+) -> None:
+    monkeypatch.delenv("AOAI_EMULATOR_DEPLOYMENTS", raising=False)
+    assert known_deployments(Settings.model_validate({"home": tmp_path, **values})) == known
+
+
+def test_the_emulators_configured_deployments_are_the_known_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOAI_EMULATOR_DEPLOYMENTS", "batch-b=gpt-4o,batch-a=gpt-4o-mini")
+    assert known_deployments(Settings.model_validate({"home": tmp_path, "provider": "emulator"})) == [
+        "batch-a",
+        "batch-b",
+    ]
+
+
+async def test_list_files_pages_newest_first_and_filters_by_purpose(service: BatchService, tmp_path: Path) -> None:
+    ids = [(await service.upload_file(write_batch_file(tmp_path / f"in{n}.jsonl"))).file.id for n in range(3)]
+    first = await service.list_files(limit=2)
+    rest = await service.list_files(limit=2, after=first.last_id)
+    outputs = await service.list_files(purpose="batch_output")
+    assert [f.id for f in first.files + rest.files] == ids[::-1]
+    assert (first.has_more, rest.has_more) == (True, False)
+    assert first.files[0].filename == "in2.jsonl"
+    assert outputs.files == []

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import GetPromptResult, TextContent
+from mcp_types import INVALID_PARAMS, GetPromptResult, TextContent
 
 from aoai_batch.emulator import FakeClock
 from prompts.error_codes import AZURE_ERROR_CODES, meanings
@@ -69,11 +70,19 @@ async def test_summarize_results_before_fetching_asks_for_fetch_results(
     assert "fetch_results" in text_of(done)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("prompt", ["troubleshoot_batch", "summarize_results"])
-async def test_prompts_for_an_unknown_batch_are_errors(app: MCPServer[AppState], prompt: str) -> None:
-    async with Client(app, mode="legacy") as client:
-        with pytest.raises(MCPError):
+async def test_prompts_for_an_unknown_batch_are_clear_errors_and_log_no_traceback(
+    app: MCPServer[AppState], prompt: str, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with Client(app, mode=mode) as client:
+        with pytest.raises(MCPError) as refused:
             await client.get_prompt(prompt, {"batch_id": "batch_unknown"})
+    assert refused.value.code == INVALID_PARAMS
+    assert "list_batches" in refused.value.message
+    assert [record.getMessage() for record in caplog.records if record.exc_info] == []
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 def test_meanings_keep_known_codes_once_in_order() -> None:

@@ -15,17 +15,18 @@ TOOLS = {
                          "image_field", "endpoint", "body", "output_path", "overwrite"},
     "validate_batch_file": {"path"},
     "upload_file": {"path", "validate", "expires_after_days", "wait"},
+    "list_files": {"limit", "after", "purpose"},
     "create_batch": {"input_file_id", "endpoint", "completion_window", "metadata", "idempotency_key"},
     "get_batch": {"batch_id", "wait_seconds"},
     "list_batches": {"limit", "after", "status"},
     "cancel_batch": {"batch_id"},
     "fetch_results": {"batch_id", "output_dir", "format", "preview"},
 }  # fmt: skip
-READ_ONLY = {"get_batch", "list_batches", "validate_batch_file"}
+READ_ONLY = {"get_batch", "list_batches", "list_files", "validate_batch_file"}
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_the_eight_tools_have_the_spec_names_and_parameters(app: MCPServer[AppState], mode: str) -> None:
+async def test_the_tools_have_the_spec_names_and_parameters(app: MCPServer[AppState], mode: str) -> None:
     async with Client(app, mode=mode) as client:
         tools = (await client.list_tools()).tools
     assert {tool.name: set(tool.input_schema["properties"]) for tool in tools} == TOOLS

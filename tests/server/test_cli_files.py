@@ -9,12 +9,14 @@ import orjson
 import pytest
 
 from server.cli import main
+from tests.server.harness import isolate_cli
 
 FIXTURES = Path(__file__).parents[1] / "aoai_batch" / "fixtures" / "validation"
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate_cli(tmp_path, monkeypatch)  # the embedded emulator, whose deployments build checks names against
     monkeypatch.chdir(tmp_path)
     for name in ("AOAI_BATCH_MAX_REQUESTS", "AOAI_BATCH_MAX_BYTES"):
         monkeypatch.delenv(name, raising=False)
@@ -90,7 +92,7 @@ def test_build_writes_into_the_current_folder_not_beside_its_source(tmp_path: Pa
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "rows.csv").write_text("text\nHello\n")
 
-    assert main(["build", "--deployment", "d", "--source", "data/rows.csv", "--template", "{text}"]) == 0
+    assert main(["build", "--deployment", "gpt-4o-mini", "--source", "data/rows.csv", "--template", "{text}"]) == 0
 
     assert (tmp_path / "rows.batch.jsonl").is_file()
     assert not (tmp_path / "data" / "rows.batch.jsonl").exists()
@@ -105,7 +107,7 @@ def test_build_writes_into_the_current_folder_not_beside_its_source(tmp_path: Pa
     ],
 )
 def test_build_writes_into_the_output_dir(tmp_path: Path, extra: list[str], written: str) -> None:
-    assert main(["build", "--deployment", "d", "--prompt", "hi", "--output-dir", "out", *extra]) == 0
+    assert main(["build", "--deployment", "gpt-4o-mini", "--prompt", "hi", "--output-dir", "out", *extra]) == 0
 
     assert (tmp_path / written).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -116,7 +118,7 @@ def test_build_splits_by_the_request_limit(tmp_path: Path) -> None:
         [
             "build",
             "--deployment",
-            "d",
+            "gpt-4o-mini",
             "--prompt",
             "a",
             "--prompt",
@@ -137,7 +139,7 @@ def test_build_splits_by_the_request_limit(tmp_path: Path) -> None:
 def test_build_from_a_requests_file(tmp_path: Path) -> None:
     (tmp_path / "requests.json").write_text(json.dumps([{"custom_id": "x", "prompt": "Hi", "temperature": 0}]))
 
-    assert main(["build", "--deployment", "d", "--requests", "requests.json", "--output", "out.jsonl"]) == 0
+    assert main(["build", "--deployment", "gpt-4o-mini", "--requests", "requests.json", "--output", "out.jsonl"]) == 0
     [line] = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
     assert (line["custom_id"], line["body"]["temperature"]) == ("x", 0)
 
@@ -155,7 +157,7 @@ def test_build_refusal_exits_1_and_writes_nothing(tmp_path: Path, args: list[str
     (tmp_path / "taken.jsonl").write_text("keep")
     before = sorted(path.name for path in tmp_path.iterdir())
 
-    assert main(["build", "--deployment", "d", *args]) == 1
+    assert main(["build", "--deployment", "gpt-4o-mini", *args]) == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == before
     assert (tmp_path / "taken.jsonl").read_text() == "keep"
 
@@ -174,3 +176,46 @@ def test_build_usage_errors_exit_2(args: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["build", *args])
     assert exit_.value.code == 2
+
+
+def test_build_for_a_deployment_the_emulator_does_not_have_exits_1_naming_the_ones_it_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", "--deployment", "gpt-5", "--prompt", "a", "--output", "out.jsonl"]) == 1
+    err = capsys.readouterr().err
+    assert "gpt-4o-mini" in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_build_on_azure_does_not_check_the_deployment_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://example.openai.azure.com")
+    assert main(["build", "--deployment", "my-batch", "--prompt", "a", "--output", "out.jsonl", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [report["deployment_checked"] for report in result["validation"]] == [False]
+
+
+@pytest.mark.parametrize(("extra", "checked"), [([], False), (["--deployment", "gpt-4o-mini"], True)])
+def test_validate_says_whether_the_deployment_was_checked(
+    capsys: pytest.CaptureFixture[str], extra: list[str], checked: bool
+) -> None:
+    assert main(["validate", str(FIXTURES / "valid.jsonl"), *extra]) == 0
+    text = capsys.readouterr().out
+    assert main(["validate", str(FIXTURES / "valid.jsonl"), *extra, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["deployment_checked"] is checked
+    assert ("not checked" in text) is not checked
+    assert ("--deployment" in text) is not checked
+
+
+def test_build_with_literal_braces_in_the_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doubled = ["build", "--deployment", "gpt-4o-mini", "--prompt", "x", "--template", 'Reply {{"a": "{prompt}"}}']
+    single = ["build", "--deployment", "gpt-4o-mini", "--prompt", "x", "--template", 'Reply {"a": 1} to {prompt}']
+
+    assert main([*single, "--output", "single.jsonl"]) == 1
+    assert '{{"a": 1}}' in capsys.readouterr().err
+    assert main([*doubled, "--output", "doubled.jsonl"]) == 0
+    [line] = [orjson.loads(line) for line in (tmp_path / "doubled.jsonl").read_bytes().splitlines()]
+    assert line["body"]["messages"][0]["content"] == 'Reply {"a": "x"}'
+    assert not (tmp_path / "single.jsonl").exists()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from aoai_batch.models import Batch, BatchPage, UploadResult
+from aoai_batch.models import Batch, BatchPage, FilePage, UploadResult
 from server.cli import main
 from tests.server.harness import isolate_cli
 
@@ -115,3 +118,66 @@ def test_an_invalid_setting_is_an_error_not_a_traceback(
     monkeypatch.setenv("AOAI_BATCH_FILE_EXPIRY_DAYS", "900")
     assert main(["list"]) == 1
     assert "AOAI_BATCH_FILE_EXPIRY_DAYS" in capsys.readouterr().err
+
+
+def test_files_lists_uploads_newest_first_in_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = [
+        UploadResult.model_validate_json(run_json(capsys, "upload", str(batch_file(tmp_path)))).file.id for _ in "abc"
+    ]
+
+    first = FilePage.model_validate_json(run_json(capsys, "files", "--limit", "2"))
+    rest = FilePage.model_validate_json(run_json(capsys, "files", "--limit", "2", "--after", str(first.last_id)))
+    assert [info.id for info in first.files + rest.files] == ids[::-1]
+    assert (first.has_more, rest.has_more) == (True, False)
+
+    assert main(["files", "--limit", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["ID", "FILENAME"]
+    assert lines[1].split()[:2] == [ids[2], "in.jsonl"]
+    assert lines[-1] == f"more: files --after {ids[1]}"
+
+
+@pytest.mark.parametrize(
+    ("value", "advice"),
+    [("in.jsonl", "aoai-batch-mcp upload in.jsonl"), ("batch_abc123", "aoai-batch-mcp status batch_abc123")],
+)
+def test_create_from_a_path_or_a_batch_id_says_what_it_is_and_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, advice: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    batch_file(tmp_path)
+    assert main(["create", value]) == 1
+    err = capsys.readouterr().err
+    assert advice in err
+    assert "_batch" not in err  # CLI messages name commands, not tools
+
+
+def test_create_from_an_unknown_file_id_points_to_the_files_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["create", "file-missing"]) == 1
+    assert "aoai-batch-mcp files" in capsys.readouterr().err
+
+
+def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = batch_file(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace("gpt-4o-mini", "gpt-5"), encoding="utf-8")
+    assert main(["upload", str(path)]) == 1
+    assert "gpt-4o-mini" in capsys.readouterr().err
+    assert FilePage.model_validate_json(run_json(capsys, "files")).files == []
+
+
+def test_create_from_a_path_in_a_real_process_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "create", "questions.jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=os.environ.copy(),  # the isolated home and workspace set by the autouse fixture
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: ")
+    assert "aoai-batch-mcp upload questions.jsonl" in done.stderr
+    assert done.stderr.count("\n") == 1

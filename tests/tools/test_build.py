@@ -124,3 +124,42 @@ async def test_overwrite_replaces_an_existing_file_when_asked(app: MCPServer[App
         )
     assert structured(result)["requests"] == 1
     assert read_text(workspace / "taken.jsonl") != "old\n"
+
+
+async def test_a_deployment_the_backend_does_not_have_is_refused_naming_the_ones_it_has(
+    app: MCPServer[AppState], workspace: Path
+) -> None:
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool("build_batch_file", {"deployment": "gpt-5", "prompts": ["a"]})
+    assert result.is_error
+    assert result.content[0].type == "text"
+    assert "gpt-4o-mini" in result.content[0].text
+    assert names(workspace) == []
+
+
+async def test_doubled_braces_in_a_template_are_literal_braces(app: MCPServer[AppState], workspace: Path) -> None:
+    async with Client(app, mode="legacy") as client:
+        built = structured(
+            await client.call_tool(
+                "build_batch_file",
+                {"deployment": "gpt-4o-mini", "prompts": ["Paris"], "template": 'Answer as {{"city": "{prompt}"}}'},
+            )
+        )
+    [line] = read_lines(built["files"][0]["path"])  # type: ignore[index]
+    assert line["body"]["messages"] == [{"role": "user", "content": 'Answer as {"city": "Paris"}'}]  # type: ignore[index]
+
+
+async def test_a_json_example_with_single_braces_is_refused_saying_to_double_them(
+    app: MCPServer[AppState], workspace: Path
+) -> None:
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool(
+            "build_batch_file",
+            {"deployment": "gpt-4o-mini", "prompts": ["Paris"], "template": 'Answer as {"city": "x"} for {prompt}'},
+        )
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert result.is_error
+    assert result.content[0].type == "text"
+    assert '{{"city": "x"}}' in result.content[0].text
+    assert names(workspace) == []
+    assert "{{" in listed["build_batch_file"].input_schema["properties"]["template"]["description"]

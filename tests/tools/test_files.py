@@ -105,3 +105,50 @@ async def test_validate_knows_the_emulator_deployments(app: MCPServer[AppState],
     async with Client(app, mode="legacy") as client:
         report = structured(await client.call_tool("validate_batch_file", {"path": path.name}))
     assert report["issue_counts"] == {"model_not_found": 1}
+
+
+async def test_validate_says_the_emulator_deployment_was_checked(app: MCPServer[AppState], batch_file: Path) -> None:
+    async with Client(app, mode="legacy") as client:
+        report = structured(await client.call_tool("validate_batch_file", {"path": batch_file.name}))
+    assert report["deployment_checked"] is True
+
+
+async def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_do(
+    app: MCPServer[AppState], workspace: Path
+) -> None:
+    path = workspace / "gpt5.jsonl"
+    path.write_bytes(request_line(1, deployment="gpt-5") + b"\n")
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool("upload_file", {"path": path.name})
+        files = structured(await client.call_tool("list_files", {}))
+    assert result.is_error
+    assert result.content[0].type == "text"
+    assert "gpt-4o-mini" in result.content[0].text
+    assert files["files"] == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_list_files_pages_the_uploaded_files_newest_first(
+    app: MCPServer[AppState], workspace: Path, mode: str
+) -> None:
+    async with Client(app, mode=mode) as client:
+        ids = []
+        for n in range(3):
+            path = write_batch_file(workspace, f"in{n}.jsonl", requests=1)
+            ids.append(structured(await client.call_tool("upload_file", {"path": path.name}))["file"]["id"])  # type: ignore[index]
+        first = structured(await client.call_tool("list_files", {"limit": 2}))
+        rest = structured(await client.call_tool("list_files", {"limit": 2, "after": first["last_id"]}))
+        refused = await client.call_tool("list_files", {"limit": 0})
+    listed = first["files"] + rest["files"]  # type: ignore[operator]
+    assert [info["id"] for info in listed] == ids[::-1]
+    assert (first["has_more"], rest["has_more"]) == (True, False)
+    assert {"id", "filename", "bytes", "status", "purpose", "created_at", "expires_at"} <= set(listed[0])
+    assert refused.is_error
+
+
+async def test_list_files_is_read_only_idempotent_and_open_world(app: MCPServer[AppState]) -> None:
+    async with Client(app, mode="legacy") as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    notes = tools["list_files"].annotations
+    assert notes is not None
+    assert (notes.read_only_hint, notes.idempotent_hint, notes.open_world_hint) == (True, True, True)

@@ -158,3 +158,27 @@ async def test_a_cancelled_wait_ends_and_the_server_keeps_serving(
             listed = structured(await client.call_tool("list_batches", {}))
     assert waiting.cancelled_caught
     assert [batch["id"] for batch in listed["batches"]] == [created["id"]]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("input_file_id", "next_tool"),
+    [("questions.jsonl", "upload_file"), ("input.jsonl", "upload_file"), ("batch_abc123", "get_batch")],
+)
+async def test_create_batch_from_a_path_or_a_batch_id_says_what_it_is_and_what_to_call(
+    app: MCPServer[AppState], batch_file: Path, input_file_id: str, next_tool: str
+) -> None:
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool("create_batch", {"input_file_id": input_file_id})
+        batches = structured(await client.call_tool("list_batches", {}))
+    assert result.is_error
+    assert result.content[0].type == "text"
+    assert next_tool in result.content[0].text
+    assert batches["batches"] == []
+
+
+async def test_create_batch_from_an_unknown_file_id_points_to_list_files(app: MCPServer[AppState]) -> None:
+    async with Client(app, mode="legacy") as client:
+        result = await client.call_tool("create_batch", {"input_file_id": "file-does-not-exist"})
+    assert result.is_error
+    assert result.content[0].type == "text"
+    assert "list_files" in result.content[0].text
