@@ -23,7 +23,6 @@ from aoai_batch.client import (
     connection_from_settings,
     emulator_connection,
 )
-from aoai_batch.deployments import known_deployments
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
@@ -46,7 +45,7 @@ from aoai_batch.models import (
     ValidationIssue,
     ValidationReport,
 )
-from aoai_batch.settings import Settings
+from aoai_batch.settings import Settings, known_deployments
 from aoai_batch.store import BatchRecord, Store
 from aoai_batch.validation import validate_file
 

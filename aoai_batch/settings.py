@@ -233,6 +233,17 @@ class ConfigView(BaseModel):
     poll_seconds: float = Field(description="the background watcher's interval")
 
 
+def known_deployments(settings: Settings) -> list[str] | None:
+    """The sorted deployment names of the backend `settings` select, or None when they cannot be known.
+
+    The embedded emulator's are its configured ones. Azure's and OpenAI's data planes have no list of
+    deployments (and an out-of-process emulator is configured elsewhere), so there a name is not checked.
+    """
+    if settings.embedded_emulator:
+        return sorted(EmulatorSettings(home=settings.emulator_home).deployment_models)
+    return None
+
+
 def config_view(settings: Settings) -> ConfigView:
     """What `settings` resolve to, for people: where things are and which backend, without any secret."""
     endpoint = settings.endpoint or settings.openai_base_url
@@ -247,9 +258,7 @@ def config_view(settings: Settings) -> ConfigView:
         home=str(settings.home),
         state_path=str(settings.state_db),
         emulator_home=str(settings.emulator_home) if embedded else None,
-        emulator_deployments=sorted(EmulatorSettings(home=settings.emulator_home).deployment_models)
-        if embedded
-        else None,
+        emulator_deployments=known_deployments(settings),
         workspace=[str(folder) for folder in settings.workspace_dirs],
         limits=Limits(
             max_requests=settings.max_requests,

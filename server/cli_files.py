@@ -15,11 +15,10 @@ from typing import Any
 import orjson
 
 from aoai_batch.builder import build_batch_file
-from aoai_batch.deployments import known_deployments
 from aoai_batch.errors import InvalidInput
 from aoai_batch.fileio import free_path
 from aoai_batch.models import BuildResult, ValidationReport
-from aoai_batch.settings import Settings
+from aoai_batch.settings import Settings, known_deployments
 from aoai_batch.validation import validate_file
 from server.cli_args import OUTPUT_RULE, int_in
 from server.cli_support import load_settings

@@ -10,12 +10,11 @@ import anyio
 import httpx2
 import pytest
 
-from aoai_batch.deployments import known_deployments
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotAFileId, NotFound, UnknownDeployment
 from aoai_batch.models import FetchSummary, ResultCounts
 from aoai_batch.service import BatchService
-from aoai_batch.settings import EmulatorSettings, Settings
+from aoai_batch.settings import EmulatorSettings, Settings, known_deployments
 
 
 def write_batch_file(path: Path, n: int = 3, model: str = "gpt-4o-mini") -> Path:
