@@ -219,14 +219,13 @@ def _batch_fields(payload: object, min_expiry: int) -> dict[str, Any]:
             "metadata",
         )
     expires = payload.get("output_expires_after")
+    lifetime = None if expires is None else checked_expiry(expires, min_expiry, "output_expires_after")
     return {
         "input_file_id": input_file_id,
         "endpoint": endpoint,
         "completion_window": window,
         "metadata": metadata,
-        "output_expires_seconds": None
-        if expires is None
-        else checked_expiry(expires, min_expiry, "output_expires_after"),
+        "output_expires_seconds": lifetime,
     }
 
 

@@ -1,8 +1,9 @@
 """File expiry: `expires_after` on an upload and `output_expires_after` on a batch (its output and error files).
 
 Both are `{"anchor": "created_at", "seconds": N}` (the anchor is the file's own creation). Azure's
-2025-04-01-preview spec bounds `seconds` to 1,209,600-2,592,000 (14-30 days) and uses the same
-`FileExpiresAfter` for `output_expires_after`; OpenAI allows 3,600-2,592,000 (1 hour to 30 days).
+2025-04-01-preview spec bounds an upload's `seconds` to 1,209,600-2,592,000 (14-30 days) and types
+`output_expires_after` the same (`FileExpiresAfter`; Azure's batch how-to gives it the same 14-30 days);
+OpenAI allows 3,600-2,592,000 (1 hour to 30 days) for both.
 An upload form may spell the fields `expires_after[anchor]` (as the SDKs send them), `expires_after.anchor`
 (as Azure's spec names them), or send `expires_after` as one JSON object.
 """
