@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A bounded schemathesis run of the emulator against Azure's files + batches OpenAPI (2024-10-21):
-# no server errors, and every answer conforms to the spec's schemas.
+# no server errors, and every answer conforms to the spec's schemas (as corrected by the seeds, below).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -64,6 +64,33 @@ print(file["id"], batch["id"])
 PY
 )
 
+# Where the 2024-10-21 schema and the seeds (Azure's own docs) disagree, the seeds win (SPEC §6), so the
+# answers are checked against a copy of the spec corrected to what the seeds show, made here at run time:
+# - a batch carries every field, null when unset (the seeds' samples and the spec's own examples do so;
+#   the schema marks none of its fields nullable);
+# - `errors.data` is a list of errors (the schema says one object), whose `line` is a number or null and
+#   whose `param` may be null (the schema says strings).
+.venv/bin/python - "$SPEC" "$WORK/spec.json" <<'PY'
+import json
+import sys
+
+source, target = sys.argv[1], sys.argv[2]
+with open(source, encoding="utf-8") as handle:
+    spec = json.load(handle)
+definitions = spec["definitions"]
+batch = definitions["Batch"]["properties"]
+for name, field in batch.items():
+    if name not in {"id", "object", "input_file_id", "completion_window", "status", "request_counts"}:
+        field["x-nullable"] = True
+definitions["BatchErrors"]["x-nullable"] = True  # `errors` is a $ref: nullable where it is defined
+definitions["BatchErrors"]["properties"]["data"] = {"type": "array", "items": {"$ref": "#/definitions/BatchErrorData"}}
+error_data = definitions["BatchErrorData"]["properties"]
+error_data["line"] = {**error_data["line"], "type": "integer", "x-nullable": True}
+error_data["param"]["x-nullable"] = True
+with open(target, "w", encoding="utf-8") as handle:
+    json.dump(spec, handle)
+PY
+
 cat >"$WORK/schemathesis.toml" <<TOML
 [parameters]
 "api-version" = "2024-10-21"
@@ -71,7 +98,7 @@ cat >"$WORK/schemathesis.toml" <<TOML
 "file-id" = "$FILE_ID"
 TOML
 
-.venv/bin/st --config-file "$WORK/schemathesis.toml" run "$SPEC" \
+.venv/bin/st --config-file "$WORK/schemathesis.toml" run "$WORK/spec.json" \
     --url "$URL/openai" \
     --include-path-regex '^/(files|batches)' \
     --checks not_a_server_error,response_schema_conformance \

@@ -14,14 +14,23 @@ from starlette.routing import Route
 
 from aoai_batch.emulator.api_errors import ApiError, invalid
 from aoai_batch.emulator.core import EmulatorCore
+from aoai_batch.emulator.expiry import AZURE_MIN_SECONDS, OPENAI_MIN_SECONDS
 from aoai_batch.emulator.gate import Gate, flavor_of, style_for
+from aoai_batch.emulator.listing import (
+    BATCHES_DEFAULT_LIMIT,
+    BATCHES_MAX_LIMIT,
+    FILES_DEFAULT_LIMIT,
+    FILES_MAX_LIMIT,
+    Page,
+    by_created_at,
+    file_order,
+)
+from aoai_batch.emulator.odata import batch_query
 from aoai_batch.emulator.wire import Style, batch_json, error_json, file_json, list_json
 
 Flavor = Literal["azure", "azure_v1", "openai"]
 PREFIXES: dict[Flavor, str] = {"azure_v1": "/openai/v1", "azure": "/openai", "openai": "/v1"}
 MAX_JSON_BYTES = 1 << 20
-AZURE_MIN_EXPIRY = 1_209_600  # 14 days: Azure's lower bound for expires_after
-OPENAI_MIN_EXPIRY = 3_600
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -35,6 +44,7 @@ class Api:
         self.core = core
         self.flavor = flavor
         self.style: Style = style_for(flavor, core.settings.format)
+        self.min_expiry = OPENAI_MIN_SECONDS if flavor == "openai" else AZURE_MIN_SECONDS
 
     def routes(self) -> list[Route]:
         prefix = PREFIXES[self.flavor]
@@ -54,12 +64,11 @@ class Api:
 
     async def upload_file(self, request: Request) -> Response:
         length = request.headers.get("content-length")
-        min_expiry = OPENAI_MIN_EXPIRY if self.flavor == "openai" else AZURE_MIN_EXPIRY
         record = await self.core.upload(
             request.headers.get("content-type"),
             int(length) if length and length.isdigit() else None,
             request.stream(),
-            min_expiry=min_expiry,
+            min_expiry=self.min_expiry,
         )
         body = file_json(record, self.core.clock.now(), self.style)
         body["status"] = "pending"  # as Azure answers an upload; a read afterwards shows `processed`
@@ -68,15 +77,12 @@ class Api:
         return json_response(body, 201, {"Location": f"{request.url.path}/{record.id}"})
 
     async def list_files(self, request: Request) -> Response:
-        records = await self.core.list_files(request.query_params.get("purpose"))
+        query = request.query_params
+        page = Page.from_query(query, default_limit=FILES_DEFAULT_LIMIT, max_limit=FILES_MAX_LIMIT)
+        records = by_created_at(await self.core.list_files(query.get("purpose")), descending=file_order(query))
+        items, has_more = page.take(records)
         now = self.core.clock.now()
-        if self.flavor == "openai":
-            if request.query_params.get("order") == "asc":
-                records.reverse()
-            items, has_more = _page(records, request, default_limit=10_000, max_limit=10_000)
-            return json_response(list_json([file_json(r, now, self.style) for r in items], has_more, self.style))
-        data = {"object": "list", "data": [file_json(r, now, self.style) for r in records]}
-        return json_response(data)
+        return json_response(list_json([file_json(r, now, self.style) for r in items], has_more, self.style))
 
     async def get_file(self, request: Request) -> Response:
         record = await self.core.get_file(request.path_params["file_id"])
@@ -94,12 +100,15 @@ class Api:
     # batches
 
     async def create_batch(self, request: Request) -> Response:
-        record = await self.core.create_batch(await _json_body(request))
+        record = await self.core.create_batch(await _json_body(request), min_expiry=self.min_expiry)
         return json_response(batch_json(record, self.style))
 
     async def list_batches(self, request: Request) -> Response:
-        records = await self.core.list_batches()
-        items, has_more = _page(records, request, default_limit=20, max_limit=100)
+        query = request.query_params
+        clauses, descending = batch_query(query)
+        page = Page.from_query(query, default_limit=BATCHES_DEFAULT_LIMIT, max_limit=BATCHES_MAX_LIMIT)
+        records = by_created_at(await self.core.list_batches(), descending=descending)
+        items, has_more = page.take([r for r in records if all(clause(r) for clause in clauses)])
         return json_response(list_json([batch_json(r, self.style) for r in items], has_more, self.style))
 
     async def get_batch(self, request: Request) -> Response:
@@ -109,21 +118,6 @@ class Api:
     async def cancel_batch(self, request: Request) -> Response:
         record = await self.core.cancel_batch(request.path_params["batch_id"])
         return json_response(batch_json(record, self.style))
-
-
-def _page(records: list[Any], request: Request, *, default_limit: int, max_limit: int) -> tuple[list[Any], bool]:
-    """The items after `after` (an id), at most `limit` of them, and whether more follow."""
-    raw_limit = request.query_params.get("limit")
-    limit = default_limit
-    if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= max_limit:
-            raise invalid(f"limit must be a whole number from 1 to {max_limit}.", "limit")
-        limit = int(raw_limit)
-    after = request.query_params.get("after")
-    if after:
-        ids = [r.id for r in records]
-        records = records[ids.index(after) + 1 :] if after in ids else []
-    return records[:limit], len(records) > limit
 
 
 async def _json_body(request: Request) -> object:

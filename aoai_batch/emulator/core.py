@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 
 from aoai_batch.emulator.api_errors import ApiError, invalid, not_found
 from aoai_batch.emulator.clock import Clock
+from aoai_batch.emulator.expiry import checked_expiry, upload_expiry
 from aoai_batch.emulator.faults import Faults
 from aoai_batch.emulator.lifecycle import WINDOW_SECONDS, BatchRunner, Engine, bare_endpoint
 from aoai_batch.emulator.multipart import UploadReader, boundary_of
@@ -25,7 +25,6 @@ from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import BODY_FIELD
 
 T = TypeVar("T")
-MAX_EXPIRY_SECONDS = 2_592_000  # 30 days
 MULTIPART_SLACK = 1 << 20  # room for the form's boundaries and small fields around the file
 FEED_BYTES = 256 * 1024  # upload bytes handed to a worker thread at a time
 MAX_METADATA_KEYS = 16
@@ -91,7 +90,7 @@ class EmulatorCore:
             raise invalid(f"purpose {purpose!r} is not supported here; use purpose=batch.", "purpose")
         if not reader.filename:
             raise invalid("Send the file in a form part named `file` with a filename.", "file")
-        seconds = _expiry_seconds(reader.fields, min_expiry)
+        seconds = upload_expiry(reader.fields, min_expiry)
         if seconds is None and self.state.uploads_without_expiry() >= self.settings.max_files_without_expiry:
             raise ApiError(
                 400,
@@ -154,11 +153,11 @@ class EmulatorCore:
 
     # batches
 
-    async def create_batch(self, payload: object) -> BatchRecord:
-        return await self._run(self._create_batch, payload)
+    async def create_batch(self, payload: object, *, min_expiry: int) -> BatchRecord:
+        return await self._run(self._create_batch, payload, min_expiry)
 
-    def _create_batch(self, payload: object) -> BatchRecord:
-        fields = _batch_fields(payload)
+    def _create_batch(self, payload: object, min_expiry: int) -> BatchRecord:
+        fields = _batch_fields(payload, min_expiry)
         source = self._get_file(fields["input_file_id"])
         if source.purpose != "batch":
             raise invalid(f"File {source.id} has purpose {source.purpose}; upload the input with purpose=batch.")
@@ -200,7 +199,7 @@ class EmulatorCore:
         await self._run(self.runner.advance_all, self.clock.now())
 
 
-def _batch_fields(payload: object) -> dict[str, Any]:
+def _batch_fields(payload: object, min_expiry: int) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise invalid("The body must be a JSON object with input_file_id, endpoint and completion_window.")
     input_file_id = payload.get("input_file_id")
@@ -219,7 +218,15 @@ def _batch_fields(payload: object) -> dict[str, Any]:
             "(keys up to 64 characters, values up to 512).",
             "metadata",
         )
-    return {"input_file_id": input_file_id, "endpoint": endpoint, "completion_window": window, "metadata": metadata}
+    expires = payload.get("output_expires_after")
+    lifetime = None if expires is None else checked_expiry(expires, min_expiry, "output_expires_after")
+    return {
+        "input_file_id": input_file_id,
+        "endpoint": endpoint,
+        "completion_window": window,
+        "metadata": metadata,
+        "output_expires_seconds": lifetime,
+    }
 
 
 def _valid_metadata(metadata: object) -> bool:
@@ -230,31 +237,6 @@ def _valid_metadata(metadata: object) -> bool:
             isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
         )
     )
-
-
-def _expiry_seconds(fields: dict[str, str], minimum: int) -> int | None:
-    """`expires_after` from the form (bracket fields, as the SDKs send it, or a JSON object)."""
-    anchor = fields.get("expires_after[anchor]")
-    raw = fields.get("expires_after[seconds]")
-    if "expires_after" in fields:
-        try:
-            value = orjson.loads(fields["expires_after"])
-        except orjson.JSONDecodeError:
-            raise invalid("expires_after must be an object with anchor and seconds.", "expires_after") from None
-        if not isinstance(value, dict):
-            raise invalid("expires_after must be an object with anchor and seconds.", "expires_after")
-        anchor, raw = value.get("anchor"), str(value.get("seconds"))
-    if anchor is None and raw is None:
-        return None
-    if anchor != "created_at":
-        raise invalid("expires_after[anchor] must be created_at.", "expires_after")
-    try:
-        seconds = int(raw or "")
-    except ValueError:
-        raise invalid("expires_after[seconds] must be a whole number of seconds.", "expires_after") from None
-    if not minimum <= seconds <= MAX_EXPIRY_SECONDS:
-        raise invalid(f"expires_after[seconds] must be between {minimum} and {MAX_EXPIRY_SECONDS}.", "expires_after")
-    return seconds
 
 
 def _token_limit_error(deployment: str) -> dict[str, Any]:

@@ -255,16 +255,24 @@ class BatchRunner:
         if self.settings.no_output_when_all_failed and record.completed == 0:
             output.unlink()
         else:
-            record.output_file_id = self._add_output(output, f"{record.id}_output.jsonl", at)
-        record.error_file_id = self._add_output(error, f"{record.id}_error.jsonl", at)
+            record.output_file_id = self._add_output(output, f"{record.id}_output.jsonl", at, record)
+        record.error_file_id = self._add_output(error, f"{record.id}_error.jsonl", at, record)
 
-    def _add_output(self, work: Path, filename: str, at: float) -> str:
+    def _add_output(self, work: Path, filename: str, at: float, batch: BatchRecord) -> str:
         file_id = f"file-{uuid.uuid4().hex}"
         size = work.stat().st_size
         work.replace(self.state.file_path(file_id))
         kind = "error" if filename.endswith("_error.jsonl") else "output"
+        lifetime = batch.output_expires_seconds  # `output_expires_after`, anchored at the file's creation
         record = FileRecord(
-            id=file_id, filename=filename, purpose="batch_output", bytes=size, created_at=at, ready_at=at, kind=kind
+            id=file_id,
+            filename=filename,
+            purpose="batch_output",
+            bytes=size,
+            created_at=at,
+            ready_at=at,
+            expires_at=at + lifetime if lifetime is not None else None,
+            kind=kind,
         )
         self.state.put_file(record)
         return file_id

@@ -29,6 +29,7 @@ class BatchRecord(BaseModel):
     endpoint: str
     completion_window: str
     metadata: dict[str, str] | None = None
+    output_expires_seconds: int | None = Field(None, description="`output_expires_after`: the output files' lifetime.")
     status: BatchStatus = "validating"
     created_at: float
     expires_at: float

@@ -1,7 +1,8 @@
 """How records look on the wire: Azure's standard answers, Azure's other observed format, and OpenAI's.
 
-- `standard` (Azure, the spec): epoch seconds, lower-case status, fields without a value left out
-  (the spec marks none of them nullable).
+- `standard` (Azure, the spec): epoch seconds, lower-case status. A batch carries every field, `null`
+  when unset, as the seeds' samples and the spec's own examples do (the schema marks none of them
+  nullable: there the seeds win); files and lists leave out fields without a value.
 - `legacy` (Azure, as observed in the seeds): ISO 8601 strings with 7 fractional digits, capitalised
   status (`Validating`, `InProgress`), explicit nulls, `errors` always an object with `data`, a missing
   output file as an empty string.
@@ -71,7 +72,7 @@ def batch_json(record: BatchRecord, style: Style) -> dict[str, Any]:
     data.update({name: _time(getattr(record, name), style) for name in TIMES})
     data["request_counts"] = counts
     data["metadata"] = record.metadata
-    return _finish(data, style)
+    return data
 
 
 def file_status(record: FileRecord, now: float) -> str:
