@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,10 @@ from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+BAR_WIDTH = 30
 Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
+Outcome = Callable[[Any, argparse.Namespace], int]
+"""The exit code of a command whose result was printed (by default 0)."""
 
 
 def load_settings() -> Settings | None:
@@ -40,15 +43,18 @@ def add_service_command(
     help_text: str,
     action: Action,
     show: Callable[[Any], str],
+    outcome: Outcome | None = None,
 ) -> argparse.ArgumentParser:
     """A sub-command that opens the service, runs `action` and prints its result (`--json` or `show`)."""
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(run=lambda args: run_action(action, show, args))
+    parser.set_defaults(run=lambda args: run_action(action, show, args, outcome))
     return parser
 
 
-def run_action(action: Action, show: Callable[[Any], str], args: argparse.Namespace) -> int:
+def run_action(
+    action: Action, show: Callable[[Any], str], args: argparse.Namespace, outcome: Outcome | None = None
+) -> int:
     settings = load_settings()
     if settings is None:
         return FAILED
@@ -60,7 +66,7 @@ def run_action(action: Action, show: Callable[[Any], str], args: argparse.Namesp
     except KeyboardInterrupt:
         return INTERRUPTED
     print(result.model_dump_json(indent=2) if args.json else show(result))
-    return OK
+    return outcome(result, args) if outcome else OK
 
 
 async def _open_and_call(settings: Settings, action: Action, args: argparse.Namespace) -> BaseModel:
@@ -76,3 +82,43 @@ async def print_progress(done: float, total: float | None, message: str | None) 
 def progress_for(args: argparse.Namespace) -> ProgressFn | None:
     """Progress lines on stderr for people; none with `--json`."""
     return None if args.json else print_progress
+
+
+class ProgressBar:
+    """Progress of `done` of `total` on stderr: one line redrawn in a terminal, a line per change elsewhere."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = BAR_WIDTH) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.redraw = self.stream.isatty()
+        self._last = ""
+
+    async def __call__(self, done: float, total: float | None, message: str | None) -> None:
+        line = self.line(done, total, message)
+        if line == self._last:
+            return
+        self._last = line
+        if self.redraw:
+            self.stream.write(f"\r{line}\x1b[K")
+        else:
+            self.stream.write(f"{line}\n")
+        self.stream.flush()
+
+    def line(self, done: float, total: float | None, message: str | None) -> str:
+        if not total:
+            return message or ""
+        share = min(max(done / total, 0.0), 1.0)
+        filled = round(share * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        return f"[{bar}] {share:4.0%}" + (f" {message}" if message else "")
+
+    def finish(self) -> None:
+        """End the redrawn line, so what follows starts on a line of its own."""
+        if self.redraw and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def progress_bar_for(args: argparse.Namespace) -> ProgressBar | None:
+    """A progress bar on stderr for people; none with `--json`."""
+    return None if args.json else ProgressBar()
