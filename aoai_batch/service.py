@@ -24,6 +24,7 @@ from aoai_batch.client import (
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
+    InvalidBatchFile,
     InvalidInput,
     InvalidRequest,
     RateLimited,
@@ -143,7 +144,7 @@ class BatchService:
                 )
             )
             if not report.ok:
-                raise InvalidInput(_invalid_file_message(path, report.issue_counts, report.issues))
+                raise InvalidBatchFile(_invalid_file_message(path, report.issue_counts, report.issues), path=path)
         days = expires_after_days or self.settings.file_expiry_days
         info = await self.client.upload_file(path, expires_after_days=days, wait=wait, progress=progress)
         await self.store.save_file(info, local_path=str(path))
@@ -366,10 +367,7 @@ def _invalid_file_message(path: Path, counts: Mapping[str, int], issues: list[Va
         f"line {issue.line}: {issue.code}" if issue.line else issue.code for issue in issues[:SHOWN_ISSUES]
     )
     more = f" and {total - SHOWN_ISSUES} more" if total > SHOWN_ISSUES else ""
-    return (
-        f"{path} is not a valid batch file ({shown}{more}); nothing was uploaded. "
-        "Run validate_batch_file for every issue, fix them, and upload again."
-    )
+    return f"{path} is not a valid batch file ({shown}{more}); nothing was uploaded."
 
 
 async def _embedded_emulator(
