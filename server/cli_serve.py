@@ -65,9 +65,8 @@ def _in_a_terminal() -> bool:
 def _tell_a_person() -> None:
     """Someone started the server by hand: say what it is, and how a client starts it instead."""
     print(
-        "aoai-batch-mcp speaks MCP on stdin/stdout, for an MCP client to start; add it with "
-        f"`claude mcp add {CLIENT_NAME} -- {server_command()}` (or see README: Add it to your MCP client). "
-        "Ctrl-C stops it.",
+        "aoai-batch-mcp is an MCP server on stdio, for an MCP client to start "
+        f"(e.g. `claude mcp add {CLIENT_NAME} -- {server_command()}`). Ctrl-C stops it.",
         file=sys.stderr,
         flush=True,
     )

@@ -120,7 +120,7 @@ class Uvicorn(uvicorn.Server):
 
 
 async def serve_http(
-    server: MCPServer[Any], *, host: str, port: int, token: str | None, on_ready: Callable[[str], None] = print
+    server: MCPServer[Any], *, host: str, port: int, token: str | None, on_ready: Callable[[str], None]
 ) -> None:
     """Serve until Ctrl-C or SIGTERM; `on_ready` gets the URL once the socket is bound."""
     app = http_app(server, host=host, token=token)
