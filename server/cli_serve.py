@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the MCP server (the default command)")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000; 0 picks a free one)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     parser.set_defaults(run=run)
 
 
