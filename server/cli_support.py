@@ -123,9 +123,9 @@ def _not_ready(exc: NotReady) -> str | None:
     return f"`{PROG} status {exc.batch_id} --follow` waits until it has finished."
 
 
-def _unreachable(exc: ConnectionFailed) -> str:
+def _unreachable(exc: ConnectionFailed) -> str | None:
     if exc.endpoint_setting is None:
-        return "Run the command again."
+        return None  # not an address anyone set (the embedded emulator, a server shutting down)
     return f"Check {exc.endpoint_setting} and the network, then run the command again."
 
 

@@ -149,9 +149,9 @@ def _not_ready(exc: NotReady) -> str | None:
     return "Call get_batch with wait_seconds (up to 50) to wait for it, or come back later."
 
 
-def _unreachable(exc: ConnectionFailed) -> str:
+def _unreachable(exc: ConnectionFailed) -> str | None:
     if exc.endpoint_setting is None:
-        return "Try again in a minute."
+        return None  # not an address anyone set (the embedded emulator, a server shutting down)
     return f"Check {exc.endpoint_setting} and the network, then try again."
 
 

@@ -128,8 +128,16 @@ def test_each_error_gets_its_edges_advice_once(
     assert "\n" not in tool
 
 
-def test_an_error_with_nothing_to_add_is_its_message_alone() -> None:
-    plain = NotReady("File file-1 is still pending after 600 s.")
+@pytest.mark.parametrize(
+    "plain",
+    [
+        NotReady("File file-1 is still pending after 600 s."),
+        NotFound("The input file of batch b1 is gone."),
+        ConnectionFailed("The batch service is shutting down; start the server again."),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_an_error_with_nothing_to_add_is_its_message_alone(plain: BatchToolError) -> None:
     assert error_line(plain) == f"error: {plain.message}"
     assert advice(plain) == plain.message
 
