@@ -131,7 +131,7 @@ def _unreachable(exc: ConnectionFailed) -> str | None:
 
 # The first row whose type matches gives the one piece of advice (subclasses before their bases).
 _ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
-    (FileInTheWay, lambda exc: "Add --overwrite to replace it, or choose another name."),
+    (FileInTheWay, lambda exc: "Add --overwrite to replace existing files, or choose another name."),
     (InvalidBatchFile, lambda exc: f"`{PROG} validate {shlex.quote(str(exc.path))}` lists every issue."),
     (NotConfigured, lambda exc: f"Set {exc.setting} and run the command again."),
     (NotFound, _not_found),

@@ -157,7 +157,7 @@ def _unreachable(exc: ConnectionFailed) -> str | None:
 
 # The first row whose type matches gives the one piece of advice (subclasses before their bases).
 _ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
-    (FileInTheWay, lambda exc: "Pass overwrite=true to replace it, or choose another name."),
+    (FileInTheWay, lambda exc: "Pass overwrite=true to replace existing files, or choose another name."),
     (InvalidBatchFile, lambda exc: "Call validate_batch_file on it for every issue, fix them, and upload again."),
     (NotConfigured, lambda exc: f"Set {_in_env(exc.setting)}."),
     (NotFound, _not_found),

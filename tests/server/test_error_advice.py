@@ -182,6 +182,7 @@ def test_the_cli_says_what_to_run_in_its_own_words(
     missing = capsys.readouterr().err
     assert once(f"status {batch_id} --follow", not_ready), not_ready
     assert once("aoai-batch-mcp list", missing), missing
+    assert count("list", missing) == 1, missing  # the emulator's own 404 message gives no advice of its own
     for text in (not_ready, missing):
         assert TOOL_WORDS.search(text) is None, text
 
