@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from aoai_batch.client import BatchClient
-from aoai_batch.errors import InvalidInput, NotFound, NotReady
+from aoai_batch.errors import FileInTheWay, InvalidInput, NotFound, NotReady
 from aoai_batch.fileio import publish
 from aoai_batch.models import Batch, FetchSummary, ProgressFn
 from aoai_batch.result_summary import ResultPaths, not_run_summary, plan_paths, summarize
@@ -44,7 +44,7 @@ async def fetch_results(
     _check_parameters(format, preview)
     batch = (await store.save_batch(await client.get_batch(batch_id))).batch
     if not batch.terminal:
-        raise NotReady(_not_ready_message(batch))
+        raise NotReady(_not_ready_message(batch), batch_id=batch.id)
     if _never_ran(batch):
         summary = not_run_summary(batch, format)
     else:
@@ -76,10 +76,7 @@ def _never_ran(batch: Batch) -> bool:
 
 def _not_ready_message(batch: Batch) -> str:
     done = f", {batch.progress_percent:.0f}% done" if batch.progress_percent is not None else ""
-    return (
-        f"Batch {batch.id} is still {batch.status}{done}: its results are not ready. "
-        "Come back later, or call get_batch with wait_seconds (up to 50) to wait for it to finish."
-    )
+    return f"Batch {batch.id} is still {batch.status}{done}: its results are not ready until it has finished."
 
 
 def _counts_text(summary: FetchSummary) -> str:
@@ -187,7 +184,7 @@ def _keep_errors(errors: Path | None, paths: ResultPaths, overwrite: bool) -> Pa
         return None
     publish(errors, paths.errors, overwrite=overwrite)
     return paths.errors
-    taken = InvalidInput(f"{paths.errors} already exists; choose another folder or ask to overwrite.")
+    taken = FileInTheWay(paths.errors)
     try:
         os.link(errors, paths.errors)  # never replaces a file that appeared meanwhile
     except FileExistsError as exc:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import FileInTheWay
 
 
 @contextlib.contextmanager
@@ -67,8 +67,8 @@ def publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
-def _taken(path: Path) -> InvalidInput:
-    return InvalidInput(f"{path} already exists; choose another name or ask to overwrite it.")
+def _taken(path: Path) -> FileInTheWay:
+    return FileInTheWay(path)
 
 
 def free_path(path: Path) -> Path:

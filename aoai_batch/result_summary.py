@@ -75,7 +75,7 @@ def not_run_summary(batch: Batch, format: ResultFormat) -> FetchSummary:
         failures_by_code=dict(codes.most_common()),
         note=(
             f"The batch failed validation{_describe(batch.errors)}, so no request ran and there are no results. "
-            "Fix the input file (validate_batch_file shows every issue), upload it again and create a new batch."
+            "Fix the input file (validating it lists every issue), upload it again and create a new batch."
         ),
     )
 

@@ -27,7 +27,7 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import FileInTheWay, InvalidInput
 from aoai_batch.fileio import atomic_writer
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ResultCounts, ResultError, ResultRow, Usage
@@ -232,7 +232,7 @@ def join_results(
     if format not in ("jsonl", "csv"):
         raise InvalidInput(f"Unknown results format {format!r}; use 'jsonl' or 'csv'.")
     if not overwrite and Path(results_path).exists():  # before the work, not only when publishing
-        raise InvalidInput(f"{results_path} already exists; choose another name or ask to overwrite it.")
+        raise FileInTheWay(results_path)
     answers = _Answers()
     try:
         for path in (output_path, error_path):

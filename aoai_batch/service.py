@@ -26,6 +26,7 @@ from aoai_batch.client import (
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
+    InvalidBatchFile,
     InvalidInput,
     InvalidRequest,
     NotAFileId,
@@ -403,7 +404,7 @@ def _invalid_file_error(path: Path, report: ValidationReport, known: Sequence[st
     message = _invalid_file_message(path, report.issue_counts, report.issues)
     name = report.deployment
     if known is None or name is None or name in known:
-        return InvalidInput(message)
+        return InvalidBatchFile(message, path=path)
     names = ", ".join(sorted(known)) or "none"
     head = f"{path} uses deployment {name!r}, which does not exist (the deployments are {names}); nothing was uploaded."
     only_that = set(report.issue_counts) == {"model_not_found"}
@@ -416,10 +417,7 @@ def _invalid_file_message(path: Path, counts: Mapping[str, int], issues: list[Va
         f"line {issue.line}: {issue.code}" if issue.line else issue.code for issue in issues[:SHOWN_ISSUES]
     )
     more = f" and {total - SHOWN_ISSUES} more" if total > SHOWN_ISSUES else ""
-    return (
-        f"{path} is not a valid batch file ({shown}{more}); nothing was uploaded. "
-        "Run validate_batch_file for every issue, fix them, and upload again."
-    )
+    return f"{path} is not a valid batch file ({shown}{more}); nothing was uploaded."
 
 
 async def _embedded_emulator(

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import FileInTheWay, InvalidInput
 from aoai_batch.fileio import open_temp_beside, publish
 
 WRITE_BUFFER = 1 << 20
@@ -42,7 +42,7 @@ class SplitWriter:
         self._bytes_left = 0
         self._write: Callable[[bytes], object] = _no_part
         if not overwrite and self.output_path.exists():
-            raise InvalidInput(f"{self.output_path} already exists; choose another name or ask to overwrite it.")
+            raise FileInTheWay(self.output_path)
 
     def __enter__(self) -> SplitWriter:
         return self
@@ -96,7 +96,7 @@ class SplitWriter:
         if not self.overwrite:
             taken = [str(path) for path in targets if path.exists()]
             if taken:
-                raise InvalidInput(f"{', '.join(taken)} already exist; choose another name or ask to overwrite.")
+                raise FileInTheWay(taken[0], f"{', '.join(taken)} already exist.")
         for part in self.parts:
             part.handle.flush()
             os.fsync(part.handle.fileno())

@@ -21,7 +21,7 @@ from aoai_batch.models import BuildResult, ValidationReport
 from aoai_batch.settings import Settings, known_deployments
 from aoai_batch.validation import validate_file
 from server.cli_args import OUTPUT_RULE, int_in
-from server.cli_support import load_settings
+from server.cli_support import error_line, load_settings
 
 OK, FAILED, USAGE = 0, 1, 2
 
@@ -138,7 +138,7 @@ def run_validate(args: argparse.Namespace) -> int:
             count_tokens=not args.no_tokens,
         )
     except InvalidInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return USAGE
     print(report.model_dump_json(indent=2) if args.json else show_report(report))
     return OK if report.ok else FAILED
@@ -198,7 +198,7 @@ def run_build(args: argparse.Namespace) -> int:
             deployments=known_deployments(settings),
         )
     except InvalidInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return FAILED
     print(result.model_dump_json(indent=2) if args.json else show_build(result))
     return OK

@@ -7,18 +7,20 @@ Exit codes: 0 done, 1 an expected failure (the message goes to stderr, no traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import get_args
 
+import anyio
 from pydantic import BaseModel
 
 from aoai_batch.errors import InvalidInput, NotAFileId, NotFound
 from aoai_batch.models import Batch, BatchEndpoint, BatchError, BatchPage, BatchStatus, FilePage, UploadResult
-from aoai_batch.service import COMPLETION_WINDOWS, MAX_METADATA_PAIRS, MAX_WAIT_SECONDS, BatchService
+from aoai_batch.service import COMPLETION_WINDOWS, MAX_METADATA_PAIRS, MAX_WAIT_SECONDS, TRANSIENT_ERRORS, BatchService
 from server.cli_args import float_in, int_in
-from server.cli_support import add_service_command, progress_for
+from server.cli_support import FAILED, OK, ProgressBar, add_service_command, progress_bar_for, progress_for
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,14 +64,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     create.add_argument("--idempotency-key", help="the same key never starts a second batch")
 
-    status = add_service_command(subparsers, "status", "Show a batch job's status.", _status, _show_batch)
+    status = add_service_command(
+        subparsers, "status", "Show a batch job's status.", _status, _show_batch, outcome=_status_outcome
+    )
     status.add_argument("batch_id", help="the batch's id (from create or list)")
-    status.add_argument(
+    waiting = status.add_mutually_exclusive_group()
+    waiting.add_argument(
         "--wait",
         type=float_in(0, MAX_WAIT_SECONDS),
         default=0,
         metavar="SECONDS",
         help=f"wait up to this many seconds (0-{MAX_WAIT_SECONDS}) for the status to change",
+    )
+    waiting.add_argument(
+        "--follow",
+        action="store_true",
+        help="wait until the batch has finished, with a progress bar; exit 0 if it completed, 1 if not",
     )
 
     listing = add_service_command(subparsers, "list", "List batch jobs, newest first.", _list, _show_page)
@@ -131,7 +141,38 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 async def _status(service: BatchService, args: argparse.Namespace) -> BaseModel:
+    if args.follow:
+        return await follow(service, args.batch_id, progress_bar_for(args))
     return await service.get_batch(args.batch_id, wait_seconds=args.wait, progress=progress_for(args))
+
+
+async def follow(service: BatchService, batch_id: str, bar: ProgressBar | None) -> Batch:
+    """Poll at the backend's interval until the batch is terminal; a failed poll is retried, not fatal."""
+    batch = await service.get_batch(batch_id)
+    try:
+        while not batch.terminal:
+            await _show_progress(bar, batch)
+            await anyio.sleep(service.settings.poll_seconds)
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                batch = await service.get_batch(batch_id)
+        await _show_progress(bar, batch)
+    finally:
+        if bar is not None:
+            bar.finish()
+    return batch
+
+
+async def _show_progress(bar: ProgressBar | None, batch: Batch) -> None:
+    if bar is None:
+        return
+    counts = batch.request_counts
+    done = counts.completed + counts.failed
+    await bar(done, counts.total or None, f"{batch.id} {batch.status} ({done}/{counts.total} requests)")
+
+
+def _status_outcome(batch: Batch, args: argparse.Namespace) -> int:
+    """With --follow the exit code says how the batch ended: 0 completed, 1 failed, expired or cancelled."""
+    return FAILED if args.follow and batch.status != "completed" else OK
 
 
 async def _list(service: BatchService, args: argparse.Namespace) -> BaseModel:

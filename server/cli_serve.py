@@ -1,15 +1,22 @@
-"""`aoai-batch-mcp serve [--transport stdio|http] [--host 127.0.0.1] [--port 8000]`."""
+"""`aoai-batch-mcp serve [--transport stdio|http] [--host 127.0.0.1] [--port 8000]`.
+
+stdout is the protocol on stdio: everything for people goes to stderr. Ctrl-C (or SIGTERM) stops the
+server cleanly with exit 0, on either transport.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from server.cli_args import PORT
 
 USAGE_ERROR = 2
+CLIENT_NAME = "aoai-batch"
 
 
 def register(subparsers: Any) -> None:
@@ -34,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from aoai_batch.settings import Settings
     from server.app import build_server
     from server.http import serve_http
+    from server.stdio import serve_stdio
 
     # stdout belongs to the protocol on stdio: every log line goes to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -46,12 +54,38 @@ def run(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     server = build_server(settings)
     if args.transport == "stdio":
-        anyio.run(server.run_stdio_async)
+        serve_stdio(server, on_ready=_tell_a_person if _in_a_terminal() else lambda: None)
         return 0
     token = settings.http_token.get_secret_value() if settings.http_token else None
     try:
-        anyio.run(lambda: serve_http(server, host=args.host, port=args.port, token=token))
+        anyio.run(lambda: serve_http(server, host=args.host, port=args.port, token=token, on_ready=_tell_url))
     except InvalidInput as exc:
         print(f"aoai-batch-mcp serve: {exc}", file=sys.stderr)
         return USAGE_ERROR
     return 0
+
+
+def _in_a_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _tell_a_person() -> None:
+    """Someone started the server by hand: say what it is, and how a client starts it instead."""
+    print(
+        "aoai-batch-mcp is an MCP server on stdio, for an MCP client to start "
+        f"(e.g. `claude mcp add {CLIENT_NAME} -- {server_command()}`). Ctrl-C stops it.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _tell_url(url: str) -> None:
+    print(f"aoai-batch-mcp serves MCP (streamable HTTP) at {url}; Ctrl-C stops it.", file=sys.stderr, flush=True)
+
+
+def server_command() -> str:
+    """The absolute command that starts this server, as a client config needs it."""
+    launched = Path(sys.argv[0])
+    if launched.name == "__main__.py":  # `python -m server`
+        return shlex.join([sys.executable, "-m", "server", "serve"])
+    return shlex.join([str(launched.resolve()), "serve"])

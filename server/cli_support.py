@@ -7,20 +7,38 @@ Exit codes: 0 done, 1 an expected failure (the message goes to stderr, no traceb
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from aoai_batch.errors import BatchToolError
+from aoai_batch.errors import (
+    AuthenticationFailed,
+    BatchToolError,
+    ConnectionFailed,
+    FileInTheWay,
+    InvalidBatchFile,
+    NotConfigured,
+    NotFound,
+    NotReady,
+    RateLimited,
+    ServiceUnavailable,
+    SignInFailed,
+    with_advice,
+)
 from aoai_batch.models import ProgressFn
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+PROG = "aoai-batch-mcp"
+BAR_WIDTH = 30
 Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
+Outcome = Callable[[Any, argparse.Namespace], int]
+"""The exit code of a command whose result was printed (by default 0)."""
 
 
 def load_settings() -> Settings | None:
@@ -40,27 +58,90 @@ def add_service_command(
     help_text: str,
     action: Action,
     show: Callable[[Any], str],
+    outcome: Outcome | None = None,
 ) -> argparse.ArgumentParser:
     """A sub-command that opens the service, runs `action` and prints its result (`--json` or `show`)."""
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(run=lambda args: run_action(action, show, args))
+    parser.set_defaults(run=lambda args: run_action(action, show, args, outcome))
     return parser
 
 
-def run_action(action: Action, show: Callable[[Any], str], args: argparse.Namespace) -> int:
+def run_action(
+    action: Action, show: Callable[[Any], str], args: argparse.Namespace, outcome: Outcome | None = None
+) -> int:
     settings = load_settings()
     if settings is None:
         return FAILED
     try:
         result = anyio.run(_open_and_call, settings, action, args)
     except BatchToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return FAILED
     except KeyboardInterrupt:
         return INTERRUPTED
     print(result.model_dump_json(indent=2) if args.json else show(result))
-    return OK
+    return outcome(result, args) if outcome else OK
+
+
+def error_line(exc: BatchToolError) -> str:
+    """`error: ` and the message, then what to do next in the words of this command line (said once)."""
+    step = next((give(exc) for kind, give in _ADVICE if isinstance(exc, kind)), None)
+    return f"error: {with_advice(exc, step)}"
+
+
+def _sign_in(exc: SignInFailed) -> str:
+    return "Run `az login` (or use a managed identity), or set AZURE_OPENAI_API_KEY to use a key."
+
+
+def _refused(exc: AuthenticationFailed) -> str:
+    if exc.auth == "entra":
+        role = "'Cognitive Services OpenAI User'"
+        return f"Give your identity the {role} role on the resource, or set AZURE_OPENAI_API_KEY."
+    return f"Check {exc.key_setting}."
+
+
+def _rate_limited(exc: RateLimited) -> str | None:
+    if exc.says_when:
+        return None  # the service's own message already says when
+    if exc.retry_after is not None:
+        return f"Retry after {exc.retry_after:.0f} s."
+    return "Wait a minute and run the command again."
+
+
+def _not_found(exc: NotFound) -> str | None:
+    if exc.missing == "batch":
+        return f"`{PROG} list` shows the batches."
+    if exc.missing == "file":
+        return f"`{PROG} files` shows the uploaded files; upload a local file first (`{PROG} upload FILE`)."
+    return None
+
+
+def _not_ready(exc: NotReady) -> str | None:
+    if exc.batch_id is None:
+        return None
+    return f"`{PROG} status {exc.batch_id} --follow` waits until it has finished."
+
+
+def _unreachable(exc: ConnectionFailed) -> str | None:
+    if exc.endpoint_setting is None:
+        return None  # not an address anyone set (the embedded emulator, a server shutting down)
+    return f"Check {exc.endpoint_setting} and the network, then run the command again."
+
+
+# The first row whose type matches gives the one piece of advice (subclasses before their bases).
+_ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
+    (FileInTheWay, lambda exc: "Add --overwrite to replace existing files, or choose another name."),
+    (InvalidBatchFile, lambda exc: f"`{PROG} validate {shlex.quote(str(exc.path))}` lists every issue."),
+    (NotConfigured, lambda exc: f"Set {exc.setting} and run the command again."),
+    (NotFound, _not_found),
+    (NotReady, _not_ready),
+    (SignInFailed, _sign_in),
+    (AuthenticationFailed, _refused),
+    (RateLimited, _rate_limited),
+    (ServiceUnavailable, lambda exc: "Run the command again in a minute."),
+    (ConnectionFailed, _unreachable),
+]
 
 
 async def _open_and_call(settings: Settings, action: Action, args: argparse.Namespace) -> BaseModel:
@@ -76,3 +157,43 @@ async def print_progress(done: float, total: float | None, message: str | None) 
 def progress_for(args: argparse.Namespace) -> ProgressFn | None:
     """Progress lines on stderr for people; none with `--json`."""
     return None if args.json else print_progress
+
+
+class ProgressBar:
+    """Progress of `done` of `total` on stderr: one line redrawn in a terminal, a line per change elsewhere."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = BAR_WIDTH) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.redraw = self.stream.isatty()
+        self._last = ""
+
+    async def __call__(self, done: float, total: float | None, message: str | None) -> None:
+        line = self.line(done, total, message)
+        if line == self._last:
+            return
+        self._last = line
+        if self.redraw:
+            self.stream.write(f"\r{line}\x1b[K")
+        else:
+            self.stream.write(f"{line}\n")
+        self.stream.flush()
+
+    def line(self, done: float, total: float | None, message: str | None) -> str:
+        if not total:
+            return message or ""
+        share = min(max(done / total, 0.0), 1.0)
+        filled = round(share * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        return f"[{bar}] {share:4.0%}" + (f" {message}" if message else "")
+
+    def finish(self) -> None:
+        """End the redrawn line, so what follows starts on a line of its own."""
+        if self.redraw and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def progress_bar_for(args: argparse.Namespace) -> ProgressBar | None:
+    """A progress bar on stderr for people; none with `--json`."""
+    return None if args.json else ProgressBar()

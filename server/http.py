@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import signal
+import threading
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.server import HANDLED_SIGNALS
 
 from aoai_batch.errors import InvalidInput
 
@@ -76,7 +81,48 @@ def http_app(server: MCPServer[Any], *, host: str, token: str | None) -> ASGIApp
     return BearerToken(app, token) if token else app
 
 
-async def serve_http(server: MCPServer[Any], *, host: str, port: int, token: str | None) -> None:
+def url_for(host: str, port: int) -> str:
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    return f"http://{shown}:{port}{MCP_PATH}"
+
+
+class Uvicorn(uvicorn.Server):
+    """uvicorn that tells `on_ready` the URL it listens on, and ends quietly on Ctrl-C or SIGTERM.
+
+    uvicorn shuts down gracefully on those signals, then raises the signal again so that the process
+    dies of it; a server stopped on purpose exits 0 instead.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_ready(url_for(self.config.host, self.bound_port()))
+
+    def bound_port(self) -> int:
+        """The port of the listening socket: the real one when the configuration asked for port 0."""
+        return int(self.servers[0].sockets[0].getsockname()[1])
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+async def serve_http(
+    server: MCPServer[Any], *, host: str, port: int, token: str | None, on_ready: Callable[[str], None]
+) -> None:
+    """Serve until Ctrl-C or SIGTERM; `on_ready` gets the URL once the socket is bound."""
     app = http_app(server, host=host, token=token)
     config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning", lifespan="on")
-    await uvicorn.Server(config).serve()
+    await Uvicorn(config, on_ready).serve()

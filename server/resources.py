@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from aoai_batch.errors import BatchToolError, NotFound
 from aoai_batch.models import Batch
 from aoai_batch.settings import config_view
+from tools.deps import advice
 
 if TYPE_CHECKING:
     from server.app import AppState
@@ -110,9 +111,9 @@ def resource_errors() -> Iterator[None]:
     try:
         yield
     except NotFound as exc:
-        raise ResourceNotFoundError(str(exc)) from exc
+        raise ResourceNotFoundError(advice(exc)) from exc
     except BatchToolError as exc:
-        raise ResourceError(str(exc)) from exc
+        raise ResourceError(advice(exc)) from exc
 
 
 async def job_resource(batch_id: str) -> str:

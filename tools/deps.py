@@ -7,7 +7,7 @@ failures from `aoai_batch` become tool errors here, with what to do next.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -25,10 +25,15 @@ from aoai_batch.errors import (
     AuthenticationFailed,
     BatchToolError,
     ConnectionFailed,
-    InvalidRequest,
+    FileInTheWay,
+    InvalidBatchFile,
+    NotConfigured,
     NotFound,
+    NotReady,
     RateLimited,
     ServiceUnavailable,
+    SignInFailed,
+    with_advice,
 )
 from aoai_batch.models import Batch, ProgressFn
 from aoai_batch.settings import Settings
@@ -103,26 +108,72 @@ def progress(ctx: Context[Any, Any]) -> ProgressFn:
     return ctx.report_progress
 
 
-_NEXT_STEP: list[tuple[type[BatchToolError], str]] = [
-    (NotFound, "Call list_batches to see the batches this server knows."),
-    (AuthenticationFailed, "Check AZURE_OPENAI_API_KEY, or sign in for Entra ID (az login), then restart the server."),
-    (RateLimited, "Wait and try again; Azure counts enqueued tokens against the deployment's batch quota."),
-    (ServiceUnavailable, "The service had a problem; try again in a minute."),
-    (ConnectionFailed, "Check AZURE_OPENAI_ENDPOINT and the network, then try again."),
+def _in_env(setting: str) -> str:
+    return f"{setting} in this server's environment (its `env` in the MCP client's configuration), then restart it"
+
+
+def _sign_in(exc: SignInFailed) -> str:
+    return (
+        "Run `az login` where the server runs (or give it a managed identity), "
+        f"or set {_in_env('AZURE_OPENAI_API_KEY')}."
+    )
+
+
+def _refused(exc: AuthenticationFailed) -> str:
+    if exc.auth == "entra":
+        return "Give the signed-in identity the 'Cognitive Services OpenAI User' role on the resource, " + (
+            f"or set {_in_env('AZURE_OPENAI_API_KEY')}."
+        )
+    return f"Check the key: set {_in_env(exc.key_setting)}."
+
+
+def _rate_limited(exc: RateLimited) -> str | None:
+    if exc.says_when:
+        return None  # the service's own message already says when
+    if exc.retry_after is not None:
+        return f"Retry after {exc.retry_after:.0f} s."
+    return "Wait a minute and retry; Azure counts enqueued tokens against the deployment's batch quota."
+
+
+def _not_found(exc: NotFound) -> str | None:
+    if exc.missing == "batch":
+        return "Call list_batches to see the batches this server knows."
+    if exc.missing == "file":
+        return "Call list_files to see the uploaded files; a local file must be uploaded (upload_file) first."
+    return None
+
+
+def _not_ready(exc: NotReady) -> str | None:
+    if exc.batch_id is None:
+        return None
+    return "Call get_batch with wait_seconds (up to 50) to wait for it, or come back later."
+
+
+def _unreachable(exc: ConnectionFailed) -> str | None:
+    if exc.endpoint_setting is None:
+        return None  # not an address anyone set (the embedded emulator, a server shutting down)
+    return f"Check {exc.endpoint_setting} and the network, then try again."
+
+
+# The first row whose type matches gives the one piece of advice (subclasses before their bases).
+_ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
+    (FileInTheWay, lambda exc: "Pass overwrite=true to replace existing files, or choose another name."),
+    (InvalidBatchFile, lambda exc: "Call validate_batch_file on it for every issue, fix them, and upload again."),
+    (NotConfigured, lambda exc: f"Set {_in_env(exc.setting)}."),
+    (NotFound, _not_found),
+    (NotReady, _not_ready),
+    (SignInFailed, _sign_in),
+    (AuthenticationFailed, _refused),
+    (RateLimited, _rate_limited),
+    (ServiceUnavailable, lambda exc: "Try again in a minute."),
+    (ConnectionFailed, _unreachable),
 ]
 
 
 def advice(exc: BatchToolError) -> str:
-    """The error's own message plus what to do next."""
-    text = str(exc)
-    if isinstance(exc, RateLimited) and exc.retry_after:
-        return f"{text} Retry after {exc.retry_after:.0f} s."
-    if isinstance(exc, InvalidRequest) and exc.code and exc.code not in text:
-        text = f"{text} (code {exc.code})"
-    for kind, step in _NEXT_STEP:
-        if isinstance(exc, kind):
-            return f"{text} {step}"
-    return text
+    """The error's own message plus what to do next, in the words of tools (said once)."""
+    step = next((give(exc) for kind, give in _ADVICE if isinstance(exc, kind)), None)
+    return with_advice(exc, step)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import NotConfigured
 from aoai_batch.models import Backend
 from aoai_batch.settings import Settings
 
@@ -70,12 +70,18 @@ def connection_from_settings(settings: Settings) -> Connection:
     if backend == "openai":
         key = settings.openai_api_key or settings.api_key
         if key is None:
-            raise InvalidInput("The openai provider needs OPENAI_API_KEY; set it, or unset AOAI_BATCH_PROVIDER.")
+            raise NotConfigured(
+                "The openai provider needs a key, and OPENAI_API_KEY is not set.", setting="OPENAI_API_KEY"
+            )
         return Connection(
             backend="openai", style="openai", endpoint=settings.openai_base_url or OPENAI_BASE_URL, api_key=key
         )
     if not settings.endpoint:
-        raise InvalidInput("No endpoint is configured: set AZURE_OPENAI_ENDPOINT (https://RESOURCE.openai.azure.com).")
+        raise NotConfigured(
+            f"The {backend} provider needs an endpoint (https://RESOURCE.openai.azure.com), "
+            "and AZURE_OPENAI_ENDPOINT is not set.",
+            setting="AZURE_OPENAI_ENDPOINT",
+        )
     style = _azure_style(settings.api_version, settings.endpoint)
     return Connection(
         backend=backend,
@@ -95,7 +101,9 @@ def _azure_key(settings: Settings, backend: Backend) -> SecretStr | None:
     if backend == "emulator":
         return SecretStr(EMULATOR_PLACEHOLDER_KEY)  # the emulator accepts any non-empty key unless told otherwise
     if settings.auth == "key":
-        raise InvalidInput("AOAI_BATCH_AUTH=key needs AZURE_OPENAI_API_KEY; set it, or use AOAI_BATCH_AUTH=entra.")
+        raise NotConfigured(
+            "AOAI_BATCH_AUTH=key needs a key, and AZURE_OPENAI_API_KEY is not set.", setting="AZURE_OPENAI_API_KEY"
+        )
     return None
 
 

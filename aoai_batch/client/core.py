@@ -26,6 +26,8 @@ from aoai_batch.errors import (
     ConnectionFailed,
     InvalidInput,
     InvalidRequest,
+    Missing,
+    NotFound,
     NotReady,
     RateLimited,
     ServiceUnavailable,
@@ -156,7 +158,8 @@ class BatchClient:
             connection, http_client=http_client, token_provider=token_provider, max_retries=self.max_retries
         )
 
-    async def _request(self, call: Callable[[openai.AsyncOpenAI], Awaitable[T]]) -> T:
+    async def _request(self, call: Callable[[openai.AsyncOpenAI], Awaitable[T]], missing: Missing | None = None) -> T:
+        """`call` on the SDK client; a 404 becomes NotFound of `missing` (what the request was about)."""
         api = await self._client()
         try:
             return await call(api)
@@ -166,16 +169,18 @@ class BatchClient:
             error = self._translate(exc)
             if error is None:
                 raise
+            if isinstance(error, NotFound) and error.missing is None:
+                error.missing = missing
             raise error from exc
 
-    async def _json(self, call: RawCall) -> dict[str, Any]:
-        response = await self._request(call)
+    async def _json(self, call: RawCall, missing: Missing | None = None) -> dict[str, Any]:
+        response = await self._request(call, missing)
         try:
             data = response.http_response.json()
         except ValueError as exc:
-            raise ServiceUnavailable(f"The answer from {self.connection.label} is not JSON; retry later.") from exc
+            raise ServiceUnavailable(f"The answer from {self.connection.label} is not JSON.") from exc
         if not isinstance(data, dict):
-            raise ServiceUnavailable(f"Unexpected answer from {self.connection.label}; retry later.")
+            raise ServiceUnavailable(f"Unexpected answer from {self.connection.label}.")
         return data
 
     # files
@@ -253,7 +258,9 @@ class BatchClient:
 
     async def get_file(self, file_id: str) -> FileInfo:
         file_id = _require_id(file_id, "file")
-        return to_file(await self._json(lambda api: api.files.with_raw_response.retrieve(file_id)), self.backend)
+        return to_file(
+            await self._json(lambda api: api.files.with_raw_response.retrieve(file_id), "file"), self.backend
+        )
 
     async def wait_for_file(self, info: FileInfo, progress: ProgressFn | None = None) -> FileInfo:
         """Poll until the service has processed the file; a file it could not process is an error."""
@@ -294,7 +301,7 @@ class BatchClient:
 
     async def delete_file(self, file_id: str) -> None:
         file_id = _require_id(file_id, "file")
-        await self._json(lambda api: api.files.with_raw_response.delete(file_id))
+        await self._json(lambda api: api.files.with_raw_response.delete(file_id), "file")
 
     async def download_file(
         self, file_id: str, dest: Path, *, overwrite: bool = False, progress: ProgressFn | None = None
@@ -304,7 +311,7 @@ class BatchClient:
         writer = atomic_writer(Path(dest), overwrite=overwrite)
         handle = await anyio.to_thread.run_sync(writer.__enter__)
         try:
-            written = await self._request(lambda api: self._stream_to(api, file_id, handle, progress))
+            written = await self._request(lambda api: self._stream_to(api, file_id, handle, progress), "file")
         except BaseException as exc:
             await anyio.to_thread.run_sync(writer.__exit__, type(exc), exc, exc.__traceback__)
             raise
@@ -364,7 +371,8 @@ class BatchClient:
                         endpoint=wire_endpoint,  # type: ignore[arg-type]
                         completion_window=completion_window,  # type: ignore[arg-type]
                         metadata=body_metadata,
-                    )
+                    ),
+                    "file",  # the only thing a create names that can be missing is its input file
                 )
                 return to_batch(data, self.backend)
             except (ConnectionFailed, ServiceUnavailable, RateLimited) as exc:
@@ -405,11 +413,15 @@ class BatchClient:
 
     async def get_batch(self, batch_id: str) -> Batch:
         batch_id = _require_id(batch_id, "batch")
-        return to_batch(await self._json(lambda api: api.batches.with_raw_response.retrieve(batch_id)), self.backend)
+        return to_batch(
+            await self._json(lambda api: api.batches.with_raw_response.retrieve(batch_id), "batch"), self.backend
+        )
 
     async def cancel_batch(self, batch_id: str) -> Batch:
         batch_id = _require_id(batch_id, "batch")
-        return to_batch(await self._json(lambda api: api.batches.with_raw_response.cancel(batch_id)), self.backend)
+        return to_batch(
+            await self._json(lambda api: api.batches.with_raw_response.cancel(batch_id), "batch"), self.backend
+        )
 
     async def _list_page(self, limit: int, after: str | None) -> dict[str, Any]:
         extra: dict[str, Any] = {"after": after} if after else {}

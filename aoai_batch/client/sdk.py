@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import openai
 
-from aoai_batch.client.connection import Connection
+from aoai_batch.client.connection import EMBEDDED_ENDPOINT, Connection
 from aoai_batch.errors import (
     AuthenticationFailed,
     BatchToolError,
@@ -99,12 +99,10 @@ def translate(exc: BaseException, *, connection: Connection) -> BatchToolError |
         return _status_error(exc, connection)
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ConnectionFailed(
-            f"No answer in time from {connection.label}; check the network and retry, or check AZURE_OPENAI_ENDPOINT."
+            f"No answer in time from {connection.label}.", endpoint_setting=_endpoint_setting(connection)
         )
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-        return ConnectionFailed(
-            f"Could not reach {connection.label}; check AZURE_OPENAI_ENDPOINT (or OPENAI_BASE_URL) and the network."
-        )
+        return ConnectionFailed(f"Could not reach {connection.label}.", endpoint_setting=_endpoint_setting(connection))
     return None
 
 
@@ -114,32 +112,36 @@ def _status_error(exc: openai.APIStatusError, connection: Connection) -> BatchTo
     status = exc.status_code
     if status in (401, 403):
         return AuthenticationFailed(
-            f"The credentials were refused by {connection.label} ({message}). {_auth_hint(connection)}", request_id=rid
+            f"{connection.label} refused the {_credential_name(connection)} ({message}).",
+            backend=connection.backend,
+            auth="entra" if connection.uses_entra else "key",
+            request_id=rid,
         )
     if status == 404:
-        text = message if message != f"HTTP {status}" else f"Not found on {connection.label}; check the id."
+        text = message if message != f"HTTP {status}" else f"Not found on {connection.label}."
         return NotFound(text, request_id=rid)
     if status == 429:
         return _rate_limited(exc, message, rid)
     if status >= 500:
-        return ServiceUnavailable(f"Server error at {connection.label} ({message}); retry later.", request_id=rid)
+        return ServiceUnavailable(f"Server error at {connection.label} ({message}).", request_id=rid)
     return InvalidRequest(f"The service rejected the request: {message}", code=exc.code, request_id=rid)
 
 
 def _rate_limited(exc: openai.APIStatusError, message: str, rid: str | None) -> RateLimited:
     wait = retry_after(exc.response.headers)
     if wait is not None and wait > SDK_RETRY_AFTER_CAP:
-        text = f"Quota exhausted ({message}); retry after {wait:.0f} s."
-    elif wait is not None:
-        text = f"Rate limited ({message}); retry after {wait:.0f} s."
+        text = f"Quota exhausted: {message}"
     else:
-        text = f"Rate limited or out of quota ({message}); wait a minute and retry."
+        text = f"Rate limited: {message}"
     return RateLimited(text, retry_after=wait, request_id=rid)
 
 
-def _auth_hint(connection: Connection) -> str:
-    if connection.backend == "openai":
-        return "Check OPENAI_API_KEY."
-    if connection.uses_entra:
-        return "Check that your identity has the 'Cognitive Services OpenAI User' role, or set AZURE_OPENAI_API_KEY."
-    return "Check AZURE_OPENAI_API_KEY (or unset it to sign in with Entra ID)."
+def _credential_name(connection: Connection) -> str:
+    return "Entra ID token" if connection.uses_entra else "key"
+
+
+def _endpoint_setting(connection: Connection) -> str | None:
+    """The variable the address came from (none for the embedded emulator, which is no address at all)."""
+    if connection.endpoint == EMBEDDED_ENDPOINT:
+        return None
+    return "OPENAI_BASE_URL" if connection.backend == "openai" else "AZURE_OPENAI_ENDPOINT"

@@ -31,7 +31,7 @@ class ApiError(Exception):
 
 
 def not_found(kind: str, item_id: str) -> ApiError:
-    return ApiError(404, "notFound", f"No {kind} with id {item_id!r}; check the id (list them to see which exist).")
+    return ApiError(404, "notFound", f"No {kind} with id {item_id!r}.")  # what to do next is the client's to say
 
 
 def invalid(message: str, param: str | None = None) -> ApiError:
