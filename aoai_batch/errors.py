@@ -59,3 +59,23 @@ class ServiceUnavailable(BatchToolError):
 
 class ConnectionFailed(BatchToolError):
     """The service could not be reached: check the endpoint and the network."""
+
+
+class NotWritable(InvalidInput):
+    """Files cannot be written into `folder` (permissions, a read-only disk, not a folder): choose another."""
+
+    def __init__(self, message: str, *, folder: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
+class NoSpace(BatchToolError):
+    """The disk (or quota) holding `folder` is full: free some space, or write somewhere else."""
+
+    def __init__(self, message: str, *, folder: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
+class RegistryLocked(BatchToolError):
+    """Another process has held the job registry's lock for too long: wait for it, or stop it, and try again."""
