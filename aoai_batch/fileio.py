@@ -26,9 +26,12 @@ if sys.platform != "win32":
 NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
 SCRATCH_PREFIX = ".fetch-"
 # Ours only: the scratch folders of this version and of earlier ones (tempfile's names), and the partial
-# results that earlier versions wrote beside the results (this one writes them in its scratch folder).
+# results (named after batch ids) that earlier versions wrote beside the results; this one writes them in
+# its scratch folder.
 SCRATCH_NAME = re.compile(r"\.fetch-(?:[0-9a-f]{12}|[a-z0-9_]{8})")
-PARTIAL_RESULTS_NAME = re.compile(r"\..+-(?:results|errors|retry)(?:-\d+)?\.(?:jsonl|csv)\.[0-9a-f]{12}\.partial")
+PARTIAL_RESULTS_NAME = re.compile(
+    r"\.batch[A-Za-z0-9_.-]*-(?:results|errors|retry)(?:-\d+)?\.(?:jsonl|csv)\.[0-9a-f]{12}\.partial"
+)
 STALE_SECONDS = 86_400.0  # where there are no file locks (Windows), scratch this old is taken for stale
 
 

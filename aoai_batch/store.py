@@ -103,7 +103,11 @@ class Registry:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise self._unusable(exc) from exc
+            raise NotWritable(
+                f"The folder of the job registry {self.path.parent} cannot be created ({exc.strerror}); "
+                "set AOAI_BATCH_HOME to a folder you can write.",
+                folder=str(self.path.parent),
+            ) from exc
         try:
             self._db = connect_shared(self.path, timeout=lock_timeout, synchronous="FULL")
         except sqlite3.Error as exc:
@@ -115,11 +119,6 @@ class Registry:
         except BaseException:
             self._db.close()
             raise
-
-    def _unusable(self, exc: Exception) -> InvalidInput:
-        return InvalidInput(
-            f"The job registry {self.path} cannot be opened ({exc}); move it aside or set AOAI_BATCH_HOME."
-        )
 
     def _translate(self, exc: sqlite3.Error) -> BatchToolError:
         """The error tree's counterpart of a SQLite error: what holds the file, a full disk, or a broken file."""
@@ -135,13 +134,16 @@ class Registry:
                 f"The disk holding the job registry {self.path} is full; free some space and try again.",
                 folder=str(self.path.parent),
             )
-        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
-            return NotWritable(
-                f"The job registry {self.path} cannot be written ({exc}); check the folder's permissions "
-                "or set AOAI_BATCH_HOME.",
-                folder=str(self.path.parent),
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return InvalidInput(
+                f"The job registry {self.path} is damaged or not a registry ({exc}); move it aside or set "
+                "AOAI_BATCH_HOME."
             )
-        return self._unusable(exc)
+        return NotWritable(
+            f"The job registry {self.path} cannot be used ({exc}); check the folder's permissions and the disk, "
+            "or set AOAI_BATCH_HOME.",
+            folder=str(self.path.parent),
+        )
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -166,11 +168,11 @@ class Registry:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                if self._db.in_transaction:
+                if self._db.in_transaction:  # a failed COMMIT (a full disk) may leave it open
                     self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
         """Bring the schema up to date; the version is read again under the write lock: no migration runs twice."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,24 +319,6 @@ def test_a_failed_batch_counts_as_never_run_only_when_nothing_ran(
     )
 
     assert _never_ran(batch) is never_ran
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 KiB tmpfs (needs root and `mount`, as in CI; skipped elsewhere), unmounted afterwards."""
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root and `mount`")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mountpoint)], capture_output=True, check=False
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
 def remount_read_only(mountpoint: Path) -> None:

@@ -152,7 +152,12 @@ def make_stale_scratch(folder: Path) -> list[Path]:
 
 def test_stale_scratch_is_removed_but_not_a_live_runs_nor_anything_not_ours(tmp_path: Path) -> None:
     stale = make_stale_scratch(tmp_path)
-    not_ours = [tmp_path / ".fetch-mine", tmp_path / ".notes.txt.partial", tmp_path / "batch_1-results.jsonl"]
+    not_ours = [
+        tmp_path / ".fetch-mine",
+        tmp_path / ".notes.txt.partial",
+        tmp_path / ".my-results.jsonl.00aa11bb22cc.partial",  # e.g. a build writing into the same folder
+        tmp_path / "batch_1-results.jsonl",
+    ]
     not_ours[0].mkdir()
     for path in not_ours[1:]:
         path.write_bytes(b"keep")

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from aoai_batch.errors import InvalidInput, RegistryLocked
+from aoai_batch.errors import InvalidInput, NoSpace, RegistryLocked
 from aoai_batch.models import Batch, FetchSummary, FileInfo, ResultCounts
 from aoai_batch.store import SCHEMA_VERSION, Registry, Store
 
@@ -374,3 +374,24 @@ def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
         stop(holder)
     assert registry.get_batch("batch_1") is not None
     registry.close()
+
+
+def test_a_registry_on_a_full_disk_is_no_space_and_keeps_what_it_committed(tiny_disk: Path) -> None:
+    """SQLITE_FULL from a real, full 256 KiB tmpfs."""
+    registry = Registry(tiny_disk / "state.sqlite3")
+    try:
+        with pytest.raises(NoSpace) as caught:
+            fill(registry)
+        assert caught.value.folder == str(tiny_disk)
+        kept = registry.list_batches()
+        assert kept  # what was committed before the disk filled up is still there
+        with pytest.raises(NoSpace):
+            registry.save_batch(make_batch("batch_again", metadata={"pad": "x" * 5000}))  # refused alike, not stuck
+        assert len(registry.list_batches()) == len(kept)
+    finally:
+        registry.close()
+
+
+def fill(registry: Registry) -> None:
+    for n in range(10_000):
+        registry.save_batch(make_batch(f"batch_{n}", metadata={"pad": "x" * 500}))
