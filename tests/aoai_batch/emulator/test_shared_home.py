@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import anyio
-import pytest
 
 from aoai_batch.client import BatchClient, emulator_connection
 from aoai_batch.emulator import Emulator, FakeClock
@@ -100,14 +99,12 @@ def advance_in_processes(home: Path, batch_ids: list[str], processes: int) -> li
     return " ".join(outputs).split()
 
 
-@pytest.mark.parametrize("processes", [2])
-async def test_two_processes_on_one_home_finalize_each_batch_once_with_complete_output(
-    tmp_path: Path, processes: int
-) -> None:
+async def test_two_processes_on_one_home_finalize_each_batch_once_with_complete_output(tmp_path: Path) -> None:
+    """Before the lease, both ran each batch: output lines twice, or the batch pointed at an empty file."""
     home = tmp_path / "emulator"
     batch_ids = await create_batches(home, tmp_path)
 
-    statuses = advance_in_processes(home, batch_ids, processes)
+    statuses = advance_in_processes(home, batch_ids, processes=2)
 
     assert set(statuses) <= {"validating", "in_progress", "finalizing", "completed"}
     expected = [f"task-{i}" for i in range(REQUESTS)]
