@@ -166,6 +166,26 @@ class NotAFileId(InvalidInput):
         self.kind = kind
 
 
+class NotWritable(InvalidInput):
+    """Files cannot be written into `folder` (permissions, a read-only disk, not a folder): choose another."""
+
+    def __init__(self, message: str, *, folder: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
+class NoSpace(BatchToolError):
+    """The disk (or quota) holding `folder` is full: free some space, or write somewhere else."""
+
+    def __init__(self, message: str, *, folder: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
+class RegistryLocked(BatchToolError):
+    """Another process has held the job registry's lock for too long: wait for it, or stop it, and try again."""
+
+
 def with_advice(exc: BatchToolError, advice: str | None) -> str:
     """The error's message, then one piece of advice from an edge (or none: nothing to add)."""
     text = str(exc).strip()

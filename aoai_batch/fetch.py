@@ -1,25 +1,25 @@
 """fetch_results: download a finished batch's files, join them to its input, keep the summary.
 
-`BatchService.fetch_results` delegates here. Downloads go to a hidden temporary folder inside the output
-folder and are removed whatever happens, so an interrupted fetch leaves nothing that looks complete; the
-files a user sees (results, errors, retry) appear whole or not at all.
+`BatchService.fetch_results` delegates here. Downloads and the joined files are written in a hidden scratch
+folder inside the output folder, removed whatever happens (and, if the process was killed, by the next
+fetch into that folder), so an interrupted fetch leaves nothing that looks complete; the files a user sees
+(results, errors, retry) appear whole or not at all. A folder that cannot be written, or a full disk, is
+one error naming the folder (`fileio.writing_into`).
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from pathlib import Path
 
 import anyio.to_thread
 
 from aoai_batch.client import BatchClient
-from aoai_batch.errors import FileInTheWay, InvalidInput, NotFound, NotReady
-from aoai_batch.fileio import publish
+from aoai_batch.errors import InvalidInput, NotFound, NotReady, NotWritable
+from aoai_batch.fileio import publish, remove_stale_scratch, scratch_folder, writing_into
 from aoai_batch.models import Batch, FetchSummary, ProgressFn
 from aoai_batch.result_summary import ResultPaths, not_run_summary, plan_paths, summarize
-from aoai_batch.results import MAX_PREVIEW, ResultFormat, join_results
+from aoai_batch.results import MAX_PREVIEW, Joined, ResultFormat, join_results
 from aoai_batch.store import Store
 
 FORMATS = ("jsonl", "csv")
@@ -94,33 +94,34 @@ async def _download_and_join(
     overwrite: bool,
     progress: ProgressFn | None,
 ) -> FetchSummary:
-    paths = await anyio.to_thread.run_sync(_prepare, output_dir, batch.id, format, overwrite)
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=output_dir) as scratch:
-        work = Path(scratch)
-        output = await _download(client, batch.output_file_id, work / "output.jsonl", "output", progress)
-        errors = await _download(client, batch.error_file_id, work / "errors.jsonl", "error", progress)
-        input_path = await _input_file(client, store, batch, work / "input.jsonl", progress)
-        await report(progress, 0, None, f"Joining the results of {batch.id} to its input")
-        joined = await anyio.to_thread.run_sync(
-            functools.partial(
-                join_results,
-                input_path,
-                output_path=output,
-                error_path=errors,
-                results_path=paths.results,
-                retry_path=paths.retry,
-                format=format,
-                preview=preview,
-                overwrite=overwrite,
+    with writing_into(output_dir):
+        paths = await anyio.to_thread.run_sync(_prepare, output_dir, batch.id, format, overwrite)
+        with scratch_folder(output_dir) as work:
+            output = await _download(client, batch.output_file_id, work / "output.jsonl", "output", progress)
+            errors = await _download(client, batch.error_file_id, work / "errors.jsonl", "error", progress)
+            input_path = await _input_file(client, store, batch, work / "input.jsonl", progress)
+            await report(progress, 0, None, f"Joining the results of {batch.id} to its input")
+            joined = await anyio.to_thread.run_sync(
+                functools.partial(
+                    join_results,
+                    input_path,
+                    output_path=output,
+                    error_path=errors,
+                    results_path=work / "results",
+                    retry_path=work / "retry.jsonl",
+                    format=format,
+                    preview=preview,
+                    overwrite=True,  # in a folder of its own: nothing there to keep
+                )
             )
-        )
-        errors_path = await anyio.to_thread.run_sync(_keep_errors, errors, paths, overwrite)
+            kept_errors = errors if errors is not None and errors.stat().st_size else None  # Azure: 0 bytes on success
+            await anyio.to_thread.run_sync(_publish_all, joined, kept_errors, paths, overwrite)
     return summarize(
         joined,
         batch_id=batch.id,
         batch_status=batch.status,
         format=format,
-        errors_path=errors_path,
+        errors_path=paths.errors if kept_errors else None,
         had_output_file=output is not None,
         batch_errors=batch.errors,
     )
@@ -128,16 +129,33 @@ async def _download_and_join(
 
 def _prepare(folder: Path, batch_id: str, format: ResultFormat, overwrite: bool) -> ResultPaths:
     _make_folder(folder)
+    remove_stale_scratch(folder)
     return plan_paths(folder, batch_id, format, overwrite=overwrite)
 
 
 def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInput(f"Cannot create the output folder {folder} ({exc.strerror}); choose another.") from exc
-    if not folder.is_dir():
-        raise InvalidInput(f"{folder} is not a folder; give a folder for the results.")
+    except FileExistsError as exc:
+        raise NotWritable(f"{folder} is not a folder; give a folder for the results.", folder=str(folder)) from exc
+
+
+def _publish_all(joined: Joined, errors: Path | None, paths: ResultPaths, overwrite: bool) -> None:
+    """Give the finished files their names, all or none (without `overwrite`, the names were free)."""
+    moves = [(joined.results_path, paths.results), (joined.retry_path, paths.retry), (errors, paths.errors)]
+    published: list[Path] = []
+    try:
+        for done, target in moves:
+            if done is not None:
+                publish(done, target, overwrite=overwrite)
+                published.append(target)
+    except BaseException:
+        if not overwrite:
+            for target in published:
+                target.unlink(missing_ok=True)
+        raise
+    joined.results_path = paths.results
+    joined.retry_path = paths.retry if joined.retry_path is not None else None
 
 
 async def _download(
@@ -176,21 +194,3 @@ def _size(path: Path | None) -> int | None:
         return path.stat().st_size if path is not None and path.is_file() else None
     except OSError:
         return None
-
-
-def _keep_errors(errors: Path | None, paths: ResultPaths, overwrite: bool) -> Path | None:
-    """Move the downloaded error file beside the results, unless it is empty (Azure sends 0 bytes on success)."""
-    if errors is None or errors.stat().st_size == 0:
-        return None
-    publish(errors, paths.errors, overwrite=overwrite)
-    return paths.errors
-    taken = FileInTheWay(paths.errors)
-    try:
-        os.link(errors, paths.errors)  # never replaces a file that appeared meanwhile
-    except FileExistsError as exc:
-        raise taken from exc
-    except OSError:  # file systems without hard links
-        if paths.errors.exists():
-            raise taken from None
-        os.replace(errors, paths.errors)
-    return paths.errors

@@ -1,8 +1,10 @@
 """The job registry: a SQLite file (WAL) of the files and batches this program has seen.
 
 Every call runs in a worker thread (SQLite blocks); one connection guarded by a lock keeps concurrent
-tasks safe, and WAL with a busy timeout lets a CLI and a server share the file. A process killed in
-the middle of a write loses at most the uncommitted transaction: SQLite's journal guarantees it.
+tasks safe, and WAL with a busy timeout lets a CLI and servers of several clients share the file: opening,
+migrating and every write wait out another process's lock (`sqlite_wal`), and one held for longer is a
+`RegistryLocked` naming the file. A process killed in the middle of a write loses at most the uncommitted
+transaction: SQLite's journal guarantees it.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any, Self, TypeVar
 import anyio.to_thread
 from pydantic import BaseModel
 
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import BatchToolError, InvalidInput, NoSpace, NotWritable, RegistryLocked
 from aoai_batch.models import Batch, BatchStatus, FetchSummary, FileInfo
+from aoai_batch.sqlite_wal import connect_shared, is_busy, retry_while_busy
 
 T = TypeVar("T")
+LOCK_TIMEOUT_SECONDS = 30.0  # how long a write waits for another process (a CLI beside a server) to finish its own
 
 # Each entry upgrades the schema by one version (PRAGMA user_version); never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -89,31 +93,64 @@ def _when(seconds: float) -> datetime:
 class Registry:
     """The synchronous registry; `Store` runs it in worker threads."""
 
-    def __init__(self, path: Path, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, *, now: Callable[[], float] = time.time, lock_timeout: float = LOCK_TIMEOUT_SECONDS
+    ) -> None:
         self.path = Path(path)
         self._now = now
         self._lock = threading.Lock()
+        self._lock_timeout = lock_timeout
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise self._unusable(exc) from exc
+        except OSError as exc:
+            raise NotWritable(
+                f"The folder of the job registry {self.path.parent} cannot be created ({exc.strerror}); "
+                "set AOAI_BATCH_HOME to a folder you can write.",
+                folder=str(self.path.parent),
+            ) from exc
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = connect_shared(self.path, timeout=lock_timeout, synchronous="FULL")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except InvalidInput:
+            with self._translated():
+                retry_while_busy(self._migrate, lock_timeout)
+        except BaseException:
             self._db.close()
             raise
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise self._unusable(exc) from exc
 
-    def _unusable(self, exc: Exception) -> InvalidInput:
-        return InvalidInput(
-            f"The job registry {self.path} cannot be opened ({exc}); move it aside or set AOAI_BATCH_HOME."
+    def _translate(self, exc: sqlite3.Error) -> BatchToolError:
+        """The error tree's counterpart of a SQLite error: what holds the file, a full disk, or a broken file."""
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if is_busy(exc):
+            return RegistryLocked(
+                f"The job registry {self.path} is locked by another aoai-batch-mcp process using the same home "
+                f"({self.path.parent}) and was not freed within {self._lock_timeout:g} s; wait for that process "
+                "to finish (or stop it) and try again."
+            )
+        if code == sqlite3.SQLITE_FULL:
+            return NoSpace(
+                f"The disk holding the job registry {self.path} is full; free some space and try again.",
+                folder=str(self.path.parent),
+            )
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return InvalidInput(
+                f"The job registry {self.path} is damaged or not a registry ({exc}); move it aside or set "
+                "AOAI_BATCH_HOME."
+            )
+        return NotWritable(
+            f"The job registry {self.path} cannot be used ({exc}); check the folder's permissions and the disk, "
+            "or set AOAI_BATCH_HOME.",
+            folder=str(self.path.parent),
         )
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -121,17 +158,27 @@ class Registry:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: BEGIN IMMEDIATE waits (up to the lock timeout) for another process's write."""
+        with self._translated(), self._raw_transaction() as db:
+            yield db
+
+    @contextmanager
+    def _raw_transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a failed COMMIT (a full disk) may leave it open
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
-        with self._transaction() as db:
+        """Bring the schema up to date; the version is read again under the write lock: no migration runs twice."""
+        if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # the usual case: opening needs no write lock
+        with self._raw_transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise InvalidInput(
@@ -143,7 +190,7 @@ class Registry:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._translated():
             cursor = self._db.execute(sql, params)
             cursor.row_factory = sqlite3.Row
             return cursor.fetchall()
@@ -290,8 +337,10 @@ class Store:
         self.registry = registry
 
     @classmethod
-    async def open(cls, path: Path, *, now: Callable[[], float] = time.time) -> Self:
-        registry = await anyio.to_thread.run_sync(lambda: Registry(path, now=now))
+    async def open(
+        cls, path: Path, *, now: Callable[[], float] = time.time, lock_timeout: float = LOCK_TIMEOUT_SECONDS
+    ) -> Self:
+        registry = await anyio.to_thread.run_sync(lambda: Registry(path, now=now, lock_timeout=lock_timeout))
         return cls(registry)
 
     async def close(self) -> None:

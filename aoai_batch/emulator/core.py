@@ -35,7 +35,7 @@ class EmulatorCore:
         self.settings = settings
         self.clock = clock
         self.engine = engine
-        self.state = State(settings.home)
+        self.state = State(settings.home, clock.now)
         self.runner = BatchRunner(self.state, settings, engine)
         self.faults = Faults.parse(settings.faults, settings.fault_seed)
         self.opened = False

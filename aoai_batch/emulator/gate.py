@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import uuid
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs
 
@@ -18,6 +20,7 @@ from aoai_batch.emulator.wire import Style, error_json
 if TYPE_CHECKING:
     from aoai_batch.emulator.core import EmulatorCore
 
+logger = logging.getLogger("aoai_batch.emulator")
 Flavor = Literal["azure", "azure_v1", "openai"]
 # Dated versions from the first with batches on; `preview`/`latest`/`v1` as the v1 API accepts them.
 DATED_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(-preview)?$")
@@ -127,3 +130,42 @@ async def _send_error(
     start: Message = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})
+
+
+# What uvicorn logs (as an error) when an app ends without finishing its response, as a drop does.
+UNFINISHED = "ASGI callable returned without completing response."
+_dropped: ContextVar[bool] = ContextVar("aoai_emulator_dropped", default=False)
+
+
+class _DropNoted(logging.Filter):
+    """Keeps uvicorn's error about an unfinished response out of the log when it is an injected drop."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_dropped.get() and record.msg == UNFINISHED)
+
+
+DROP_NOTED = _DropNoted()
+
+
+class QuietDrops:
+    """The app as a server serves it: an injected drop is one log line and a cut connection, not a traceback.
+
+    Raised through uvicorn, ConnectionDropped would be logged as 'Exception in ASGI application' with its
+    traceback. Here the app returns instead (uvicorn then closes the connection, as a drop should) and the
+    emulator says what happened; the in-process transport uses the bare app, where the exception is its cue.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ConnectionDropped:
+            logger.warning(
+                "Dropped the connection of %s %s (a fault injected by AOAI_EMULATOR_FAULTS).",
+                scope.get("method"),
+                scope.get("path"),
+            )
+            logging.getLogger("uvicorn.error").addFilter(DROP_NOTED)  # once: the same filter is added only once
+            _dropped.set(True)  # seen by uvicorn's check after this returns, in the same task

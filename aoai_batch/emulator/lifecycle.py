@@ -1,11 +1,13 @@
 """A batch's life on the clock: validating -> in_progress -> finalizing -> completed (or failed, expired,
 cancelling -> cancelled), computed from the clock whenever asked, so it is right however the clock moved.
 
-Everything here is blocking (files, SQLite) and runs in worker threads, one batch step at a time under a lock.
+Everything here is blocking (files, SQLite) and runs in worker threads, one batch step at a time under a lock,
+and under the batch's lease (`lease.py`) when other processes share the emulator's home.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import uuid
@@ -15,8 +17,9 @@ from typing import Any, Protocol
 import orjson
 
 from aoai_batch.emulator.api_errors import ApiError
+from aoai_batch.emulator.lease import WAIT_SECONDS, LeaseLost
 from aoai_batch.emulator.lines import Answerer, fails_on_purpose, injected_failure, unrun_line
-from aoai_batch.emulator.records import BatchRecord, FileRecord
+from aoai_batch.emulator.records import BatchRecord, FileKind, FileRecord
 from aoai_batch.emulator.state import State
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import validate_file
@@ -72,18 +75,33 @@ class BatchRunner:
     # entry points (each takes the lock)
 
     def advance(self, batch_id: str, now: float) -> BatchRecord | None:
+        """Bring the batch up to `now`; while another process advances it, its last saved state."""
         with self.lock:
             record = self.state.get_batch(batch_id)
-            if record is not None and record.active:
-                self._advance(record, now)
+            if record is None or not record.active:
+                return record
+            with self.state.leases.holding(batch_id) as held:
+                if held:
+                    return self._advance_held(batch_id, now)
             return record
+
+    def _advance_held(self, batch_id: str, now: float) -> BatchRecord | None:
+        record = self.state.get_batch(batch_id)  # as the last holder of the lease saved it
+        if record is not None and record.active:
+            try:
+                self._advance(record, now)
+            except LeaseLost:
+                return self.state.get_batch(batch_id)
+        return record
 
     def advance_all(self, now: float) -> None:
         for batch_id in self.state.active_batch_ids():
             self.advance(batch_id, now)
 
     def cancel(self, batch_id: str, now: float) -> BatchRecord | None:
-        with self.lock:
+        with self.lock, self.state.leases.holding(batch_id, wait=WAIT_SECONDS) as held:
+            if not held:
+                raise _busy()
             record = self.advance(batch_id, now)
             if record is None or record.status == "cancelling":
                 return record
@@ -94,14 +112,19 @@ class BatchRunner:
                     f"The batch is {record.status}; only a batch that is validating or in progress can be cancelled.",
                 )
             record.status, record.cancelling_at = "cancelling", now
-            self._advance(record, now)
+            try:
+                self._advance(record, now)
+            except LeaseLost:
+                raise _busy() from None
             return record
 
     # the state machine
 
     def _advance(self, record: BatchRecord, now: float) -> None:
+        """Take every transition due and save the result (only while the batch's lease is still ours)."""
         while self._step(record, now):
             pass
+        self.state.leases.renew(record.id)
         self.state.put_batch(record)
 
     def _step(self, record: BatchRecord, now: float) -> bool:
@@ -209,6 +232,7 @@ class BatchRunner:
                     outs.append(answer(custom_id, request_id, request["body"]))
                 if not cursor & FLUSH_MASK:
                     self._write(out, err, outs, errs)
+                    self.state.leases.renew(record.id)  # still ours: nobody took the batch over meanwhile
                 if cursor >= due:
                     break
             record.completed += cursor - record.cursor - (failed - record.failed)
@@ -248,33 +272,40 @@ class BatchRunner:
         self._publish(record, record.expires_at)
 
     def _publish(self, record: BatchRecord, at: float) -> None:
-        """Turn the work files into the batch's output and error files."""
-        output, error = self.work_paths(record)
-        for path in (output, error):
-            path.touch()
-        if self.settings.no_output_when_all_failed and record.completed == 0:
-            output.unlink()
-        else:
-            record.output_file_id = self._add_output(output, f"{record.id}_output.jsonl", at, record)
-        record.error_file_id = self._add_output(error, f"{record.id}_error.jsonl", at, record)
+        """Turn the work files into the batch's output and error files.
 
-    def _add_output(self, work: Path, filename: str, at: float, batch: BatchRecord) -> str:
-        file_id = f"file-{uuid.uuid4().hex}"
-        size = work.stat().st_size
-        work.replace(self.state.file_path(file_id))
-        kind = "error" if filename.endswith("_error.jsonl") else "output"
-        lifetime = batch.output_expires_seconds  # `output_expires_after`, anchored at the file's creation
-        record = FileRecord(
+        Idempotent: the files' ids follow from the batch's, and a file published by an attempt that died
+        before saving the batch is kept as it is (it was complete: publishing is the last step), so a
+        batch is never pointed at a second, empty or partial file.
+        """
+        output, error = self.work_paths(record)
+        if self.settings.no_output_when_all_failed and record.completed == 0:
+            output.unlink(missing_ok=True)
+        else:
+            record.output_file_id = self._add_output(record, output, record.output_bytes, "output", at)
+        record.error_file_id = self._add_output(record, error, record.error_bytes, "error", at)
+
+    def _add_output(self, record: BatchRecord, work: Path, size: int, kind: FileKind, at: float) -> str:
+        file_id = f"file-{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.id}/{kind}').hex}"
+        target = self.state.file_path(file_id)
+        lifetime = record.output_expires_seconds  # `output_expires_after`, anchored at the file's creation
+        if target.exists():
+            work.unlink(missing_ok=True)
+        else:
+            with open(work, "ab") as handle:
+                handle.truncate(size)  # what the saved state counts, not what a dead attempt added
+            work.replace(target)
+        output = FileRecord(
             id=file_id,
-            filename=filename,
+            filename=f"{record.id}_{kind}.jsonl",
             purpose="batch_output",
-            bytes=size,
+            bytes=target.stat().st_size,
             created_at=at,
             ready_at=at,
             expires_at=at + lifetime if lifetime is not None else None,
             kind=kind,
         )
-        self.state.put_file(record)
+        self.state.put_file(output)
         return file_id
 
 
@@ -302,6 +333,10 @@ class _WorkFiles:
     def __exit__(self, *exc: object) -> None:
         for handle in self.handles:
             handle.close()
+
+
+def _busy() -> ApiError:
+    return ApiError(409, "conflict", "Another emulator sharing this home is advancing the batch; retry in a moment.")
 
 
 def _issue(code: str, message: str, line: int | None = None) -> dict[str, Any]:
@@ -345,8 +380,8 @@ def commit_chunk(
     runner: BatchRunner, batch_id: str, chunk: Chunk, results: list[tuple[bool, bytes]], now: float
 ) -> None:
     """Append an unpaced engine's results (ok, line) unless the batch moved on meanwhile."""
-    with runner.lock:
-        record = runner.state.get_batch(batch_id)
+    with runner.lock, runner.state.leases.holding(batch_id, wait=WAIT_SECONDS) as held:
+        record = runner.state.get_batch(batch_id) if held else None
         if record is None or record.status != "in_progress" or record.cursor != chunk.cursor:
             return
         if now < record.expires_at:
@@ -360,4 +395,5 @@ def commit_chunk(
             record.input_offset = chunk.next_offset
             if record.cursor >= record.total or not chunk.items:
                 record.cursor, record.done_at = record.total, now
-        runner._advance(record, now)
+        with contextlib.suppress(LeaseLost):  # another emulator took the batch over: it reads this chunk again
+            runner._advance(record, now)

@@ -17,6 +17,7 @@ from aoai_batch.emulator.core import EmulatorCore
 from aoai_batch.emulator.echo import EchoEngine
 from aoai_batch.emulator.faults import ConnectionDropped
 from aoai_batch.emulator.forward import ForwardEngine, ForwardWorker
+from aoai_batch.emulator.gate import QuietDrops
 from aoai_batch.emulator.lifecycle import Engine
 from aoai_batch.settings import EmulatorSettings
 
@@ -43,7 +44,8 @@ class Emulator:
         engine: Engine = ForwardEngine() if self.settings.engine == "forward" else EchoEngine()
         self.core = EmulatorCore(self.settings, self.clock, engine)
         self.worker = ForwardWorker(self.core.runner, self.settings, self.clock) if not engine.paced else None
-        self.app = build_app(self.core)
+        self.asgi = build_app(self.core)  # raises ConnectionDropped on an injected drop: the transport's cue
+        self.app = QuietDrops(self.asgi)  # what a server (uvicorn) serves
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._tasks: list[Future[Any]] = []
 
@@ -55,7 +57,7 @@ class Emulator:
 
     def transport(self) -> httpx2.ASGITransport:
         """A transport that sends requests straight to the app, without a port."""
-        return EmulatorTransport(app=self.app)
+        return EmulatorTransport(app=self.asgi)
 
     async def __aenter__(self) -> Emulator:
         await anyio.to_thread.run_sync(self.core.open)

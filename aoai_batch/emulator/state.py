@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from aoai_batch.emulator.lease import Leases
 from aoai_batch.emulator.records import BatchRecord, FileRecord
+from aoai_batch.sqlite_wal import connect_shared
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -28,28 +32,30 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_active ON batches (active);
 """
+LOCK_TIMEOUT = 30.0  # seconds a statement waits for another process sharing this home
 
 
 class State:
     """Records in `home/state.sqlite3`, file contents in `home/files/`, batches' work files in `home/work/`."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
         self.home = Path(home)
         self.files_dir = self.home / "files"
         self.work_dir = self.home / "work"
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self.leases = Leases(self.home / "state.sqlite3", clock=clock)  # other processes may share this home
 
     def open(self) -> None:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.home / "state.sqlite3", check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        db = connect_shared(self.home / "state.sqlite3", timeout=LOCK_TIMEOUT)
         db.executescript(SCHEMA)
         self._db = db
+        self.leases.open()
 
     def close(self) -> None:
+        self.leases.close()
         with self._lock:
             if self._db is not None:
                 self._db.close()

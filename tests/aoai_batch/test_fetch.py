@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from aoai_batch.client import BatchClient, emulator_connection
 from aoai_batch.emulator import Emulator, FakeClock
-from aoai_batch.errors import BatchToolError, ConnectionFailed, InvalidInput, NotFound, NotReady
+from aoai_batch.errors import BatchToolError, ConnectionFailed, InvalidInput, NoSpace, NotFound, NotReady, NotWritable
 from aoai_batch.fetch import _never_ran, fetch_results
 from aoai_batch.models import Batch, FetchSummary
 from aoai_batch.settings import EmulatorSettings
@@ -318,3 +319,68 @@ def test_a_failed_batch_counts_as_never_run_only_when_nothing_ran(
     )
 
     assert _never_ran(batch) is never_ran
+
+
+def remount_read_only(mountpoint: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+MANY_IDS = [f"task-{n}" for n in range(400)]  # about 400 KB of output: more than the tiny disk holds
+
+
+async def test_a_full_disk_is_no_space_naming_the_folder_and_leaves_nothing(setup: Setup, tiny_disk: Path) -> None:
+    """ENOSPC from a real, full tmpfs."""
+    batch = await setup.start(write_requests(setup.folder / "in.jsonl", MANY_IDS))
+    setup.clock.advance(DONE)
+
+    with pytest.raises(NoSpace) as caught:
+        await setup.fetch(batch.id, output_dir=tiny_disk)
+
+    assert caught.value.folder == str(tiny_disk)
+    assert names(tiny_disk) == []
+    assert await setup.store.results_summary(batch.id) is None
+
+
+async def test_a_read_only_disk_is_not_writable_naming_the_folder(setup: Setup, tiny_disk: Path) -> None:
+    """EROFS from the same tmpfs remounted read-only (root is refused too)."""
+    batch = await setup.start(write_requests(setup.folder / "in.jsonl", IDS))
+    setup.clock.advance(DONE)
+    remount_read_only(tiny_disk)
+
+    with pytest.raises(NotWritable) as caught:
+        await setup.fetch(batch.id, output_dir=tiny_disk)
+
+    assert caught.value.folder == str(tiny_disk)
+    assert await setup.store.results_summary(batch.id) is None
+
+
+async def test_a_folder_under_a_regular_file_is_not_writable(setup: Setup) -> None:
+    """ENOTDIR: a path whose parent is a regular file (refused to root as to anyone)."""
+    batch = await setup.start(write_requests(setup.folder / "in.jsonl", IDS))
+    setup.clock.advance(DONE)
+    blocker = setup.folder / "a-file"
+    blocker.write_bytes(b"not a folder")
+
+    with pytest.raises(NotWritable) as caught:
+        await setup.fetch(batch.id, output_dir=blocker / "results")
+
+    assert caught.value.folder == str(blocker / "results")
+    assert await setup.store.results_summary(batch.id) is None
+
+
+async def test_a_fetch_removes_the_scratch_a_killed_fetch_left(setup: Setup) -> None:
+    batch = await setup.start(write_requests(setup.folder / "in.jsonl", IDS))
+    setup.clock.advance(DONE)
+    folder = setup.folder / "results"
+    folder.mkdir()
+    stale = folder / ".fetch-0123456789ab"
+    stale.mkdir()
+    (stale / ".output.jsonl.a1b2c3d4e5f6.partial").write_bytes(b"half a download")
+
+    summary = await setup.fetch(batch.id, output_dir=folder)
+
+    assert names(folder) == [Path(summary.results_path or "").name]

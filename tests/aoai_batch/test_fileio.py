@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from aoai_batch.errors import InvalidInput
-from aoai_batch.fileio import atomic_writer, free_path, open_temp_beside, publish
+from aoai_batch.errors import BatchToolError, InvalidInput, NoSpace, NotWritable
+from aoai_batch.fileio import (
+    atomic_writer,
+    free_path,
+    open_temp_beside,
+    publish,
+    remove_stale_scratch,
+    scratch_folder,
+    writing_into,
+)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -90,3 +99,73 @@ def test_free_path_picks_the_first_unused_name(tmp_path: Path) -> None:
     target.write_bytes(b"")
     (tmp_path / "results-2.jsonl").write_bytes(b"")
     assert free_path(target) == tmp_path / "results-3.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (errno.ENOSPC, NoSpace),
+        (errno.EDQUOT, NoSpace),
+        (errno.EFBIG, NoSpace),
+        (errno.EACCES, NotWritable),
+        (errno.EROFS, NotWritable),
+        (errno.ENOTDIR, NotWritable),
+    ],
+)
+def test_a_failed_write_becomes_one_error_naming_the_folder(
+    tmp_path: Path, code: int, error: type[BatchToolError]
+) -> None:
+    with pytest.raises(error) as caught, writing_into(tmp_path):
+        raise OSError(code, os.strerror(code))
+    assert isinstance(caught.value, NoSpace | NotWritable)
+    assert caught.value.folder == str(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_a_file_that_cannot_be_read_elsewhere_is_named_not_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput) as caught, writing_into(tmp_path / "out"):
+        open(tmp_path / "missing.jsonl", "rb")  # noqa: SIM115 - the error is the point
+    assert not isinstance(caught.value, NotWritable)
+    assert "missing.jsonl" in str(caught.value)
+
+
+def test_a_write_onto_a_full_device_is_no_space(tmp_path: Path) -> None:
+    """/dev/full: a real device on which every write fails with ENOSPC (even for root)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    with pytest.raises(NoSpace), writing_into(Path("/dev")), open("/dev/full", "wb", buffering=0) as full:
+        full.write(b"x")
+
+
+def make_stale_scratch(folder: Path) -> list[Path]:
+    """What a killed fetch leaves (nobody holds a lock on it), in this version's names and in earlier ones'."""
+    scratch = folder / ".fetch-0123456789ab"
+    (scratch / "sub").mkdir(parents=True)
+    (scratch / ".output.jsonl.a1b2c3d4e5f6.partial").write_bytes(b"half a download")
+    legacy = folder / ".fetch-k2x_9qzp"
+    legacy.mkdir()
+    (legacy / "output.jsonl").write_bytes(b"{}\n")
+    partial = folder / ".batch_1-results-2.csv.00aa11bb22cc.partial"
+    partial.write_bytes(b"custom_id,status\n")
+    return [scratch, legacy, partial]
+
+
+def test_stale_scratch_is_removed_but_not_a_live_runs_nor_anything_not_ours(tmp_path: Path) -> None:
+    stale = make_stale_scratch(tmp_path)
+    not_ours = [
+        tmp_path / ".fetch-mine",
+        tmp_path / ".notes.txt.partial",
+        tmp_path / ".my-results.jsonl.00aa11bb22cc.partial",  # e.g. a build writing into the same folder
+        tmp_path / "batch_1-results.jsonl",
+    ]
+    not_ours[0].mkdir()
+    for path in not_ours[1:]:
+        path.write_bytes(b"keep")
+
+    with scratch_folder(tmp_path) as live:
+        (live / "output.jsonl").write_bytes(b"being downloaded")
+        remove_stale_scratch(tmp_path)
+        assert (live / "output.jsonl").exists()
+    assert not live.exists()  # removed when its block ends
+    assert [path for path in stale if path.exists()] == []
+    assert [path for path in not_ours if path.exists()] == not_ours

@@ -8,14 +8,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import pytest
 
-from aoai_batch.errors import InvalidInput
+from aoai_batch.errors import InvalidInput, NoSpace, RegistryLocked
 from aoai_batch.models import Batch, FetchSummary, FileInfo, ResultCounts
 from aoai_batch.store import SCHEMA_VERSION, Registry, Store
 
@@ -238,3 +238,160 @@ def test_a_home_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("a file where the folder should be", encoding="utf-8")
     with pytest.raises(InvalidInput):
         Registry(blocker / "home" / "state.sqlite3")
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys
+    from aoai_batch.store import Registry
+
+    print("ready", flush=True)
+    for path in sys.argv[1:]:
+        sys.stdin.readline()  # the go signal: every opener starts each round together
+        try:
+            Registry(path).close()
+            print("ok", flush=True)
+        except Exception as exc:
+            print(f"{type(exc).__name__}: {exc}".replace("\\n", " "), flush=True)
+    """
+)
+OPENERS = 8
+ROUNDS = 12
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.communicate(timeout=30)  # also closes its pipes
+
+
+def test_processes_opening_a_new_registry_together_all_succeed(tmp_path: Path) -> None:
+    """Real processes open the same fresh file at once, round after round.
+
+    The first to switch it to WAL holds an exclusive lock that the others must wait out (SQLite does not
+    retry that switch by itself); the schema is created once, since its tables are created without
+    IF NOT EXISTS and a second migrator would fail.
+    """
+    paths = [str(tmp_path / f"round-{n}" / "state.sqlite3") for n in range(ROUNDS)]
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, *paths], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(OPENERS)
+    ]
+    answers: list[str] = []
+    try:
+        for opener in openers:
+            assert opener.stdout is not None
+            assert opener.stdout.readline().strip() == "ready"
+        for _ in paths:
+            for opener in openers:
+                assert opener.stdin is not None
+                opener.stdin.write("go\n")
+                opener.stdin.flush()
+            for opener in openers:
+                assert opener.stdout is not None
+                answers.append(opener.stdout.readline().strip())
+    finally:
+        for opener in openers:
+            stop(opener)
+    assert [a for a in answers if a != "ok"] == []
+    for path in paths:
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.close()
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys
+
+    db = sqlite3.connect(sys.argv[1], isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")  # the write lock, held until this process ends
+    print("locked", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+@pytest.fixture
+def lock_holder() -> Iterator[Callable[[Path], None]]:
+    """Start a real process that takes a file's write lock and keeps it until the test ends."""
+    holders: list[subprocess.Popen[str]] = []
+
+    def hold(path: Path) -> None:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        holders.append(holder)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+
+    yield hold
+    for holder in holders:
+        stop(holder)
+
+
+def test_a_new_registry_locked_by_another_process_is_reported_as_locked(
+    tmp_path: Path, lock_holder: Callable[[Path], None]
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    lock_holder(path)
+
+    with pytest.raises(RegistryLocked) as caught:
+        Registry(path, lock_timeout=0.2)
+    assert str(path) in str(caught.value)
+
+
+async def test_a_write_waits_for_another_process_then_reports_the_lock(
+    tmp_path: Path, lock_holder: Callable[[Path], None]
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    Registry(path).close()
+    lock_holder(path)
+
+    async with await Store.open(path, lock_timeout=0.2) as store:  # opening an up-to-date registry writes nothing
+        with pytest.raises(RegistryLocked) as caught:
+            await store.save_batch(make_batch("batch_1"))
+        assert await store.get_batch("batch_1") is None  # reads go on: WAL readers never wait for a writer
+    assert str(path) in str(caught.value)
+
+
+def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    registry = Registry(path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout.readline().strip() == "locked"
+        holder.stdin.write("\n")  # the holder ends (and its lock with it) while or before the write waits
+        holder.stdin.flush()
+        registry.save_batch(make_batch("batch_1"))
+    finally:
+        stop(holder)
+    assert registry.get_batch("batch_1") is not None
+    registry.close()
+
+
+def test_a_registry_on_a_full_disk_is_no_space_and_keeps_what_it_committed(tiny_disk: Path) -> None:
+    """SQLITE_FULL from a real, full 256 KiB tmpfs."""
+    registry = Registry(tiny_disk / "state.sqlite3")
+    try:
+        with pytest.raises(NoSpace) as caught:
+            fill(registry)
+        assert caught.value.folder == str(tiny_disk)
+        kept = registry.list_batches()
+        assert kept  # what was committed before the disk filled up is still there
+        with pytest.raises(NoSpace):
+            registry.save_batch(make_batch("batch_again", metadata={"pad": "x" * 5000}))  # refused alike, not stuck
+        assert len(registry.list_batches()) == len(kept)
+    finally:
+        registry.close()
+
+
+def fill(registry: Registry) -> None:
+    for n in range(10_000):
+        registry.save_batch(make_batch(f"batch_{n}", metadata={"pad": "x" * 500}))

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 from pathlib import Path
+from subprocess import PIPE, Popen
 
 import pytest
 
@@ -124,3 +127,88 @@ def test_bad_usage_exits_with_2(argv: list[str]) -> None:
 )
 def test_model_text_is_shown_on_one_line_without_terminal_escapes(text: str | None, shown: str) -> None:
     assert plain(text) == shown
+
+
+def finish(batch_id: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Let the (instant) emulator finish the batch now, so that a later process only downloads."""
+    assert main(["status", batch_id, "--json"]) == 0
+    assert Batch.model_validate_json(capsys.readouterr().out).status == "completed"
+
+
+def results_in_a_process(argv: list[str], *, prelude: str = "", env: dict[str, str] | None = None) -> Popen[str]:
+    """`aoai-batch-mcp results ...` in a process of its own (after `prelude`, e.g. a resource limit)."""
+    code = f"import sys\n{prelude}\nfrom server.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return Popen(
+        [sys.executable, "-c", code, "results", *argv],
+        stdout=PIPE,
+        stderr=PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_a_folder_that_cannot_be_made_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ENOTDIR: the folder's parent is a regular file, which stops root as well as anyone."""
+    batch_id = start_batch(tmp_path, capsys)
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    out = tmp_path / "a-file" / "results"
+
+    assert main(["results", batch_id, "--output-dir", str(out)]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert str(out) in errors[0]
+    assert not (tmp_path / "a-file").is_dir()
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real limit: the process runs with RLIMIT_FSIZE at 256 KiB (Python ignores SIGXFSZ), so writing the
+    1 MB download fails with EFBIG, as a full disk or quota would (works as root, unlike chmod)."""
+    batch_id = start_batch(tmp_path, capsys, n=1000)
+    finish(batch_id, capsys)
+    out = tmp_path / "out"
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))"
+
+    with results_in_a_process([batch_id, "--output-dir", str(out)], prelude=limit) as process:
+        stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 1
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert str(out) in errors[0]
+    assert list(out.iterdir()) == []
+
+
+def test_the_scratch_of_a_killed_results_is_removed_by_the_next_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real `results` process, slowed by the emulator's latency fault, is killed while it downloads."""
+    batch_id = start_batch(tmp_path, capsys)
+    finish(batch_id, capsys)
+    out = tmp_path / "out"
+    with results_in_a_process(
+        [batch_id, "--output-dir", str(out)], env={"AOAI_EMULATOR_FAULTS": "latency_ms:1500"}
+    ) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.startswith("Downloading the output file"):
+                break
+        process.kill()
+        process.communicate(timeout=30)
+    left = [path.name for path in out.iterdir()]
+    assert len(left) == 1
+    assert left[0].startswith(".fetch-")
+
+    assert main(["results", batch_id, "--output-dir", str(out), "--json"]) == 0
+
+    summary = FetchSummary.model_validate_json(capsys.readouterr().out)
+    assert summary.counts.succeeded == 3
+    assert [path.name for path in out.iterdir()] == [Path(summary.results_path or "").name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.emulator.faults import Faults
 from aoai_batch.settings import EmulatorSettings
 from tests.aoai_batch.emulator.helpers import azure_client, v1_client
-from tests.conftest import ServerThread
+from tests.conftest import EmulatorServer, ServerThread
 
 
 def serve(tmp_path: Path, faults: str) -> Iterator[str]:
@@ -90,3 +91,37 @@ def test_fault_shares_are_drawn_in_proportion() -> None:
     picks = [faults.pick() for _ in range(4000)]
     for kind in ("429", "503", "drop", None):
         assert 800 < picks.count(kind) < 1200
+
+
+@pytest.fixture
+def emulator_settings(tmp_path: Path) -> EmulatorSettings:
+    """This module's `emulator_server` drops every connection."""
+    return EmulatorSettings(home=tmp_path / "emulator", time_scale=1.0, key="test-key", faults="drop:1")
+
+
+@pytest.fixture
+def server_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every record of uvicorn (whose loggers do not propagate to the root) and of the emulator."""
+    uvicorn_logger = logging.getLogger("uvicorn")
+    uvicorn_logger.addHandler(caplog.handler)
+    caplog.set_level(logging.DEBUG, logger="uvicorn.error")
+    caplog.set_level(logging.DEBUG, logger="aoai_batch.emulator")
+    try:
+        yield caplog
+    finally:
+        uvicorn_logger.removeHandler(caplog.handler)
+
+
+async def test_a_dropped_connection_is_one_log_line_not_a_traceback(
+    emulator_server: EmulatorServer, server_log: pytest.LogCaptureFixture
+) -> None:
+    with anyio.fail_after(20):
+        async with azure_client(emulator_server.url, emulator_server.key) as client:
+            with pytest.raises(openai.APIConnectionError):
+                await client.batches.list()
+
+    records = [r for r in server_log.records if r.name.startswith(("uvicorn", "aoai_batch"))]
+    assert [r for r in records if r.exc_info or r.levelno >= logging.ERROR] == []
+    dropped = [r for r in records if r.name == "aoai_batch.emulator"]
+    assert len(dropped) == 1
+    assert "/openai/batches" in dropped[0].getMessage()
