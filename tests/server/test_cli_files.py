@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from aoai_batch.validation import validate_file
 from server.cli import main
 
 FIXTURES = Path(__file__).parents[1] / "aoai_batch" / "fixtures" / "validation"
@@ -149,3 +150,20 @@ def test_build_usage_errors_exit_2(args: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["build", *args])
     assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize("fixture", sorted(path.name for path in FIXTURES.glob("*.jsonl")))
+def test_validate_json_is_the_reports_own_json(fixture: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["validate", str(FIXTURES / fixture), "--json", "--deployment", "gpt-4o"])
+
+    report = validate_file(FIXTURES / fixture, max_requests=100_000, max_bytes=200_000_000, deployments=["gpt-4o"])
+    assert capsys.readouterr().out == report.model_dump_json(indent=2) + "\n"
+
+
+def test_an_invalid_limit_setting_is_a_usage_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AOAI_BATCH_MAX_BYTES", "lots")
+
+    assert main(["validate", str(FIXTURES / "valid.jsonl")]) == 2
+    assert "AOAI_BATCH_MAX_BYTES" in capsys.readouterr().err
