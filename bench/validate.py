@@ -134,12 +134,6 @@ with open(sys.argv[1], "rb") as handle:
 PROCESS_TARGET = 1.4
 
 
-def command_line() -> list[str]:
-    """The installed `aoai-batch-mcp` script beside this Python, else `python -m server`."""
-    script = Path(sys.executable).with_name("aoai-batch-mcp")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server"]
-
-
 def process_cpu_seconds(command: list[str]) -> float:
     """CPU seconds (user + system) of one whole process, start-up included, from the kernel (wait4)."""
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -153,7 +147,9 @@ def measure_processes(path: Path, repeat: int) -> dict[str, list[float]]:
     """The validate command and the bare loop as whole processes, taking turns."""
     commands = {
         "bare": [sys.executable, "-c", BARE_PROCESS, str(path)],
-        "command": [*command_line(), "validate", str(path), "--no-tokens"],
+        # What the `aoai-batch-mcp` script runs (`server.cli:main`), from this interpreter's path: so the
+        # same script measures another checkout with PYTHONPATH=CHECKOUT.
+        "command": [sys.executable, "-m", "server", "validate", str(path), "--no-tokens"],
     }
     for command in commands.values():  # warm the page cache and the .pyc files for both
         process_cpu_seconds(command)
