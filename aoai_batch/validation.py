@@ -12,6 +12,7 @@ imports pydantic (a third of its run on a 150 MB file, bench/validate.py; tests/
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import Counter
 from collections.abc import Collection
@@ -191,9 +192,9 @@ class Checker:
         A plain chat request that repeats the file's url and model with a new custom_id is accepted
         inline, with no call (`aoai-batch-mcp validate` is held to 1.4x a bare read-and-parse process,
         bench/validate.py). Any other line goes to `check_request`, which decides alone: the inline path
-        only ever accepts what `check_request` would accept without an issue.
+        only ever accepts what `check_request` would accept without an issue. The request count is a
+        local for the same reason, handed to `self.requests` before any helper runs.
         """
-        readline = handle.readline
         loads = orjson.loads
         check = self.check_request
         too_many = self.max_requests + 1
@@ -202,13 +203,18 @@ class Checker:
         roles = MESSAGE_ROLES
         tokens = self.tokens
         url = model = None  # the file's chat url and model, once known
-        number = total = 0
-        while data := readline(max_line_bytes):
-            number += 1
+        total = 0
+        requests = self.requests
+        body: Any
+        custom_id: Any
+        lines = iter(functools.partial(handle.readline, max_line_bytes), b"")
+        for number, data in enumerate(lines, start=1):
             total += len(data)
             if len(data) == max_line_bytes and not data.endswith(b"\n"):
                 total += skip_rest_of_line(handle, max_line_bytes)
+                self.requests = requests
                 self.too_long(number, data)
+                requests = self.requests
                 continue
             if number == 1 and data.startswith(BOM):
                 self.add("bom", 1, "The file starts with a UTF-8 byte order mark; save it as UTF-8 without BOM.")
@@ -216,40 +222,48 @@ class Checker:
             try:
                 obj = loads(data)
             except orjson.JSONDecodeError as exc:
+                self.requests = requests
                 self.not_json(number, data, exc)
+                requests = self.requests
                 continue
-            self.requests += 1
-            if self.requests == too_many:
+            requests += 1
+            if requests == too_many:
                 self.too_many(number)
-            if url is not None and type(obj) is dict:
-                body = obj.get("body")
-                custom_id = obj.get("custom_id")
-                if (
-                    obj.get("url") == url
-                    and obj.get("method") == "POST"
-                    and type(body) is dict
-                    and body.get("model") == model
-                    and type(custom_id) is str
-                    and custom_id
-                ):
-                    key = hash(custom_id)
-                    messages = body.get("messages")
-                    if key not in seen and type(messages) is list and messages:
-                        try:
-                            for message in messages:
-                                if message.get("role") not in roles or type(message.get("content")) is not str:
-                                    break
-                            else:
-                                if self.requests < too_many:
-                                    remember(key)
-                                if tokens is not None:
-                                    tokens.add("/chat/completions", body)
-                                continue
-                        except (AttributeError, TypeError):  # a message that is not an object, an odd role
-                            pass
+            plain = False
+            if url is not None:
+                try:  # a missing key, or a value that is not an object where one is indexed: not plain
+                    body = obj["body"]
+                    custom_id = obj["custom_id"]
+                    messages = body["messages"]
+                    plain = (
+                        obj["url"] == url
+                        and obj["method"] == "POST"
+                        and body["model"] == model
+                        and type(custom_id) is str
+                        and custom_id != ""
+                        and type(messages) is list
+                        and len(messages) > 0
+                    )
+                    if plain:
+                        for message in messages:
+                            if message["role"] not in roles or type(message["content"]) is not str:
+                                plain = False
+                                break
+                except (KeyError, TypeError):
+                    plain = False
+            if plain:
+                key = hash(custom_id)
+                if key not in seen:
+                    if requests < too_many:
+                        remember(key)
+                    if tokens is not None:
+                        tokens.add("/chat/completions", body)
+                    continue
+            self.requests = requests
             check(number, obj)
             if url is None and self.endpoint == "/chat/completions" and self.model is not None:
                 url, model = self.url, self.model
+        self.requests = requests
         return total
 
     def check_object(self, number: int, obj: object) -> None:

@@ -420,11 +420,12 @@ NEAR_REPEATS = [
     {"custom_id": "l", "method": "POST", "url": "/chat/completions"},
     ["not", "an", "object"],
     request("m"),
+    request("m"),  # past a limit of 3, ids are no longer kept: then not reported as a duplicate
 ]
 
 
-@pytest.mark.parametrize("max_requests", [100_000, 3])
-def test_the_inline_path_finds_what_the_full_check_finds(tmp_path: Path, max_requests: int) -> None:
+@pytest.mark.parametrize(("max_requests", "duplicates"), [(100_000, 2), (3, 1)])
+def test_the_inline_path_finds_what_the_full_check_finds(tmp_path: Path, max_requests: int, duplicates: int) -> None:
     lines = [PLAIN, *NEAR_REPEATS]
     path = write_lines(tmp_path / "near.jsonl", *lines)
     checker = Checker(max_requests, ["gpt-4o-mini"], True, sample_every=1)
@@ -434,7 +435,7 @@ def test_the_inline_path_finds_what_the_full_check_finds(tmp_path: Path, max_req
     by_file = validate(path, max_requests=max_requests, deployments=["gpt-4o-mini"])
 
     assert by_file == checker.report(path, path.stat().st_size, LIMITS["max_bytes"])
-    assert by_file.issue_counts["duplicate_custom_id"] == 1
+    assert by_file.issue_counts["duplicate_custom_id"] == duplicates
     assert len(by_file.issues) == sum(by_file.issue_counts.values())
 
 
@@ -459,3 +460,18 @@ def test_approximate_tokens_are_characters_over_four_and_flagged(tmp_path: Path)
     assert report.tokens_exact is False
     framing = 2 * (TOKENS_PER_MESSAGE + TOKENS_PER_REPLY)
     assert report.estimated_input_tokens == framing + 2 * (len("user") // 4 + -(-len("Hello") // 4))
+
+
+def test_lines_that_are_not_json_count_as_requests_between_plain_ones(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    plain = [orjson.dumps(request(f"task-{n}")) + b"\n" for n in range(4)]
+    path.write_bytes(plain[0] + b"not json\n" + b"".join(plain[1:]) + b"\n")
+
+    report = validate(path, max_requests=3)
+
+    assert report.requests == 5
+    assert [(issue.code, issue.line) for issue in report.issues] == [
+        ("too_many_tasks", 4),
+        ("invalid_json_line", 2),
+        ("blank_line", 6),
+    ]
