@@ -154,7 +154,7 @@ def show_report(report: Findings) -> str:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    # Imported here, not at the top: the builder brings pydantic, which `validate` does without.
+    # Imported here, not at the top: `validate` runs without them (the builder brings pydantic).
     from aoai_batch.builder import build_batch_file
     from aoai_batch.fileio import free_path
 
