@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from aoai_batch.models import Backend
+if TYPE_CHECKING:  # models bring pydantic, which `validate`'s process does without (bench/validate.py)
+    from aoai_batch.models import Backend
 
 AuthMode = Literal["key", "entra"]
 Missing = Literal["batch", "file"]

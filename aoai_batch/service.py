@@ -151,6 +151,7 @@ class BatchService:
                     max_requests=self.settings.max_requests,
                     max_bytes=self.settings.max_bytes,
                     deployments=self.deployments,
+                    exact_tokens=False,  # a characters estimate: the tokenizer's tables would double the memory
                 )
             )
             if not report.ok:

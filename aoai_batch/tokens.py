@@ -43,13 +43,17 @@ def _approximate(text: str) -> int:
     return -(-len(text) // APPROX_CHARS_PER_TOKEN)
 
 
+# Characters/4: for when an estimate is enough and the tokenizer's memory is not worth it (upload's check).
+APPROXIMATE = TokenCounter(_approximate, exact=False, encoding="approximate")
+
+
 @functools.cache
 def get_counter(encoding: str = DEFAULT_ENCODING) -> TokenCounter:
     """The counter for `encoding`, or the approximation if the encoding cannot be loaded."""
     try:
         tokenizer = _load_bindings().tokenizer_for_encoding(encoding)
     except (ImportError, ValueError, RuntimeError, OSError):  # not installed, or no such encoding
-        return TokenCounter(_approximate, exact=False, encoding="approximate")
+        return APPROXIMATE
     return TokenCounter(tokenizer.count, exact=True, encoding=encoding)
 
 

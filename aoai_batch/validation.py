@@ -3,21 +3,29 @@
 Memory stays bounded whatever the file: lines are read one at a time (a line longer than
 `jsonl.MAX_LINE_BYTES` is skipped, not kept) and uniqueness keeps one hash per custom_id, for at most
 `max_requests` ids.
+
+The pass itself needs no pydantic: it produces `Findings`, and only `validate_file` turns them into the
+`ValidationReport` model. `aoai-batch-mcp validate` prints the findings as they are, so its process never
+imports pydantic (a third of its run on a 150 MB file, bench/validate.py; tests/server/test_cli_imports.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from collections import Counter
 from collections.abc import Collection
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading, skip_rest_of_line
-from aoai_batch.models import IssueCode, ValidationIssue, ValidationReport
-from aoai_batch.tokens import TokenEstimator
+from aoai_batch.tokens import APPROXIMATE, TokenEstimator, get_counter
+
+if TYPE_CHECKING:
+    from aoai_batch.models import IssueCode, ValidationReport
 
 MAX_LISTED_ISSUES = 50
 # Above this size only a sample of the requests is tokenized (see TokenEstimator); below, all of them.
@@ -39,6 +47,7 @@ def validate_file(
     max_bytes: int,
     deployments: Collection[str] | None = None,
     count_tokens: bool = True,
+    exact_tokens: bool = True,
     endpoint: str | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ValidationReport:
@@ -47,15 +56,85 @@ def validate_file(
     `deployments`, when given, are the deployment names that exist: a `body.model` outside them is
     `model_not_found` (reported once per name). `endpoint`, when given, is the batch's endpoint: a file
     whose url names another is `url_mismatch` (reported at its first line; `/v1/x` and `/x` are the
-    same). Limits are inclusive. Raises InvalidInput only when the file cannot be opened.
+    same). Limits are inclusive. `exact_tokens=False` estimates tokens from characters, without loading
+    the tokenizer (its tables are most of the memory a validation takes; `tokens_exact` is then False).
+    Raises InvalidInput only when the file cannot be opened.
     """
+    findings = check_file(
+        path,
+        max_requests=max_requests,
+        max_bytes=max_bytes,
+        deployments=deployments,
+        count_tokens=count_tokens,
+        exact_tokens=exact_tokens,
+        endpoint=endpoint,
+        max_line_bytes=max_line_bytes,
+    )
+    return findings.to_report()
+
+
+def check_file(
+    path: Path,
+    *,
+    max_requests: int,
+    max_bytes: int,
+    deployments: Collection[str] | None = None,
+    count_tokens: bool = True,
+    exact_tokens: bool = True,
+    endpoint: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Findings:
+    """`validate_file`'s pass, returning the plain `Findings` (no pydantic involved)."""
     path = Path(path)
     with open_for_reading(path) as handle:
         size = os.fstat(handle.fileno()).st_size
-        checker = Checker(max_requests, deployments, count_tokens, sample_every=1 + size // EXACT_TOKENS_BYTES)
+        checker = Checker(
+            max_requests,
+            deployments,
+            count_tokens,
+            sample_every=1 + size // EXACT_TOKENS_BYTES,
+            exact_tokens=exact_tokens,
+        )
         checker.expected_endpoint = _without_v1(endpoint) if endpoint is not None else None
         total_bytes = checker.run(handle, max_line_bytes)
-    return checker.report(path, total_bytes, max_bytes)
+    return checker.findings(path, total_bytes, max_bytes)
+
+
+@dataclasses.dataclass(slots=True)
+class Issue:
+    """One problem found: the fields of `models.ValidationIssue`."""
+
+    code: IssueCode
+    line: int | None
+    message: str
+
+
+@dataclasses.dataclass
+class Findings:
+    """What one pass found: the fields of `models.ValidationReport`, in its order (a test keeps them equal)."""
+
+    ok: bool
+    path: str
+    requests: int
+    bytes: int
+    deployment: str | None
+    deployment_checked: bool
+    url: str | None
+    issues: list[Issue]
+    issue_counts: dict[str, int]
+    estimated_input_tokens: int
+    tokens_exact: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (the same as `to_report().model_dump()`)."""
+        return dataclasses.asdict(self)
+
+    def to_report(self) -> ValidationReport:
+        # Imported here, not at the top: the models bring pydantic, which `aoai-batch-mcp validate` does
+        # without (see the module docstring).
+        from aoai_batch.models import ValidationReport
+
+        return ValidationReport.model_validate(self.as_dict())
 
 
 def _shown(value: object) -> str:
@@ -66,24 +145,32 @@ def _shown(value: object) -> str:
 class Checker:
     """The state of one validation pass; `run` checks a file, `check_object` one request already in memory.
 
-    The loop is written for speed (the benchmark holds it to 1.5x a bare `orjson.loads` loop): the
-    common case, a well-formed line like the ones before it, costs a few dict lookups; anything
-    unusual goes to a slower helper.
+    The loop is written for speed (the benchmark holds it to 1.4x a bare `orjson.loads` loop, whole
+    process): the common case, a well-formed line like the ones before it, costs a few dict lookups;
+    anything unusual goes to a slower helper.
     """
 
     def __init__(
-        self, max_requests: int, deployments: Collection[str] | None, count_tokens: bool, sample_every: int
+        self,
+        max_requests: int,
+        deployments: Collection[str] | None,
+        count_tokens: bool,
+        sample_every: int,
+        exact_tokens: bool = True,
     ) -> None:
         self.max_requests = max_requests
         self.deployments = frozenset(deployments) if deployments is not None else None
-        self.tokens = TokenEstimator(sample_every=sample_every) if count_tokens else None
+        self.tokens: TokenEstimator | None = None
+        if count_tokens:
+            counter = get_counter() if exact_tokens else APPROXIMATE
+            self.tokens = TokenEstimator(sample_every=sample_every, counter=counter)
         self.requests = 0
         self.model: str | None = None
         self.url: str | None = None
         self.expected_endpoint: str | None = None
         self.endpoint: str | None = None
-        self.issues: list[ValidationIssue] = []
-        self.pinned: list[ValidationIssue] = []
+        self.issues: list[Issue] = []
+        self.pinned: list[Issue] = []
         self.counts: Counter[str] = Counter()
         # hash(custom_id) of every id seen: a hash, not the id, keeps memory small (a false duplicate
         # needs a 64-bit collision); a set, not a dict to the first line, keeps the pass fast.
@@ -93,26 +180,42 @@ class Checker:
     def add(self, code: IssueCode, line: int | None, message: str) -> None:
         self.counts[code] += 1
         if len(self.issues) < MAX_LISTED_ISSUES:
-            self.issues.append(ValidationIssue(code=code, line=line, message=message))
+            self.issues.append(Issue(code, line, message))
 
     def add_whole_file(self, code: IssueCode, line: int | None, message: str) -> None:
         """An issue about the whole file: listed first, so fifty line issues never hide it."""
         self.counts[code] += 1
-        self.pinned.append(ValidationIssue(code=code, line=line, message=message))
+        self.pinned.append(Issue(code, line, message))
 
     def run(self, handle: IO[bytes], max_line_bytes: int) -> int:
-        """Check every line of `handle`; returns the bytes read."""
-        readline = handle.readline
+        """Check every line of `handle`; returns the bytes read.
+
+        A plain chat request that repeats the file's url and model with a new custom_id is accepted
+        inline, with no call (`aoai-batch-mcp validate` is held to 1.4x a bare read-and-parse process,
+        bench/validate.py). Any other line goes to `check_request`, which decides alone: the inline path
+        only ever accepts what `check_request` would accept without an issue. The request count is a
+        local for the same reason, handed to `self.requests` before any helper runs.
+        """
         loads = orjson.loads
         check = self.check_request
         too_many = self.max_requests + 1
-        number = total = 0
-        while data := readline(max_line_bytes):
-            number += 1
+        seen = self.seen_ids
+        remember = seen.add
+        roles = MESSAGE_ROLES
+        tokens = self.tokens
+        url = model = None  # the file's chat url and model, once known
+        total = 0
+        requests = self.requests
+        body: Any
+        custom_id: Any
+        lines = iter(functools.partial(handle.readline, max_line_bytes), b"")
+        for number, data in enumerate(lines, start=1):
             total += len(data)
             if len(data) == max_line_bytes and not data.endswith(b"\n"):
                 total += skip_rest_of_line(handle, max_line_bytes)
+                self.requests = requests
                 self.too_long(number, data)
+                requests = self.requests
                 continue
             if number == 1 and data.startswith(BOM):
                 self.add("bom", 1, "The file starts with a UTF-8 byte order mark; save it as UTF-8 without BOM.")
@@ -120,12 +223,48 @@ class Checker:
             try:
                 obj = loads(data)
             except orjson.JSONDecodeError as exc:
+                self.requests = requests
                 self.not_json(number, data, exc)
+                requests = self.requests
                 continue
-            self.requests += 1
-            if self.requests == too_many:
+            requests += 1
+            if requests == too_many:
                 self.too_many(number)
+            plain = False
+            if url is not None:
+                try:  # a missing key, or a value that is not an object where one is indexed: not plain
+                    body = obj["body"]
+                    custom_id = obj["custom_id"]
+                    messages = body["messages"]
+                    plain = (
+                        obj["url"] == url
+                        and obj["method"] == "POST"
+                        and body["model"] == model
+                        and type(custom_id) is str
+                        and custom_id != ""
+                        and type(messages) is list
+                        and len(messages) > 0
+                    )
+                    if plain:
+                        for message in messages:
+                            if message["role"] not in roles or type(message["content"]) is not str:
+                                plain = False
+                                break
+                except (KeyError, TypeError):
+                    plain = False
+            if plain:
+                key = hash(custom_id)
+                if key not in seen:
+                    if requests < too_many:
+                        remember(key)
+                    if tokens is not None:
+                        tokens.add("/chat/completions", body)
+                    continue
+            self.requests = requests
             check(number, obj)
+            if url is None and self.endpoint == "/chat/completions" and self.model is not None:
+                url, model = self.url, self.model
+        self.requests = requests
         return total
 
     def check_object(self, number: int, obj: object) -> None:
@@ -240,6 +379,9 @@ class Checker:
             self.add("model_not_found", number, f"No deployment named {_shown(model)} (known: {_shown(known)}).")
 
     def report(self, path: Path, total_bytes: int, max_bytes: int) -> ValidationReport:
+        return self.findings(path, total_bytes, max_bytes).to_report()
+
+    def findings(self, path: Path, total_bytes: int, max_bytes: int) -> Findings:
         if total_bytes > max_bytes:
             self.add_whole_file(
                 "file_too_large", None, f"The file is {total_bytes} bytes; the limit is {max_bytes}. Split it."
@@ -247,7 +389,7 @@ class Checker:
         if self.requests == 0:
             self.add_whole_file("empty_file", None, "The file has no requests.")
         tokens = self.tokens
-        return ValidationReport(
+        return Findings(
             ok=not self.counts,
             path=str(path),
             requests=self.requests,

@@ -7,7 +7,6 @@ Exit codes: 0 done, 1 an expected failure (the message goes to stderr, no traceb
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
@@ -15,26 +14,13 @@ from typing import Any, TextIO
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from aoai_batch.errors import (
-    AuthenticationFailed,
-    BatchToolError,
-    ConnectionFailed,
-    FileInTheWay,
-    InvalidBatchFile,
-    NotConfigured,
-    NotFound,
-    NotReady,
-    RateLimited,
-    ServiceUnavailable,
-    SignInFailed,
-    with_advice,
-)
+from aoai_batch.errors import BatchToolError
 from aoai_batch.models import ProgressFn
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
+from server.cli_errors import error_line
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
-PROG = "aoai-batch-mcp"
 BAR_WIDTH = 30
 Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
 Outcome = Callable[[Any, argparse.Namespace], int]
@@ -82,66 +68,6 @@ def run_action(
         return INTERRUPTED
     print(result.model_dump_json(indent=2) if args.json else show(result))
     return outcome(result, args) if outcome else OK
-
-
-def error_line(exc: BatchToolError) -> str:
-    """`error: ` and the message, then what to do next in the words of this command line (said once)."""
-    step = next((give(exc) for kind, give in _ADVICE if isinstance(exc, kind)), None)
-    return f"error: {with_advice(exc, step)}"
-
-
-def _sign_in(exc: SignInFailed) -> str:
-    return "Run `az login` (or use a managed identity), or set AZURE_OPENAI_API_KEY to use a key."
-
-
-def _refused(exc: AuthenticationFailed) -> str:
-    if exc.auth == "entra":
-        role = "'Cognitive Services OpenAI User'"
-        return f"Give your identity the {role} role on the resource, or set AZURE_OPENAI_API_KEY."
-    return f"Check {exc.key_setting}."
-
-
-def _rate_limited(exc: RateLimited) -> str | None:
-    if exc.says_when:
-        return None  # the service's own message already says when
-    if exc.retry_after is not None:
-        return f"Retry after {exc.retry_after:.0f} s."
-    return "Wait a minute and run the command again."
-
-
-def _not_found(exc: NotFound) -> str | None:
-    if exc.missing == "batch":
-        return f"`{PROG} list` shows the batches."
-    if exc.missing == "file":
-        return f"`{PROG} files` shows the uploaded files; upload a local file first (`{PROG} upload FILE`)."
-    return None
-
-
-def _not_ready(exc: NotReady) -> str | None:
-    if exc.batch_id is None:
-        return None
-    return f"`{PROG} status {exc.batch_id} --follow` waits until it has finished."
-
-
-def _unreachable(exc: ConnectionFailed) -> str | None:
-    if exc.endpoint_setting is None:
-        return None  # not an address anyone set (the embedded emulator, a server shutting down)
-    return f"Check {exc.endpoint_setting} and the network, then run the command again."
-
-
-# The first row whose type matches gives the one piece of advice (subclasses before their bases).
-_ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
-    (FileInTheWay, lambda exc: "Add --overwrite to replace existing files, or choose another name."),
-    (InvalidBatchFile, lambda exc: f"`{PROG} validate {shlex.quote(str(exc.path))}` lists every issue."),
-    (NotConfigured, lambda exc: f"Set {exc.setting} and run the command again."),
-    (NotFound, _not_found),
-    (NotReady, _not_ready),
-    (SignInFailed, _sign_in),
-    (AuthenticationFailed, _refused),
-    (RateLimited, _rate_limited),
-    (ServiceUnavailable, lambda exc: "Run the command again in a minute."),
-    (ConnectionFailed, _unreachable),
-]
 
 
 async def _open_and_call(settings: Settings, action: Action, args: argparse.Namespace) -> BaseModel:

@@ -3,8 +3,14 @@
 The SDK derives each tool's output schema on its own: `Batch` alone would be generated five times (three
 tools return it, `BatchPage` nests it). Generating them together shares the definitions and takes about a
 third of the time, which is most of what this server adds to start-up (bench/startup.py). The schemas are
-the SDK's own (`tests/tools/test_registry.py` compares them), handed over through `FuncMetadata`'s
-documented live fields.
+handed over through `FuncMetadata`'s documented live fields.
+
+Every schema, input and output, is then compacted: a client reads `tools/list` at every session start
+(34 KB before, under 20 KB now), and pydantic's schemas are mostly noise to it: a title per field that
+repeats its name, `default: null`, an `anyOf` for every optional field, and in outputs the annotations
+below. Each stays a self-contained JSON Schema with every property and type (`tests/tools/test_registry.py`
+checks that, the size, and that real results still validate); a definition used once is inlined, one used
+more often stays in that schema's `$defs`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 DEFS_PREFIX = "#/$defs/"
+# pydantic's titles repeat the property names; `$defs` is rebuilt with only the definitions still used.
+DROPPED = frozenset({"title", "$defs"})
+# An output schema is there to check a result's shape, and a result carries every field. So its defaults
+# say nothing, nor does `required` (pydantic lists the fields without a Python default, a fraction of
+# what a result always has); what the fields mean is told once, in the tool's description and the
+# README, not in each of the four tools that return a Batch; `format` is an annotation no validator
+# checks by default (times are ISO 8601 strings, SPEC §3).
+DROPPED_FROM_OUTPUT = frozenset({"default", "description", "format", "required"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,65 @@ def output_schemas(models: Iterable[type[BaseModel]]) -> dict[type[BaseModel], d
     return schemas
 
 
+def compact_schema(schema: dict[str, Any], *, output: bool) -> dict[str, Any]:
+    """`schema` without the noise (see DROPPED and DROPPED_FROM_OUTPUT), with every property and type.
+
+    An input schema keeps its descriptions, `required` and its defaults other than null: the model reads
+    them, and it accepts exactly what it accepted.
+    """
+    definitions: dict[str, Any] = schema.get("$defs", {})
+    uses: dict[str, int] = {}
+    for ref in _refs({key: value for key, value in schema.items() if key != "$defs"}):
+        uses[ref] = uses.get(ref, 0) + 1
+    for ref in _refs(list(definitions.values())):
+        uses[ref] = uses.get(ref, 0) + 1
+    inlined = {name for name, count in uses.items() if count == 1 and name not in set(_refs(definitions[name]))}
+    compacted = _compact(schema, definitions, inlined, output)
+    kept = {name: _compact(definitions[name], definitions, inlined, output) for name in sorted(uses)}
+    compacted.pop("$defs", None)
+    kept = {name: node for name, node in kept.items() if name not in inlined}
+    if kept:
+        compacted["$defs"] = kept
+    return compacted
+
+
+def _compact(node: Any, definitions: dict[str, Any], inlined: set[str], output: bool) -> Any:
+    if isinstance(node, list):
+        return [_compact(item, definitions, inlined, output) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.removeprefix(DEFS_PREFIX) in inlined:
+        siblings = {key: value for key, value in node.items() if key != "$ref"}
+        node = {**definitions[ref.removeprefix(DEFS_PREFIX)], **siblings}
+    result: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in DROPPED or key in (DROPPED_FROM_OUTPUT if output else ()):
+            continue
+        if (key == "default" and value is None) or (key == "additionalProperties" and value is True):
+            continue
+        if key == "properties":  # names, not keywords: a property may be called `format` or `title`
+            result[key] = {name: _compact(item, definitions, inlined, output) for name, item in value.items()}
+        else:
+            result[key] = _compact(value, definitions, inlined, output)
+    return _nullable_as_type_list(result)
+
+
+def _nullable_as_type_list(node: dict[str, Any]) -> dict[str, Any]:
+    """`{"anyOf": [{"type": "string", ...}, {"type": "null"}]}` as `{"type": ["string", "null"], ...}`."""
+    options = node.get("anyOf")
+    if not (isinstance(options, list) and len(options) == 2 and options[1] == {"type": "null"}):
+        return node
+    kept = options[0]
+    if not (isinstance(kept, dict) and isinstance(kept.get("type"), str) and not set(kept) & set(node)):
+        return node
+    merged = {key: value for key, value in node.items() if key != "anyOf"}
+    merged.update(kept, type=[kept["type"], "null"])
+    if "enum" in kept:
+        merged["enum"] = [*kept["enum"], None]
+    return merged
+
+
 def build_tools(specs: Iterable[ToolSpec]) -> list[Tool]:
     specs = list(specs)
     schemas = output_schemas(spec.output for spec in specs)
@@ -89,6 +162,7 @@ def build_tools(specs: Iterable[ToolSpec]) -> list[Tool]:
             structured_output=False,  # the output model and schema are set below, from the shared pass
         )
         tool.fn_metadata.output_model = spec.output
-        tool.fn_metadata.output_schema = schemas[spec.output]
+        tool.fn_metadata.output_schema = compact_schema(schemas[spec.output], output=True)
+        tool.parameters = compact_schema(tool.parameters, output=False)
         tools.append(tool)
     return tools

@@ -95,6 +95,15 @@ async def test_upload_checks_the_file_and_records_where_it_came_from(service: Ba
     assert record.local_path == str(path.resolve())
 
 
+async def test_uploads_check_estimates_tokens_from_characters(service: BatchService, tmp_path: Path) -> None:
+    # Saying a file is valid needs no exact count, and the tokenizer's tables would double upload's memory.
+    result = await service.upload_file(write_batch_file(tmp_path / "in.jsonl"))
+
+    assert result.validation is not None
+    assert result.validation.tokens_exact is False
+    assert result.validation.estimated_input_tokens > 0
+
+
 async def test_upload_waits_until_the_service_has_processed_the_file(
     tmp_path: Path, emulator_settings: EmulatorSettings, fake_clock: FakeClock
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -11,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aoai_batch.errors import InvalidInput
-from aoai_batch.models import ValidationReport
-from aoai_batch.tokens import count_request_tokens
-from aoai_batch.validation import MAX_LISTED_ISSUES, validate_file
+from aoai_batch.models import ValidationIssue, ValidationReport
+from aoai_batch.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_request_tokens
+from aoai_batch.validation import MAX_LISTED_ISSUES, Checker, Findings, Issue, check_file, validate_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "validation"
 LIMITS = {"max_requests": 100_000, "max_bytes": 200_000_000}
@@ -394,3 +395,83 @@ def test_no_json_shape_makes_validation_fail_with_an_exception(lines: list[objec
 
     assert report.requests == len(lines)
     assert report.ok is (not report.issue_counts)
+
+
+# The file pass accepts the common line inline; the builder's `check_object` always takes the full check.
+# Both must find the same: each line below differs from a plain repeat of the first in one way.
+PLAIN = request("first")
+NEAR_REPEATS = [
+    request("a"),
+    request("a"),
+    request("b", method="GET"),
+    request("c", url="/responses"),
+    request("d", body={"model": "other", "messages": [{"role": "user", "content": "Hi"}]}),
+    request("e", body={"model": "gpt-4o-mini", "messages": []}),
+    request("f", body={"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "Hi"}]}),
+    request("g", body={"model": "gpt-4o-mini", "messages": [{"role": ["user"], "content": "Hi"}]}),
+    request("h", body={"model": "gpt-4o-mini", "messages": ["Hi"]}),
+    request("i", body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [{"type": "text"}]}]}),
+    request("n", body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]}),
+    request("o", body={"model": "gpt-4o-mini", "messages": [{"role": "user"}]}),
+    request("j", body={"model": None, "messages": [{"role": "user", "content": "Hi"}]}),
+    request("k", body=[]),
+    request(""),
+    request(7),  # type: ignore[arg-type]
+    {"custom_id": "l", "method": "POST", "url": "/chat/completions"},
+    ["not", "an", "object"],
+    request("m"),
+    request("m"),  # past a limit of 3, ids are no longer kept: then not reported as a duplicate
+]
+
+
+@pytest.mark.parametrize(("max_requests", "duplicates"), [(100_000, 2), (3, 1)])
+def test_the_inline_path_finds_what_the_full_check_finds(tmp_path: Path, max_requests: int, duplicates: int) -> None:
+    lines = [PLAIN, *NEAR_REPEATS]
+    path = write_lines(tmp_path / "near.jsonl", *lines)
+    checker = Checker(max_requests, ["gpt-4o-mini"], True, sample_every=1)
+    for number, line in enumerate(lines, start=1):
+        checker.check_object(number, line)
+
+    by_file = validate(path, max_requests=max_requests, deployments=["gpt-4o-mini"])
+
+    assert by_file == checker.report(path, path.stat().st_size, LIMITS["max_bytes"])
+    assert by_file.issue_counts["duplicate_custom_id"] == duplicates
+    assert len(by_file.issues) == sum(by_file.issue_counts.values())
+
+
+def test_findings_have_the_fields_of_the_report_in_its_order() -> None:
+    assert [field.name for field in dataclasses.fields(Findings)] == list(ValidationReport.model_fields)
+    assert [field.name for field in dataclasses.fields(Issue)] == list(ValidationIssue.model_fields)
+
+
+@pytest.mark.parametrize("fixture", sorted(path.name for path in FIXTURES.glob("*.jsonl")))
+def test_findings_are_the_report(fixture: str) -> None:
+    findings = check_file(FIXTURES / fixture, **LIMITS, deployments=["gpt-4o"])  # type: ignore[arg-type]
+
+    assert findings.as_dict() == validate(FIXTURES / fixture, deployments=["gpt-4o"]).model_dump()
+
+
+def test_approximate_tokens_are_characters_over_four_and_flagged(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "batch.jsonl", request("a"), request("b"))
+
+    report = validate(path, exact_tokens=False)
+
+    assert report.ok
+    assert report.tokens_exact is False
+    framing = 2 * (TOKENS_PER_MESSAGE + TOKENS_PER_REPLY)
+    assert report.estimated_input_tokens == framing + 2 * (len("user") // 4 + -(-len("Hello") // 4))
+
+
+def test_lines_that_are_not_json_count_as_requests_between_plain_ones(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    plain = [orjson.dumps(request(f"task-{n}")) + b"\n" for n in range(4)]
+    path.write_bytes(plain[0] + b"not json\n" + b"".join(plain[1:]) + b"\n")
+
+    report = validate(path, max_requests=3)
+
+    assert report.requests == 5
+    assert [(issue.code, issue.line) for issue in report.issues] == [
+        ("too_many_tasks", 4),
+        ("invalid_json_line", 2),
+        ("blank_line", 6),
+    ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from aoai_batch.validation import validate_file
 from server.cli import main
 from tests.server.harness import isolate_cli
 
@@ -219,3 +220,20 @@ def test_build_with_literal_braces_in_the_template(tmp_path: Path, capsys: pytes
     [line] = [orjson.loads(line) for line in (tmp_path / "doubled.jsonl").read_bytes().splitlines()]
     assert line["body"]["messages"][0]["content"] == 'Reply {"a": "x"}'
     assert not (tmp_path / "single.jsonl").exists()
+
+
+@pytest.mark.parametrize("fixture", sorted(path.name for path in FIXTURES.glob("*.jsonl")))
+def test_validate_json_is_the_reports_own_json(fixture: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["validate", str(FIXTURES / fixture), "--json", "--deployment", "gpt-4o"])
+
+    report = validate_file(FIXTURES / fixture, max_requests=100_000, max_bytes=200_000_000, deployments=["gpt-4o"])
+    assert capsys.readouterr().out == report.model_dump_json(indent=2) + "\n"
+
+
+def test_an_invalid_limit_setting_is_a_usage_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AOAI_BATCH_MAX_BYTES", "lots")
+
+    assert main(["validate", str(FIXTURES / "valid.jsonl")]) == 2
+    assert "AOAI_BATCH_MAX_BYTES" in capsys.readouterr().err

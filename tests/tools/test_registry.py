@@ -1,20 +1,117 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
 import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 
+from aoai_batch.emulator import FakeClock
+from server.app import AppState
+from tests.server.harness import structured
+from tests.tools.test_jobs import HOURS, start_batch
 from tools import all_tools, build, files, jobs, results
-from tools.registry import ToolSpec, output_schemas
+from tools.registry import ToolSpec, compact_schema, output_schemas
 
 SPECS = [*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS]
+TOOLS_LIST_LIMIT = 20_000  # bytes of compact JSON; it was 34 KB before the schemas were compacted
+
+
+def shape(schema: dict[str, Any], node: Any = None, path: str = "") -> Iterator[tuple[str, frozenset[str]]]:
+    """Every property path of `schema` with the JSON types allowed there, `$ref`s and `anyOf`s resolved."""
+    node = schema if node is None else node
+    ref = node.get("$ref")
+    if ref is not None:
+        yield from shape(schema, schema["$defs"][ref.removeprefix("#/$defs/")], path)
+        return
+    if "anyOf" in node:
+        types: set[str] = set()
+        for option in node["anyOf"]:
+            for where, allowed in shape(schema, option, path):
+                if where == path:
+                    types |= allowed
+                else:
+                    yield where, allowed
+        yield path, frozenset(types)
+        return
+    declared = node.get("type")
+    if declared is None and "enum" in node:
+        declared = sorted({_json_type(value) for value in node["enum"]})
+    yield path, frozenset([declared] if isinstance(declared, str) else declared or [])
+    for name, child in node.get("properties", {}).items():
+        yield from shape(schema, child, f"{path}.{name}")
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(node.get(keyword), dict):
+            yield from shape(schema, node[keyword], f"{path}[{keyword}]")
+
+
+def _json_type(value: object) -> str:
+    return {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}[type(value)]
+
+
+def merged_shape(schema: dict[str, Any]) -> dict[str, frozenset[str]]:
+    found: dict[str, frozenset[str]] = {}
+    for path, types in shape(schema):
+        found[path] = found.get(path, frozenset()) | types
+    return found
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.fn.__name__)
-def test_shared_pass_schemas_are_the_ones_the_sdk_would_publish(spec: ToolSpec) -> None:
+def test_compact_schemas_keep_every_property_and_type_the_sdk_would_publish(spec: ToolSpec) -> None:
     own = Tool.from_function(spec.fn, title=spec.title, annotations=spec.annotations)
-    assert output_schemas([spec.output])[spec.output] == own.output_schema
-    assert output_schemas(s.output for s in SPECS)[spec.output] == own.output_schema
+    assert own.output_schema is not None
+    ours = {tool.name: tool for tool in all_tools()}[own.name]
+
+    assert merged_shape(compact_schema(output_schemas([spec.output])[spec.output], output=True)) == merged_shape(
+        own.output_schema
+    )
+    assert ours.output_schema is not None
+    assert merged_shape(ours.output_schema) == merged_shape(own.output_schema)
+    assert merged_shape(ours.parameters) == merged_shape(own.parameters)
+    assert ours.parameters.get("required") == own.parameters.get("required")
+    for name, parameter in own.parameters["properties"].items():
+        kept = ours.parameters["properties"][name]
+        assert kept.get("description") == parameter.get("description"), name
+        assert kept.get("default") == parameter.get("default"), name
+
+
+def test_the_shape_sees_a_lost_property_or_type() -> None:
+    schema = {"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
+    assert merged_shape(schema) != merged_shape({"type": "object", "properties": {"a": {"type": "string"}}})
+    assert merged_shape(schema) != merged_shape({"type": "object", "properties": {}})
+    assert merged_shape(schema) == merged_shape({"type": "object", "properties": {"a": {"type": ["string", "null"]}}})
+
+
+def test_a_definition_used_twice_stays_shared_and_one_used_once_is_inlined() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"$ref": "#/$defs/Twice"},
+            "b": {"anyOf": [{"$ref": "#/$defs/Twice"}, {"type": "null"}]},
+            "c": {"$ref": "#/$defs/Once", "title": "C"},
+        },
+        "$defs": {
+            "Twice": {"type": "object", "properties": {"n": {"type": "integer", "title": "N"}}},
+            "Once": {"type": "string", "title": "Once"},
+        },
+    }
+
+    compacted = compact_schema(schema, output=True)
+
+    assert compacted["properties"]["c"] == {"type": "string"}
+    assert compacted["$defs"] == {"Twice": {"type": "object", "properties": {"n": {"type": "integer"}}}}
+    assert compacted["properties"]["b"] == {"anyOf": [{"$ref": "#/$defs/Twice"}, {"type": "null"}]}
+
+
+def test_a_property_named_like_a_keyword_is_kept() -> None:
+    schema = {"type": "object", "properties": {"title": {"type": "string"}, "format": {"type": "string"}}}
+    assert compact_schema(schema, output=True)["properties"] == schema["properties"]
 
 
 def test_every_tool_has_its_model_and_schema() -> None:
@@ -31,3 +128,40 @@ def test_a_tool_that_returns_no_model_is_refused() -> None:
 
     with pytest.raises(TypeError):
         _ = ToolSpec(bad, title="Bad", annotations=ToolAnnotations()).output
+
+
+async def test_tools_list_stays_small(app: MCPServer[AppState]) -> None:
+    async with Client(app, mode="legacy") as client:
+        listed = await client.list_tools()
+    size = len(orjson.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    assert size <= TOOLS_LIST_LIMIT
+
+
+async def test_every_output_schema_validates_a_real_result(
+    app: MCPServer[AppState], batch_file: Path, fake_clock: FakeClock
+) -> None:
+    async with Client(app, mode="legacy") as client:
+        schemas = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
+        created = await start_batch(client, batch_file)
+        to_cancel = await start_batch(client, batch_file)
+        calls: dict[str, dict[str, Any]] = {
+            "build_batch_file": {"deployment": "gpt-4o-mini", "prompts": ["Hi"], "output_path": "built.jsonl"},
+            "validate_batch_file": {"path": batch_file.name},
+            "upload_file": {"path": batch_file.name},
+            "create_batch": {"input_file_id": created["input_file_id"]},
+            "get_batch": {"batch_id": created["id"]},
+            "list_batches": {},
+            "list_files": {},
+            "cancel_batch": {"batch_id": to_cancel["id"]},
+        }
+        outputs = {name: structured(await client.call_tool(name, arguments)) for name, arguments in calls.items()}
+        fake_clock.advance(2 * HOURS)
+        outputs["fetch_results"] = structured(await client.call_tool("fetch_results", {"batch_id": created["id"]}))
+        outputs["get_batch_completed"] = structured(await client.call_tool("get_batch", {"batch_id": created["id"]}))
+    schemas["get_batch_completed"] = schemas["get_batch"]
+    assert set(outputs) - {"get_batch_completed"} == {tool.name for tool in all_tools()}
+    for name, output in outputs.items():
+        schema = schemas[name]
+        assert schema is not None
+        jsonschema.Draft202012Validator.check_schema(schema)
+        jsonschema.Draft202012Validator(schema).validate(output)

@@ -1,0 +1,89 @@
+"""What to do next after an error, in the words of the command line (commands and flags), said once.
+
+The tools add their own advice in tool words (`tools/deps.py`); the core's messages say only what
+happened. Kept apart from `cli_support` so that `validate` can report an error without importing the
+service (its start-up is measured: bench/validate.py).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from aoai_batch.errors import (
+    AuthenticationFailed,
+    BatchToolError,
+    ConnectionFailed,
+    FileInTheWay,
+    InvalidBatchFile,
+    NotConfigured,
+    NotFound,
+    NotReady,
+    RateLimited,
+    ServiceUnavailable,
+    SignInFailed,
+    with_advice,
+)
+
+PROG = "aoai-batch-mcp"
+
+
+def error_line(exc: BatchToolError) -> str:
+    """`error: ` and the message, then what to do next in the words of this command line (said once)."""
+    step = next((give(exc) for kind, give in _ADVICE if isinstance(exc, kind)), None)
+    return f"error: {with_advice(exc, step)}"
+
+
+def _sign_in(exc: SignInFailed) -> str:
+    return "Run `az login` (or use a managed identity), or set AZURE_OPENAI_API_KEY to use a key."
+
+
+def _refused(exc: AuthenticationFailed) -> str:
+    if exc.auth == "entra":
+        role = "'Cognitive Services OpenAI User'"
+        return f"Give your identity the {role} role on the resource, or set AZURE_OPENAI_API_KEY."
+    return f"Check {exc.key_setting}."
+
+
+def _rate_limited(exc: RateLimited) -> str | None:
+    if exc.says_when:
+        return None  # the service's own message already says when
+    if exc.retry_after is not None:
+        return f"Retry after {exc.retry_after:.0f} s."
+    return "Wait a minute and run the command again."
+
+
+def _not_found(exc: NotFound) -> str | None:
+    if exc.missing == "batch":
+        return f"`{PROG} list` shows the batches."
+    if exc.missing == "file":
+        return f"`{PROG} files` shows the uploaded files; upload a local file first (`{PROG} upload FILE`)."
+    return None
+
+
+def _not_ready(exc: NotReady) -> str | None:
+    if exc.batch_id is None:
+        return None
+    return f"`{PROG} status {exc.batch_id} --follow` waits until it has finished."
+
+
+def _unreachable(exc: ConnectionFailed) -> str | None:
+    if exc.endpoint_setting is None:
+        return None  # not an address anyone set (the embedded emulator, a server shutting down)
+    return f"Check {exc.endpoint_setting} and the network, then run the command again."
+
+
+# The first row whose type matches gives the one piece of advice (subclasses before their bases).
+_ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
+    (FileInTheWay, lambda exc: "Add --overwrite to replace existing files, or choose another name."),
+    (InvalidBatchFile, lambda exc: f"`{PROG} validate {shlex.quote(str(exc.path))}` lists every issue."),
+    (NotConfigured, lambda exc: f"Set {exc.setting} and run the command again."),
+    (NotFound, _not_found),
+    (NotReady, _not_ready),
+    (SignInFailed, _sign_in),
+    (AuthenticationFailed, _refused),
+    (RateLimited, _rate_limited),
+    (ServiceUnavailable, lambda exc: "Run the command again in a minute."),
+    (ConnectionFailed, _unreachable),
+]
