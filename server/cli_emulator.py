@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from aoai_batch.emulator import Emulator
     from aoai_batch.settings import EmulatorSettings
+    from server.uvicorn_server import QuietServer
 
     overrides = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items() if getattr(args, flag) is not None}
     try:
@@ -103,13 +104,14 @@ def run(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     _announce(args.host, port, settings.key is not None, emulator.key, str(settings.home))
     config = uvicorn.Config(emulator.app, log_level="warning", lifespan="off", ws="none")
-    server = uvicorn.Server(config)
+    server = QuietServer(config)
 
     async def serve() -> None:
         async with emulator:
             await server.serve(sockets=[sock])
 
-    # Ctrl+C comes back as KeyboardInterrupt after uvicorn's graceful shutdown: a normal way to stop.
+    # Ctrl+C or SIGTERM: uvicorn shuts down gracefully and serve() returns; the emulator then closes.
+    # A second Ctrl+C during that close is still a normal way to stop.
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve)
     return 0

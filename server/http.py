@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import signal
-import threading
-from collections.abc import Callable, Generator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.server import HANDLED_SIGNALS
 
 from aoai_batch.errors import InvalidInput
+from server.uvicorn_server import QuietServer
 
 MCP_PATH = "/mcp"
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -86,12 +83,8 @@ def url_for(host: str, port: int) -> str:
     return f"http://{shown}:{port}{MCP_PATH}"
 
 
-class Uvicorn(uvicorn.Server):
-    """uvicorn that tells `on_ready` the URL it listens on, and ends quietly on Ctrl-C or SIGTERM.
-
-    uvicorn shuts down gracefully on those signals, then raises the signal again so that the process
-    dies of it; a server stopped on purpose exits 0 instead.
-    """
+class Uvicorn(QuietServer):
+    """uvicorn that tells `on_ready` the URL it listens on, and ends quietly on Ctrl-C or SIGTERM."""
 
     def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None]) -> None:
         super().__init__(config)
@@ -101,22 +94,6 @@ class Uvicorn(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._on_ready(url_for(self.config.host, self.bound_port()))
-
-    def bound_port(self) -> int:
-        """The port of the listening socket: the real one when the configuration asked for port 0."""
-        return int(self.servers[0].sockets[0].getsockname()[1])
-
-    @contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 async def serve_http(

@@ -17,6 +17,11 @@ from aoai_batch.settings import EmulatorSettings
 from tests.aoai_batch.emulator.helpers import API_VERSION
 
 REAL_SECONDS_FOR_25_REQUESTS = 10.0
+LINES = b"".join(
+    b'{"custom_id": "r%d", "method": "POST", "url": "/chat/completions", '
+    b'"body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}}\n' % i
+    for i in range(50)
+)
 
 
 def test_default_pace_completes_a_25_request_batch_within_ten_real_seconds() -> None:
@@ -27,26 +32,37 @@ def test_default_pace_completes_a_25_request_batch_within_ten_real_seconds() -> 
 
 
 @pytest.mark.slow
-def test_emulator_command_serves_the_api_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    env = {**os.environ, "AOAI_EMULATOR_KEY": "cli-key"}
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_emulator_command_serves_the_api_and_stops_on_ctrl_c_or_sigterm_while_batches_run(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    # A batch in progress keeps the emulator's background thread busy while it is told to stop: uvicorn's
+    # re-raised signal used to cut through that close (SIGTERM killed the process, SIGINT could hang it).
+    batch_file = tmp_path / "input.jsonl"
+    batch_file.write_bytes(LINES)
+    env = {**os.environ, "AOAI_EMULATOR_KEY": "cli-key", "AOAI_EMULATOR_TIME_SCALE": "20"}
     command = [sys.executable, "-m", "server", "emulator", "--port", "0", "--home", str(tmp_path / "home")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:\d+", first)
         assert match is not None
         client = AzureOpenAI(azure_endpoint=match.group(0), api_key="cli-key", api_version=API_VERSION, max_retries=5)
-        with client:
-            page = client.batches.list()
-        assert page.data == []
+        with client, batch_file.open("rb") as handle:
+            assert client.batches.list().data == []
+            uploaded = client.files.create(file=handle, purpose="batch")
+            client.batches.create(input_file_id=uploaded.id, endpoint="/chat/completions", completion_window="24h")
         assert "cli-key" not in first
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(30)
-        if process.stdout:
-            process.stdout.close()
+        process.send_signal(stop)
+        try:
+            _, err = process.communicate(timeout=30)
+        finally:
+            process.kill()
+            process.wait()
     assert process.returncode == 0
+    assert "Traceback" not in err
 
 
 def test_emulator_command_refuses_bad_settings(tmp_path: Path) -> None:
