@@ -7,14 +7,12 @@ Its contract: parameters after the id are keyword-only; every public method list
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import anyio.to_thread
@@ -31,22 +29,16 @@ from aoai_batch.client import (
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
-    InvalidBatchFile,
     InvalidInput,
     InvalidRequest,
-    NotAFileId,
     RateLimited,
     ServiceUnavailable,
-    UnknownDeployment,
 )
 from aoai_batch.limits import (
     COMPLETION_WINDOWS,
     DEFAULT_COMPLETION_WINDOW,
     MAX_FILE_EXPIRY_DAYS,
     MAX_IDEMPOTENCY_KEY_CHARS,
-    MAX_METADATA_KEY_CHARS,
-    MAX_METADATA_VALUE_CHARS,
-    MAX_USER_METADATA_PAIRS,
     MAX_WAIT_SECONDS,
     MIN_FILE_EXPIRY_DAYS,
     FileRules,
@@ -54,16 +46,14 @@ from aoai_batch.limits import (
 from aoai_batch.models import (
     Backend,
     Batch,
-    BatchEndpoint,
     BatchPage,
     FetchSummary,
     FileInfo,
     FilePage,
     ProgressFn,
     UploadResult,
-    ValidationIssue,
-    ValidationReport,
 )
+from aoai_batch.service_checks import check_endpoint, check_input_file_id, check_metadata, invalid_file_error
 from aoai_batch.settings import Settings, file_rules
 from aoai_batch.store import BatchRecord, Store
 from aoai_batch.validation import validate_file
@@ -74,12 +64,8 @@ if TYPE_CHECKING:
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
-ENDPOINTS: frozenset[str] = frozenset(get_args(BatchEndpoint))
 # The longest pause between two looks at an upload being processed: the emulator processes at once.
 FILE_POLL_SECONDS: dict[Backend, float] = {"azure": 3.0, "openai": 3.0, "emulator": 1.0}
-SHOWN_ISSUES = 5
-LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
-FILE_ID = re.compile(r"file-[A-Za-z0-9_-]+")
 # Errors after which a snapshot is still worth showing: the service is unreachable or busy, not wrong.
 TRANSIENT_ERRORS = (ConnectionFailed, ServiceUnavailable, RateLimited)
 
@@ -202,7 +188,7 @@ class BatchService:
                 )
             )
             if not report.ok:
-                raise _invalid_file_error(path, report, self._rules.deployments)
+                raise invalid_file_error(path, report, self._rules.deployments)
         days = expires_after_days or self._settings.file_expiry_days
         info = await self._client.upload_file(path, expires_after_days=days, wait=wait, progress=progress)
         await self._store.save_file(info, local_path=str(path))
@@ -250,10 +236,10 @@ class BatchService:
         """
         folders = [Path.cwd(), *self._settings.workspace_dirs]
         await anyio.to_thread.run_sync(check_input_file_id, input_file_id, folders)
-        endpoint = _check_endpoint(endpoint)
+        endpoint = check_endpoint(endpoint)
         if completion_window not in COMPLETION_WINDOWS:
             raise InvalidInput(f"completion_window must be one of {sorted(COMPLETION_WINDOWS)}.")
-        _check_metadata(metadata)
+        check_metadata(metadata)
         if idempotency_key is None:
             return await self._create(input_file_id, endpoint, completion_window, metadata, None)
         key = idempotency_key.strip()
@@ -454,25 +440,6 @@ def _existing_file(path: Path) -> Path:
     return path
 
 
-def check_input_file_id(value: str, folders: Iterable[Path] = ()) -> None:
-    """Raise NotAFileId for a batch id, or for a path (a file name, or a file in one of `folders`)."""
-    text = value.strip()
-    if text.startswith("batch_"):
-        raise NotAFileId(f"{text} is a batch id, not the id of an uploaded file.", value=text, kind="batch")
-    if FILE_ID.fullmatch(text):
-        return  # the shape of every backend's file ids, even if a file of that name happens to exist here
-    named_like_a_path = text.lower().endswith(LOCAL_FILE_SUFFIXES) or any(sep in text for sep in ("/", "\\", os.sep))
-    if text and (named_like_a_path or _exists_in(text, folders)):
-        raise NotAFileId(f"{text} is a local file path, not the id of an uploaded file.", value=text, kind="path")
-
-
-def _exists_in(name: str, folders: Iterable[Path]) -> bool:
-    try:
-        return any((folder / Path(name).expanduser()).exists() for folder in folders)
-    except (OSError, ValueError):  # a name no file system accepts (too long, a NUL byte) is no path
-        return False
-
-
 def _changed(before: Batch, after: Batch) -> bool:
     return (before.status, before.request_counts, before.output_file_id, before.error_file_id) != (
         after.status,
@@ -488,59 +455,6 @@ async def _report(progress: ProgressFn | None, elapsed: float, total: float, bat
     counts = batch.request_counts
     message = f"{batch.id} is {batch.status} ({counts.completed + counts.failed}/{counts.total} requests done)"
     await progress(elapsed, total, message)
-
-
-def _check_endpoint(endpoint: str) -> str:
-    bare = "/" + endpoint.strip().lstrip("/").removeprefix("v1/")
-    if bare not in ENDPOINTS:
-        raise InvalidInput(f"endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
-    return bare
-
-
-def _check_metadata(metadata: Mapping[str, str] | None) -> None:
-    if not metadata:
-        return
-    if len(metadata) > MAX_USER_METADATA_PAIRS:
-        kept = MAX_USER_METADATA_PAIRS
-        raise InvalidInput(f"metadata takes at most {kept} pairs (one is kept for the idempotency key).")
-    if IDEMPOTENCY_METADATA_KEY in metadata:
-        raise InvalidInput(f"metadata key {IDEMPOTENCY_METADATA_KEY!r} is reserved; pass idempotency_key instead.")
-    for key, value in metadata.items():
-        if not _metadata_pair(key, value):
-            raise InvalidInput(
-                f"metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters and values strings of up to "
-                f"{MAX_METADATA_VALUE_CHARS} characters."
-            )
-
-
-def _metadata_pair(key: object, value: object) -> bool:
-    return (
-        isinstance(key, str)
-        and isinstance(value, str)
-        and 0 < len(key) <= MAX_METADATA_KEY_CHARS
-        and len(value) <= MAX_METADATA_VALUE_CHARS
-    )
-
-
-def _invalid_file_error(path: Path, report: ValidationReport, known: Sequence[str] | None) -> InvalidInput:
-    """UnknownDeployment (naming the deployments there are) when the file's deployment does not exist."""
-    message = _invalid_file_message(path, report.issue_counts, report.issues)
-    name = report.deployment
-    if known is None or name is None or name in known:
-        return InvalidBatchFile(message, path=path)
-    names = ", ".join(sorted(known)) or "none"
-    head = f"{path} uses deployment {name!r}, which does not exist (the deployments are {names}); nothing was uploaded."
-    only_that = set(report.issue_counts) == {"model_not_found"}
-    return UnknownDeployment(name, sorted(known), message=head if only_that else f"{head} Also: {message}")
-
-
-def _invalid_file_message(path: Path, counts: Mapping[str, int], issues: list[ValidationIssue]) -> str:
-    total = sum(counts.values())
-    shown = "; ".join(
-        f"line {issue.line}: {issue.code}" if issue.line else issue.code for issue in issues[:SHOWN_ISSUES]
-    )
-    more = f" and {total - SHOWN_ISSUES} more" if total > SHOWN_ISSUES else ""
-    return f"{path} is not a valid batch file ({shown}{more}); nothing was uploaded."
 
 
 async def _embedded_emulator(
