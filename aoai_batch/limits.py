@@ -1,18 +1,42 @@
-"""The two per-file limits (SPEC §2, §8), read from the environment without pydantic.
+"""Every bound of the product, stated once (SPEC §3, §8), and the rules a batch file is checked against.
 
-`aoai-batch-mcp validate` and `build` need only these two settings, and importing `Settings`
-(pydantic-settings and pydantic) would be most of `validate`'s start-up (bench/validate.py). So this is
-the one reader of the environment besides `settings.py`, for these two variables only, and it reads them
-as `Settings` does (tests/aoai_batch/test_limits.py compares the two).
+The bounds are plain constants, so every layer states a range by naming one: the service's checks, the
+tools' `Field(le=...)`, the command line's argument ranges, the settings and the emulator.
+
+`FileRules` (the per-file limits and the deployments that exist) is what build, validate and upload check a
+file against; `settings.file_rules(settings)` builds it once, when the service opens.
+
+The two per-file limits are also read here from the environment without pydantic: `aoai-batch-mcp validate`
+and `build` need only these two settings, and importing `Settings` (pydantic-settings and pydantic) would be
+most of `validate`'s start-up (bench/validate.py). So this is the one reader of the environment besides
+`settings.py`, for these two variables only, and it reads them as `Settings` does
+(tests/aoai_batch/test_limits.py compares the two).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from aoai_batch.errors import InvalidInput
+
+MAX_WAIT_SECONDS = 50
+"""The longest wait in one call (`get_batch`'s `wait_seconds`, `status --wait`): clients end a call at ~60 s."""
+MIN_FILE_EXPIRY_DAYS = 14
+MAX_FILE_EXPIRY_DAYS = 30
+"""An uploaded file's `expires_after`, in days: Azure accepts 14 to 30."""
+DEFAULT_FILE_EXPIRY_DAYS = MIN_FILE_EXPIRY_DAYS
+COMPLETION_WINDOWS = ("24h",)
+"""The only completion window Azure offers."""
+DEFAULT_COMPLETION_WINDOW = COMPLETION_WINDOWS[0]
+MAX_METADATA_PAIRS = 16
+"""Azure's limit of metadata pairs on a batch; one of them is kept for the idempotency key."""
+MAX_USER_METADATA_PAIRS = MAX_METADATA_PAIRS - 1
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+MAX_IDEMPOTENCY_KEY_CHARS = MAX_METADATA_VALUE_CHARS  # it is stored as a metadata value
 
 
 class FileLimits(NamedTuple):
@@ -21,6 +45,28 @@ class FileLimits(NamedTuple):
 
 
 DEFAULT_LIMITS = FileLimits(max_requests=100_000, max_bytes=200_000_000)
+
+
+class RuleKeywords(TypedDict):
+    max_requests: int
+    max_bytes: int
+    deployments: tuple[str, ...] | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FileRules:
+    """What a batch file must keep to: at most `max_requests` requests and `max_bytes` bytes, inclusive, and,
+    when the backend can list them, a deployment from `deployments` (None: names are not checked)."""
+
+    max_requests: int
+    max_bytes: int
+    deployments: tuple[str, ...] | None = None
+
+    def keywords(self) -> RuleKeywords:
+        """The rules as the keyword arguments of `validate_file`, `check_file` and `build_batch_file`."""
+        return RuleKeywords(max_requests=self.max_requests, max_bytes=self.max_bytes, deployments=self.deployments)
+
+
 MAX_REQUESTS_VARIABLE = "AOAI_BATCH_MAX_REQUESTS"
 MAX_BYTES_VARIABLE = "AOAI_BATCH_MAX_BYTES"
 

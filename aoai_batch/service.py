@@ -1,15 +1,18 @@
-"""`BatchService`: the client, the registry and the pure core together; what MCP tools and the CLI call."""
+"""`BatchService`: the client, the registry and the pure core together; what MCP tools and the CLI call.
+
+Its contract: parameters after the id are keyword-only; every public method lists what it raises (leaves of
+`aoai_batch.errors`); its parts (settings, client, registry) are its own, and callers get what they need from
+`backend`, `file_rules` and `poll_seconds`. Methods named `registry_*` read the local registry first.
+"""
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import anyio.to_thread
@@ -26,27 +29,32 @@ from aoai_batch.client import (
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
-    InvalidBatchFile,
     InvalidInput,
     InvalidRequest,
-    NotAFileId,
     RateLimited,
     ServiceUnavailable,
-    UnknownDeployment,
+)
+from aoai_batch.limits import (
+    COMPLETION_WINDOWS,
+    DEFAULT_COMPLETION_WINDOW,
+    MAX_FILE_EXPIRY_DAYS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_WAIT_SECONDS,
+    MIN_FILE_EXPIRY_DAYS,
+    FileRules,
 )
 from aoai_batch.models import (
+    Backend,
     Batch,
-    BatchEndpoint,
     BatchPage,
     FetchSummary,
     FileInfo,
     FilePage,
     ProgressFn,
     UploadResult,
-    ValidationIssue,
-    ValidationReport,
 )
-from aoai_batch.settings import Settings, known_deployments
+from aoai_batch.service_checks import check_endpoint, check_input_file_id, check_metadata, invalid_file_error
+from aoai_batch.settings import Settings, file_rules
 from aoai_batch.store import BatchRecord, Store
 from aoai_batch.validation import validate_file
 
@@ -56,19 +64,20 @@ if TYPE_CHECKING:
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
-ENDPOINTS: frozenset[str] = frozenset(get_args(BatchEndpoint))
-COMPLETION_WINDOWS = frozenset({"24h"})
-MAX_WAIT_SECONDS = 50
-MAX_METADATA_PAIRS = 16
-SHOWN_ISSUES = 5
-LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
-FILE_ID = re.compile(r"file-[A-Za-z0-9_-]+")
+# The longest pause between two looks at an upload being processed: the emulator processes at once.
+FILE_POLL_SECONDS: dict[Backend, float] = {"azure": 3.0, "openai": 3.0, "emulator": 1.0}
 # Errors after which a snapshot is still worth showing: the service is unreachable or busy, not wrong.
 TRANSIENT_ERRORS = (ConnectionFailed, ServiceUnavailable, RateLimited)
 
 
 class BatchService:
-    """Upload, create, watch, cancel and fetch batches; every batch seen is kept in the registry."""
+    """Upload, create, watch, cancel and fetch batches; every batch seen is kept in the registry.
+
+    Every method that asks the service may raise, besides what its own docstring names:
+    AuthenticationFailed (SignInFailed: no Entra ID token) when the credentials are refused, RateLimited
+    when a quota or rate limit is reached, ServiceUnavailable on a server error, ConnectionFailed when the
+    service cannot be reached, and RegistryLocked when another process holds the registry for too long.
+    """
 
     def __init__(
         self,
@@ -76,25 +85,34 @@ class BatchService:
         client: BatchClient,
         store: Store,
         *,
+        rules: FileRules,
         sleep: Sleep = anyio.sleep,
         clock: Clock = time.monotonic,
         now: Clock = time.time,
-        deployments: list[str] | None = None,
     ) -> None:
-        self.settings = settings
-        self.client = client
-        self.store = store
-        self.backend = client.backend
-        # The backend's deployment names when it can say (the embedded emulator); None: names are not checked.
-        self.deployments = deployments
+        self._settings = settings
+        self._client = client
+        self._store = store
+        self._rules = rules
         self._sleep = sleep
         self._clock = clock
         self._now = now
         self._create_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
 
     @property
-    def connection(self) -> Connection:
-        return self.client.connection
+    def backend(self) -> Backend:
+        """The service this one talks to: `azure`, `openai` or `emulator`."""
+        return self._client.backend
+
+    @property
+    def file_rules(self) -> FileRules:
+        """What build, validate and upload check a batch file against (the deployments: None when not known)."""
+        return self._rules
+
+    @property
+    def poll_seconds(self) -> float:
+        """How often to ask about a running batch (`AOAI_BATCH_POLL_SECONDS`; never under 60 s on Azure)."""
+        return self._settings.poll_seconds
 
     @classmethod
     @asynccontextmanager
@@ -108,7 +126,13 @@ class BatchService:
         clock: Clock = time.monotonic,
         now: Clock = time.time,
     ) -> AsyncIterator[BatchService]:
-        """Open the registry and the client; with the emulator provider and no transport, run it in-process."""
+        """Open the registry and the client; with the emulator provider and no transport, run it in-process.
+
+        Raises:
+            NotConfigured: the backend needs a setting that is not set (an endpoint, a key).
+            NotWritable: the registry's folder (`AOAI_BATCH_HOME`) cannot be written.
+            RegistryLocked: another process held the registry's lock past its timeout.
+        """
         async with AsyncExitStack() as stack:
             store = await Store.open(settings.state_db, now=now)
             stack.push_async_callback(store.close)
@@ -121,12 +145,10 @@ class BatchService:
                 transport=transport,
                 credential=credential,
                 sleep=sleep,
-                poll_seconds=1.0 if connection.backend == "emulator" else 3.0,
+                poll_seconds=FILE_POLL_SECONDS[connection.backend],
             )
             stack.push_async_callback(client.aclose)
-            yield cls(
-                settings, client, store, sleep=sleep, clock=clock, now=now, deployments=known_deployments(settings)
-            )
+            yield cls(settings, client, store, rules=file_rules(settings), sleep=sleep, clock=clock, now=now)
 
     # files
 
@@ -139,64 +161,92 @@ class BatchService:
         wait: bool = True,
         progress: ProgressFn | None = None,
     ) -> UploadResult:
-        """Check the file (unless told not to), upload it streamed from disk, and wait until it is processed."""
+        """Check the file (unless told not to), upload it streamed from disk, and wait until it is processed.
+
+        `expires_after_days` defaults to `AOAI_BATCH_FILE_EXPIRY_DAYS`. Nothing is uploaded unless the file passes.
+
+        Raises:
+            InvalidInput: `path` is not a file, or `expires_after_days` is outside 14-30.
+            InvalidBatchFile: the file has issues (`file_rules`); the message names the first few.
+            UnknownDeployment: the file's deployment is not one of `file_rules.deployments`.
+            NotReady: `wait` and the service had not processed the file by the end of the wait.
+            InvalidRequest: the service refused the upload or failed to process the file (its `code`).
+        """
         path = await anyio.to_thread.run_sync(_existing_file, Path(path))
-        if expires_after_days is not None and not 14 <= expires_after_days <= 30:
-            raise InvalidInput(f"expires_after_days must be 14 to 30, as on Azure (it was {expires_after_days}).")
+        if expires_after_days is not None and not MIN_FILE_EXPIRY_DAYS <= expires_after_days <= MAX_FILE_EXPIRY_DAYS:
+            raise InvalidInput(
+                f"expires_after_days must be {MIN_FILE_EXPIRY_DAYS} to {MAX_FILE_EXPIRY_DAYS}, as on Azure "
+                f"(it was {expires_after_days})."
+            )
         report = None
         if validate:
             report = await anyio.to_thread.run_sync(
                 lambda: validate_file(
                     path,
-                    max_requests=self.settings.max_requests,
-                    max_bytes=self.settings.max_bytes,
-                    deployments=self.deployments,
+                    **self._rules.keywords(),
                     exact_tokens=False,  # a characters estimate: the tokenizer's tables would double the memory
                 )
             )
             if not report.ok:
-                raise _invalid_file_error(path, report, self.deployments)
-        days = expires_after_days or self.settings.file_expiry_days
-        info = await self.client.upload_file(path, expires_after_days=days, wait=wait, progress=progress)
-        await self.store.save_file(info, local_path=str(path))
+                raise invalid_file_error(path, report, self._rules.deployments)
+        days = expires_after_days or self._settings.file_expiry_days
+        info = await self._client.upload_file(path, expires_after_days=days, wait=wait, progress=progress)
+        await self._store.save_file(info, local_path=str(path))
         return UploadResult(file=info, validation=report)
 
     async def get_file(self, file_id: str) -> FileInfo:
-        info = await self.client.get_file(file_id)
-        await self.store.save_file(info)
+        """An uploaded file's metadata, as the service reports it now (kept in the registry).
+
+        Raises:
+            InvalidInput: `file_id` is empty.
+            NotFound: the service has no such file (`missing="file"`).
+        """
+        info = await self._client.get_file(file_id)
+        await self._store.save_file(info)
         return info
 
-    async def list_files(self, limit: int = 20, after: str | None = None, purpose: str | None = None) -> FilePage:
-        """A page of the service's uploaded files, newest first."""
-        return await self.client.list_files(limit=limit, after=after, purpose=purpose)
+    async def list_files(self, *, limit: int = 20, after: str | None = None, purpose: str | None = None) -> FilePage:
+        """A page of the service's uploaded files, newest first.
+
+        Raises:
+            InvalidInput: `limit` is outside 1-100.
+            InvalidRequest: the service refused the listing (e.g. an `after` it does not know).
+        """
+        return await self._client.list_files(limit=limit, after=after, purpose=purpose)
 
     # batches
 
     async def create_batch(
         self,
         input_file_id: str,
+        *,
         endpoint: str = "/chat/completions",
-        completion_window: str = "24h",
+        completion_window: str = DEFAULT_COMPLETION_WINDOW,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Batch:
         """Start a batch; the same idempotency key returns the batch it created before, never a second one.
 
-        A local path or a batch id given as `input_file_id` is refused before any request (NotAFileId).
+        Raises:
+            NotAFileId: `input_file_id` is a local path or a batch id (refused before any request).
+            InvalidInput: an unknown endpoint or completion window, metadata beyond Azure's limits (or using the
+                reserved key), an empty or too long `idempotency_key`, or an empty `input_file_id`.
+            NotFound: the service has no file `input_file_id`.
+            InvalidRequest: the service refused the batch (its `code`, e.g. `token_limit_exceeded`).
         """
-        folders = [Path.cwd(), *self.settings.workspace_dirs]
+        folders = [Path.cwd(), *self._settings.workspace_dirs]
         await anyio.to_thread.run_sync(check_input_file_id, input_file_id, folders)
-        endpoint = _check_endpoint(endpoint)
+        endpoint = check_endpoint(endpoint)
         if completion_window not in COMPLETION_WINDOWS:
             raise InvalidInput(f"completion_window must be one of {sorted(COMPLETION_WINDOWS)}.")
-        _check_metadata(metadata)
+        check_metadata(metadata)
         if idempotency_key is None:
             return await self._create(input_file_id, endpoint, completion_window, metadata, None)
         key = idempotency_key.strip()
-        if not key or len(key) > 512:
-            raise InvalidInput("idempotency_key must be 1 to 512 characters.")
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+            raise InvalidInput(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.")
         async with self._create_locks[key]:
-            known = await self.store.find_by_idempotency_key(key)
+            known = await self._store.find_by_idempotency_key(key)
             if known is not None:
                 return known.batch
             return await self._create(input_file_id, endpoint, completion_window, metadata, key)
@@ -209,25 +259,32 @@ class BatchService:
         metadata: Mapping[str, str] | None,
         key: str | None,
     ) -> Batch:
-        batch = await self.client.create_batch(
+        batch = await self._client.create_batch(
             input_file_id,
             endpoint=endpoint,
             completion_window=completion_window,
             metadata=metadata,
             idempotency_key=key,
         )
-        record = await self.store.save_batch(batch, idempotency_key=batch.metadata.get(IDEMPOTENCY_METADATA_KEY))
+        record = await self._store.save_batch(batch, idempotency_key=batch.metadata.get(IDEMPOTENCY_METADATA_KEY))
         return record.batch
 
-    async def get_batch(self, batch_id: str, wait_seconds: float = 0, progress: ProgressFn | None = None) -> Batch:
-        """The batch as the service reports it now; with `wait_seconds`, wait up to that long for a change."""
+    async def get_batch(self, batch_id: str, *, wait_seconds: float = 0, progress: ProgressFn | None = None) -> Batch:
+        """The batch as the service reports it now; with `wait_seconds`, wait up to that long for a change.
+
+        A failed poll during the wait is retried at the next one; only the first look can fail.
+
+        Raises:
+            InvalidInput: `wait_seconds` is outside 0-50 (`MAX_WAIT_SECONDS`), or `batch_id` is empty.
+            NotFound: the service has no such batch (`missing="batch"`).
+        """
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
             raise InvalidInput(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS} (it was {wait_seconds}).")
         first = await self._refresh(batch_id)
         if wait_seconds == 0 or first.terminal:
             return first
         start = self._clock()
-        interval = min(self.settings.poll_seconds, 5.0)
+        interval = min(self._settings.poll_seconds, 5.0)
         current = first
         while (elapsed := self._clock() - start) < wait_seconds:
             await _report(progress, elapsed, wait_seconds, current)
@@ -242,22 +299,33 @@ class BatchService:
         return current
 
     async def _refresh(self, batch_id: str) -> Batch:
-        batch = await self.client.get_batch(batch_id)
-        return (await self.store.save_batch(batch)).batch
+        batch = await self._client.get_batch(batch_id)
+        return (await self._store.save_batch(batch)).batch
 
-    async def list_batches(self, limit: int = 20, after: str | None = None, status: str | None = None) -> BatchPage:
-        """A page of the service's batches, newest first; those in the registry get their local paths."""
-        page = await self.client.list_batches(limit=limit, after=after, status=status)
+    async def list_batches(self, *, limit: int = 20, after: str | None = None, status: str | None = None) -> BatchPage:
+        """A page of the service's batches, newest first; those in the registry get their local paths.
+
+        Raises:
+            InvalidInput: `limit` is outside 1-100.
+            InvalidRequest: the service refused the listing (e.g. an `after` it does not know).
+        """
+        page = await self._client.list_batches(limit=limit, after=after, status=status)
         batches = [await self._with_registry(batch) for batch in page.batches]
         return page.model_copy(update={"batches": batches})
 
     async def _with_registry(self, batch: Batch) -> Batch:
-        if await self.store.get_batch(batch.id) is None:
+        if await self._store.get_batch(batch.id) is None:
             return batch
-        return (await self.store.save_batch(batch)).batch
+        return (await self._store.save_batch(batch)).batch
 
     async def cancel_batch(self, batch_id: str) -> Batch:
-        """Ask the service to cancel; cancelling a finished batch is an error, cancelling twice is not."""
+        """Ask the service to cancel; cancelling a finished batch is an error, cancelling twice is not.
+
+        Raises:
+            InvalidInput: `batch_id` is empty.
+            NotFound: the service has no such batch (`missing="batch"`).
+            InvalidRequest: the batch has already finished (`code="batch_not_cancellable"`), or the service refused.
+        """
         current = await self._refresh(batch_id)
         if current.terminal:
             raise InvalidRequest(
@@ -266,22 +334,32 @@ class BatchService:
             )
         if current.status == "cancelling":
             return current
-        batch = await self.client.cancel_batch(batch_id)
-        return (await self.store.save_batch(batch)).batch
+        batch = await self._client.cancel_batch(batch_id)
+        return (await self._store.save_batch(batch)).batch
 
     async def fetch_results(
         self,
         batch_id: str,
+        *,
         output_dir: Path,
         format: Literal["jsonl", "csv"] = "jsonl",
         preview: int = 3,
         overwrite: bool = False,
         progress: ProgressFn | None = None,
     ) -> FetchSummary:
-        """Download a finished batch's output and error files and join them to its input (`aoai_batch.fetch`)."""
+        """Download a finished batch's output and error files and join them to its input (`aoai_batch.fetch`).
+
+        Raises:
+            NotReady: the batch is still running (`batch_id` set).
+            NotFound: the service has no such batch, or its input is neither on the service nor on this disk.
+            InvalidInput: an unknown `format`, or `preview` outside 0-20.
+            FileInTheWay: a result file exists and `overwrite` is false (nothing is written).
+            NotWritable: `output_dir` is not a folder, or cannot be written.
+            NoSpace: the disk holding `output_dir` is full (nothing half-written is left).
+        """
         return await fetch.fetch_results(
-            self.client,
-            self.store,
+            self._client,
+            self._store,
             batch_id,
             output_dir=Path(output_dir),
             format=format,
@@ -292,13 +370,24 @@ class BatchService:
 
     # the registry
 
-    async def known_jobs(self) -> list[Batch]:
-        """Every batch in the registry, newest first."""
-        return [record.batch for record in await self.store.list_batches()]
+    async def registry_jobs(self) -> list[Batch]:
+        """Every batch in the registry, newest first, as last seen (the service is not asked).
 
-    async def job(self, batch_id: str) -> Batch:
-        """The registry's snapshot, refreshed from the service when the batch is not terminal and stale."""
-        record = await self.store.get_batch(batch_id)
+        Raises:
+            RegistryLocked: another process held the registry's lock past its timeout.
+        """
+        return [record.batch for record in await self._store.list_batches()]
+
+    async def registry_job(self, batch_id: str) -> Batch:
+        """The registry's snapshot, refreshed from the service when the batch is not terminal and stale.
+
+        When the service cannot be reached (or is busy) the last snapshot is returned instead.
+
+        Raises:
+            NotFound: neither the registry nor the service knows the batch.
+            InvalidInput: `batch_id` is empty.
+        """
+        record = await self._store.get_batch(batch_id)
         if record is None:
             return await self._refresh(batch_id)
         if not self._is_stale(record):
@@ -311,18 +400,26 @@ class BatchService:
     def _is_stale(self, record: BatchRecord) -> bool:
         if record.batch.terminal or record.batch.backend != self.backend:
             return False
-        return self._now() - record.refreshed_at.timestamp() >= self.settings.poll_seconds
+        return self._now() - record.refreshed_at.timestamp() >= self._settings.poll_seconds
 
     async def results_summary(self, batch_id: str) -> FetchSummary | None:
-        return await self.store.results_summary(batch_id)
+        """The summary of the last `fetch_results` of the batch, from the registry; None before one.
+
+        Raises:
+            RegistryLocked: another process held the registry's lock past its timeout.
+        """
+        return await self._store.results_summary(batch_id)
 
     async def refresh_active(self) -> list[Batch]:
         """The watcher's poll: ask the service about every unfinished job of this backend; return those that changed.
 
         A job the service no longer knows is left as it is; an unreachable service ends the round early.
+
+        Raises:
+            RegistryLocked: another process held the registry's lock past its timeout.
         """
         changed: list[Batch] = []
-        for record in await self.store.list_batches(active_only=True):
+        for record in await self._store.list_batches(active_only=True):
             if record.batch.backend != self.backend:
                 continue
             try:
@@ -343,25 +440,6 @@ def _existing_file(path: Path) -> Path:
     return path
 
 
-def check_input_file_id(value: str, folders: Iterable[Path] = ()) -> None:
-    """Raise NotAFileId for a batch id, or for a path (a file name, or a file in one of `folders`)."""
-    text = value.strip()
-    if text.startswith("batch_"):
-        raise NotAFileId(f"{text} is a batch id, not the id of an uploaded file.", value=text, kind="batch")
-    if FILE_ID.fullmatch(text):
-        return  # the shape of every backend's file ids, even if a file of that name happens to exist here
-    named_like_a_path = text.lower().endswith(LOCAL_FILE_SUFFIXES) or any(sep in text for sep in ("/", "\\", os.sep))
-    if text and (named_like_a_path or _exists_in(text, folders)):
-        raise NotAFileId(f"{text} is a local file path, not the id of an uploaded file.", value=text, kind="path")
-
-
-def _exists_in(name: str, folders: Iterable[Path]) -> bool:
-    try:
-        return any((folder / Path(name).expanduser()).exists() for folder in folders)
-    except (OSError, ValueError):  # a name no file system accepts (too long, a NUL byte) is no path
-        return False
-
-
 def _changed(before: Batch, after: Batch) -> bool:
     return (before.status, before.request_counts, before.output_file_id, before.error_file_id) != (
         after.status,
@@ -377,48 +455,6 @@ async def _report(progress: ProgressFn | None, elapsed: float, total: float, bat
     counts = batch.request_counts
     message = f"{batch.id} is {batch.status} ({counts.completed + counts.failed}/{counts.total} requests done)"
     await progress(elapsed, total, message)
-
-
-def _check_endpoint(endpoint: str) -> str:
-    bare = "/" + endpoint.strip().lstrip("/").removeprefix("v1/")
-    if bare not in ENDPOINTS:
-        raise InvalidInput(f"endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
-    return bare
-
-
-def _check_metadata(metadata: Mapping[str, str] | None) -> None:
-    if not metadata:
-        return
-    if len(metadata) >= MAX_METADATA_PAIRS:
-        raise InvalidInput(
-            f"metadata takes at most {MAX_METADATA_PAIRS - 1} pairs (one is kept for the idempotency key)."
-        )
-    if IDEMPOTENCY_METADATA_KEY in metadata:
-        raise InvalidInput(f"metadata key {IDEMPOTENCY_METADATA_KEY!r} is reserved; pass idempotency_key instead.")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not isinstance(value, str) or not key or len(key) > 64 or len(value) > 512:
-            raise InvalidInput("metadata keys must be 1 to 64 characters and values strings of up to 512 characters.")
-
-
-def _invalid_file_error(path: Path, report: ValidationReport, known: Sequence[str] | None) -> InvalidInput:
-    """UnknownDeployment (naming the deployments there are) when the file's deployment does not exist."""
-    message = _invalid_file_message(path, report.issue_counts, report.issues)
-    name = report.deployment
-    if known is None or name is None or name in known:
-        return InvalidBatchFile(message, path=path)
-    names = ", ".join(sorted(known)) or "none"
-    head = f"{path} uses deployment {name!r}, which does not exist (the deployments are {names}); nothing was uploaded."
-    only_that = set(report.issue_counts) == {"model_not_found"}
-    return UnknownDeployment(name, sorted(known), message=head if only_that else f"{head} Also: {message}")
-
-
-def _invalid_file_message(path: Path, counts: Mapping[str, int], issues: list[ValidationIssue]) -> str:
-    total = sum(counts.values())
-    shown = "; ".join(
-        f"line {issue.line}: {issue.code}" if issue.line else issue.code for issue in issues[:SHOWN_ISSUES]
-    )
-    more = f" and {total - SHOWN_ISSUES} more" if total > SHOWN_ISSUES else ""
-    return f"{path} is not a valid batch file ({shown}{more}); nothing was uploaded."
 
 
 async def _embedded_emulator(

@@ -18,13 +18,21 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from aoai_batch.limits import (
+    DEFAULT_COMPLETION_WINDOW,
+    DEFAULT_FILE_EXPIRY_DAYS,
+    DEFAULT_LIMITS,
+    MAX_FILE_EXPIRY_DAYS,
+    MIN_FILE_EXPIRY_DAYS,
+    FileRules,
+)
+
 Provider = Literal["azure", "openai", "emulator"]
 AuthMode = Literal["auto", "key", "entra"]
 
 DEFAULT_API_VERSION = "2024-10-21"
 DEFAULT_TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_DEPLOYMENTS = "gpt-4o-mini=gpt-4o-mini-2024-07-18,gpt-4o=gpt-4o-2024-08-06"
-COMPLETION_WINDOW = "24h"
 
 
 def _default_home() -> Path:
@@ -114,10 +122,17 @@ class Settings(_FromNamedVariables):
     poll_seconds_override: float | None = Field(
         None, gt=0, validation_alias=AliasChoices("AOAI_BATCH_POLL_SECONDS", "poll_seconds")
     )
-    max_requests: int = Field(100_000, gt=0, validation_alias=AliasChoices("AOAI_BATCH_MAX_REQUESTS", "max_requests"))
-    max_bytes: int = Field(200_000_000, gt=0, validation_alias=AliasChoices("AOAI_BATCH_MAX_BYTES", "max_bytes"))
+    max_requests: int = Field(
+        DEFAULT_LIMITS.max_requests, gt=0, validation_alias=AliasChoices("AOAI_BATCH_MAX_REQUESTS", "max_requests")
+    )
+    max_bytes: int = Field(
+        DEFAULT_LIMITS.max_bytes, gt=0, validation_alias=AliasChoices("AOAI_BATCH_MAX_BYTES", "max_bytes")
+    )
     file_expiry_days: int = Field(
-        14, ge=14, le=30, validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days")
+        DEFAULT_FILE_EXPIRY_DAYS,
+        ge=MIN_FILE_EXPIRY_DAYS,
+        le=MAX_FILE_EXPIRY_DAYS,
+        validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days"),
     )
     http_token: SecretStr | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_HTTP_TOKEN", "http_token"))
 
@@ -194,8 +209,8 @@ class EmulatorSettings(_FromNamedVariables):
     cancelling_seconds: float = Field(60.0, ge=0)
     file_processing_seconds: float = Field(0.0, ge=0)
     max_files_without_expiry: int = Field(500, ge=0)
-    max_requests: int = Field(100_000, gt=0)
-    max_bytes: int = Field(200_000_000, gt=0)
+    max_requests: int = Field(DEFAULT_LIMITS.max_requests, gt=0)
+    max_bytes: int = Field(DEFAULT_LIMITS.max_bytes, gt=0)
 
     @property
     def deployment_models(self) -> dict[str, str]:
@@ -212,7 +227,7 @@ class Limits(BaseModel):
     max_requests: int
     max_bytes: int
     file_expiry_days: int
-    completion_window: str = COMPLETION_WINDOW
+    completion_window: str = DEFAULT_COMPLETION_WINDOW
 
 
 class ConfigView(BaseModel):
@@ -242,6 +257,16 @@ def known_deployments(settings: Settings) -> list[str] | None:
     if settings.embedded_emulator:
         return sorted(EmulatorSettings(home=settings.emulator_home).deployment_models)
     return None
+
+
+def file_rules(settings: Settings) -> FileRules:
+    """The rules build, validate and upload check a file against: the settings' limits, the backend's deployments."""
+    known = known_deployments(settings)
+    return FileRules(
+        max_requests=settings.max_requests,
+        max_bytes=settings.max_bytes,
+        deployments=tuple(known) if known is not None else None,
+    )
 
 
 def config_view(settings: Settings) -> ConfigView:

@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 
 from aoai_batch.builder import build_batch_file
+from aoai_batch.limits import DEFAULT_LIMITS
 from aoai_batch.tokens import get_counter
 
 TEMPLATE = "Classify the sentiment of this review of {product} by {name} as positive, negative or mixed:\n{review}"
@@ -73,8 +74,8 @@ def builder(source: Path, output: Path) -> None:
         body={"max_tokens": 50},
         output_path=output,
         overwrite=True,
-        max_requests=100_000,
-        max_bytes=200_000_000,
+        max_requests=DEFAULT_LIMITS.max_requests,
+        max_bytes=DEFAULT_LIMITS.max_bytes,
     )
 
 

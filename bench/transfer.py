@@ -27,6 +27,7 @@ import httpx2
 from pydantic import SecretStr
 
 from aoai_batch.client import BatchClient, Connection
+from aoai_batch.limits import DEFAULT_FILE_EXPIRY_DAYS
 
 KEY = "bench-key"
 API_VERSION = "2024-10-21"
@@ -87,7 +88,7 @@ async def client_side(url: str, path: Path, out: Path) -> dict[str, float]:
     async with BatchClient(connection, poll_seconds=0.2) as client:
         await client.list_batches(limit=1)  # warm up: imports and connection outside the timing
         start = time.perf_counter()
-        info = await client.upload_file(path, expires_after_days=14, wait=False)
+        info = await client.upload_file(path, expires_after_days=DEFAULT_FILE_EXPIRY_DAYS, wait=False)
         upload = time.perf_counter() - start
         await client.wait_for_file(info)
         start = time.perf_counter()

@@ -31,6 +31,7 @@ from pathlib import Path
 import orjson
 
 from aoai_batch.jsonl import iter_lines
+from aoai_batch.limits import DEFAULT_LIMITS
 from aoai_batch.tokens import TokenEstimator, get_counter
 from aoai_batch.validation import validate_file
 
@@ -100,7 +101,10 @@ def child(mode: str, path: Path) -> None:
                 count += 1
         result["lines"] = count
     elif mode in {"structural", "tokens"}:
-        report = validate_file(path, max_requests=100_000, max_bytes=200_000_000, count_tokens=mode == "tokens")
+        limits = DEFAULT_LIMITS
+        report = validate_file(
+            path, max_requests=limits.max_requests, max_bytes=limits.max_bytes, count_tokens=mode == "tokens"
+        )
         result.update(ok=report.ok, tokens=report.estimated_input_tokens, exact=report.tokens_exact)
     elif mode == "exact":
         estimator = TokenEstimator()

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from aoai_batch.errors import InvalidInput
-from aoai_batch.limits import file_limits
+from aoai_batch.limits import FileRules, file_limits
 from aoai_batch.validation import Findings, check_file
 from server.cli_args import OUTPUT_RULE, int_in
 from server.cli_errors import error_line
@@ -119,7 +120,8 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _limits(args: argparse.Namespace) -> tuple[int, int] | None:
+def _rules(args: argparse.Namespace, deployments: Sequence[str] | None) -> FileRules | None:
+    """The file rules: the limits from the flags, else from the environment; None after saying what is wrong."""
     try:
         limits = file_limits()
     except InvalidInput as exc:
@@ -130,21 +132,15 @@ def _limits(args: argparse.Namespace) -> tuple[int, int] | None:
     if max_requests < 1 or max_bytes < 1:
         print("error: --max-requests and --max-bytes must be positive", file=sys.stderr)
         return None
-    return max_requests, max_bytes
+    return FileRules(max_requests, max_bytes, tuple(deployments) if deployments is not None else None)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    limits = _limits(args)
-    if limits is None:
+    rules = _rules(args, args.deployments)
+    if rules is None:
         return USAGE
     try:
-        report = check_file(
-            args.file,
-            max_requests=limits[0],
-            max_bytes=limits[1],
-            deployments=args.deployments,
-            count_tokens=not args.no_tokens,
-        )
+        report = check_file(args.file, **rules.keywords(), count_tokens=not args.no_tokens)
     except InvalidInput as exc:
         print(error_line(exc), file=sys.stderr)
         return USAGE
@@ -192,8 +188,8 @@ def run_build(args: argparse.Namespace) -> int:
     from server.cli_support import load_settings
 
     settings = load_settings()
-    limits = _limits(args)
-    if settings is None or limits is None:
+    rules = _rules(args, known_deployments(settings)) if settings is not None else None
+    if rules is None:
         return USAGE
     try:
         requests = _read_requests(args.requests) if args.requests is not None else None
@@ -202,8 +198,6 @@ def run_build(args: argparse.Namespace) -> int:
         result = build_batch_file(
             deployment=args.deployment,
             output_path=output,
-            max_requests=limits[0],
-            max_bytes=limits[1],
             prompts=args.prompts,
             requests=requests,
             source_path=args.source,
@@ -214,7 +208,7 @@ def run_build(args: argparse.Namespace) -> int:
             endpoint=args.endpoint,
             body=args.body,
             overwrite=args.overwrite,
-            deployments=known_deployments(settings),
+            **rules.keywords(),
         )
     except InvalidInput as exc:
         print(error_line(exc), file=sys.stderr)

@@ -17,8 +17,17 @@ import anyio
 from pydantic import BaseModel
 
 from aoai_batch.errors import InvalidInput, NotAFileId, NotFound
+from aoai_batch.limits import (
+    COMPLETION_WINDOWS,
+    DEFAULT_COMPLETION_WINDOW,
+    DEFAULT_FILE_EXPIRY_DAYS,
+    MAX_FILE_EXPIRY_DAYS,
+    MAX_USER_METADATA_PAIRS,
+    MAX_WAIT_SECONDS,
+    MIN_FILE_EXPIRY_DAYS,
+)
 from aoai_batch.models import Batch, BatchEndpoint, BatchError, BatchPage, BatchStatus, FilePage, UploadResult
-from aoai_batch.service import COMPLETION_WINDOWS, MAX_METADATA_PAIRS, MAX_WAIT_SECONDS, TRANSIENT_ERRORS, BatchService
+from aoai_batch.service import TRANSIENT_ERRORS, BatchService
 from server.cli_args import float_in, int_in
 from server.cli_support import FAILED, OK, ProgressBar, add_service_command, progress_bar_for, progress_for
 
@@ -29,9 +38,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upload.add_argument("--no-validate", action="store_true", help="upload without checking the file first")
     upload.add_argument(
         "--expires-after-days",
-        type=int_in(14, 30),
-        metavar="14-30",
-        help="days until the service deletes the file (default: AOAI_BATCH_FILE_EXPIRY_DAYS, 14)",
+        type=int_in(MIN_FILE_EXPIRY_DAYS, MAX_FILE_EXPIRY_DAYS),
+        metavar=f"{MIN_FILE_EXPIRY_DAYS}-{MAX_FILE_EXPIRY_DAYS}",
+        help="days until the service deletes the file "
+        f"(default: AOAI_BATCH_FILE_EXPIRY_DAYS, {DEFAULT_FILE_EXPIRY_DAYS})",
     )
     upload.add_argument("--no-wait", action="store_true", help="return before the service has processed the file")
 
@@ -50,9 +60,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     create.add_argument(
         "--completion-window",
-        default="24h",
-        choices=sorted(COMPLETION_WINDOWS),
-        help="how long the service may take (24h is the only window Azure offers)",
+        default=DEFAULT_COMPLETION_WINDOW,
+        choices=COMPLETION_WINDOWS,
+        help=f"how long the service may take ({DEFAULT_COMPLETION_WINDOW} is the only window Azure offers)",
     )
     create.add_argument(
         "--metadata",
@@ -60,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         type=_pair,
         metavar="KEY=VALUE",
-        help=f"a label stored with the batch (repeatable, up to {MAX_METADATA_PAIRS})",
+        help=f"a label stored with the batch (repeatable, up to {MAX_USER_METADATA_PAIRS})",
     )
     create.add_argument("--idempotency-key", help="the same key never starts a second batch")
 
@@ -152,7 +162,7 @@ async def follow(service: BatchService, batch_id: str, bar: ProgressBar | None) 
     try:
         while not batch.terminal:
             await _show_progress(bar, batch)
-            await anyio.sleep(service.settings.poll_seconds)
+            await anyio.sleep(service.poll_seconds)
             with contextlib.suppress(*TRANSIENT_ERRORS):
                 batch = await service.get_batch(batch_id)
         await _show_progress(bar, batch)

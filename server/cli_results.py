@@ -38,7 +38,7 @@ async def _fetch(service: BatchService, args: argparse.Namespace) -> FetchSummar
     output_dir = (args.output_dir or Path()).expanduser().resolve()
     return await service.fetch_results(
         args.batch_id,
-        output_dir,
+        output_dir=output_dir,
         format=args.format,
         preview=args.preview,
         overwrite=args.overwrite,

@@ -102,7 +102,7 @@ def jobs_listing(jobs: list[Batch]) -> dict[str, object]:
 
 async def jobs_resource() -> str:
     service = await current_state().services.get()
-    return _json(jobs_listing(await service.known_jobs()))
+    return _json(jobs_listing(await service.registry_jobs()))
 
 
 @contextmanager
@@ -119,7 +119,7 @@ def resource_errors() -> Iterator[None]:
 async def job_resource(batch_id: str) -> str:
     state = current_state()
     with resource_errors():
-        batch = await (await state.services.get()).job(batch_id)
+        batch = await (await state.services.get()).registry_job(batch_id)
     await state.watcher.observed(batch)
     return _json(batch)
 
@@ -153,7 +153,7 @@ async def complete(ctx: ServerRequestContext[Any, Any], params: CompleteRequestP
         return CompleteResult(completion=Completion(values=[]))
     state: AppState = ctx.lifespan_context
     try:
-        jobs = await (await state.services.get()).known_jobs()
+        jobs = await (await state.services.get()).registry_jobs()
     except BatchToolError:  # completion is a convenience: offer nothing rather than fail the request
         return CompleteResult(completion=Completion(values=[]))
     ids = [job.id for job in jobs if job.id.startswith(argument.value)]

@@ -59,7 +59,7 @@ class Watcher:
         """One poll: refresh the active jobs, notify about changes and new jobs; returns what changed."""
         service = await self._services.get()
         await service.refresh_active()
-        jobs = await service.known_jobs()
+        jobs = await service.registry_jobs()
         new = self._known is not None and any(job.id not in self._known for job in jobs)
         changed = [job for job in jobs if await self.observed(job)]
         self._known = {job.id for job in jobs}

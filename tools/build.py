@@ -105,10 +105,8 @@ async def build_batch_file(
             body=body,
             output_path=target,
             overwrite=overwrite,
-            max_requests=state.settings.max_requests,
-            max_bytes=state.settings.max_bytes,
             resolve_image=resolve_image,
-            deployments=service.deployments,
+            **service.file_rules.keywords(),
         )
         result = await anyio.to_thread.run_sync(build)
     return fitted(result)

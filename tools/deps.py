@@ -35,6 +35,7 @@ from aoai_batch.errors import (
     SignInFailed,
     with_advice,
 )
+from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.models import Batch, ProgressFn
 from aoai_batch.settings import Settings
 
@@ -146,7 +147,7 @@ def _not_found(exc: NotFound) -> str | None:
 def _not_ready(exc: NotReady) -> str | None:
     if exc.batch_id is None:
         return None
-    return "Call get_batch with wait_seconds (up to 50) to wait for it, or come back later."
+    return f"Call get_batch with wait_seconds (up to {MAX_WAIT_SECONDS}) to wait for it, or come back later."
 
 
 def _unreachable(exc: ConnectionFailed) -> str | None:

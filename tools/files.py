@@ -10,6 +10,7 @@ from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from aoai_batch.limits import DEFAULT_FILE_EXPIRY_DAYS, MAX_FILE_EXPIRY_DAYS, MIN_FILE_EXPIRY_DAYS
 from aoai_batch.models import FilePage, UploadResult, ValidationReport
 from tools.deps import MAX_RESULT_CHARS, client_roots, deps, expected_errors, progress, result_chars
 from tools.registry import ToolSpec
@@ -30,13 +31,7 @@ async def validate_batch_file(path: BatchFilePath, ctx: Context[Any, Any]) -> Va
         # Imported on first use: the validator adds ~7 ms to start-up (bench/startup.py).
         from aoai_batch.validation import validate_file
 
-        check = functools.partial(
-            validate_file,
-            file,
-            max_requests=state.settings.max_requests,
-            max_bytes=state.settings.max_bytes,
-            deployments=service.deployments,
-        )
+        check = functools.partial(validate_file, file, **service.file_rules.keywords())
         return await anyio.to_thread.run_sync(check, abandon_on_cancel=True)  # it only reads
 
 
@@ -45,7 +40,13 @@ async def upload_file(
     ctx: Context[Any, Any],
     validate: Annotated[bool, Field(description="Check the file first and refuse to upload it if it fails.")] = True,
     expires_after_days: Annotated[
-        int | None, Field(ge=14, le=30, description="Delete the uploaded file after 14-30 days (default 14).")
+        int | None,
+        Field(
+            ge=MIN_FILE_EXPIRY_DAYS,
+            le=MAX_FILE_EXPIRY_DAYS,
+            description=f"Delete the uploaded file after {MIN_FILE_EXPIRY_DAYS}-{MAX_FILE_EXPIRY_DAYS} days "
+            f"(default {DEFAULT_FILE_EXPIRY_DAYS}).",
+        ),
     ] = None,
     wait: Annotated[bool, Field(description="Wait until the service has processed the file.")] = True,
 ) -> UploadResult:

@@ -10,11 +10,11 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from aoai_batch.errors import NotAFileId, NotFound
+from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW, MAX_USER_METADATA_PAIRS, MAX_WAIT_SECONDS
 from aoai_batch.models import Batch, BatchEndpoint, BatchPage, BatchStatus
 from tools.deps import MAX_RESULT_CHARS, deps, expected_errors, progress, result_chars
 from tools.registry import ToolSpec
 
-MAX_WAIT_SECONDS = 50  # desktop clients cut tool calls off at about 60 s
 MAX_LISTED_ERRORS = 20
 
 _WRONG_ID_STEP = {
@@ -49,9 +49,12 @@ async def create_batch(
     endpoint: Annotated[
         BatchEndpoint, Field(description="The API every line calls; must match the lines' url.")
     ] = "/chat/completions",
-    completion_window: Annotated[str, Field(description="How long Azure may take; only 24h exists.")] = "24h",
+    completion_window: Annotated[
+        str, Field(description=f"How long Azure may take; only {DEFAULT_COMPLETION_WINDOW} exists.")
+    ] = DEFAULT_COMPLETION_WINDOW,
     metadata: Annotated[
-        dict[str, str] | None, Field(description="Up to 16 labels (short strings) stored with the batch.")
+        dict[str, str] | None,
+        Field(description=f"Up to {MAX_USER_METADATA_PAIRS} labels (short strings) stored with the batch."),
     ] = None,
     idempotency_key: Annotated[
         str | None,
@@ -84,7 +87,11 @@ async def get_batch(
     ctx: Context[Any, Any],
     wait_seconds: Annotated[
         float,
-        Field(ge=0, le=MAX_WAIT_SECONDS, description="Wait up to this many seconds (0-50) for the status to change."),
+        Field(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description=f"Wait up to this many seconds (0-{MAX_WAIT_SECONDS}) for the status to change.",
+        ),
     ] = 0,
 ) -> Batch:
     """Get a batch's status and request counts, optionally waiting for a change (with progress).

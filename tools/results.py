@@ -51,8 +51,10 @@ async def fetch_results(
     with expected_errors():
         folder = state.workspace.output_dir(output_dir, ".", roots=await client_roots(ctx))
         service = await state.services.get()
-        summary = await service.fetch_results(batch_id, folder, format=format, preview=preview, progress=progress(ctx))
-        await state.watcher.results_fetched(await service.job(batch_id))
+        summary = await service.fetch_results(
+            batch_id, output_dir=folder, format=format, preview=preview, progress=progress(ctx)
+        )
+        await state.watcher.results_fetched(await service.registry_job(batch_id))
     return fitted(summary)
 
 

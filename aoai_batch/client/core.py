@@ -33,6 +33,7 @@ from aoai_batch.errors import (
     ServiceUnavailable,
 )
 from aoai_batch.fileio import atomic_writer
+from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW
 from aoai_batch.models import Batch, BatchPage, FileInfo, FilePage, ProgressFn
 
 if TYPE_CHECKING:
@@ -345,7 +346,7 @@ class BatchClient:
         input_file_id: str,
         *,
         endpoint: str = "/chat/completions",
-        completion_window: str = "24h",
+        completion_window: str = DEFAULT_COMPLETION_WINDOW,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Batch:

@@ -21,13 +21,13 @@ from aoai_batch.emulator.lifecycle import WINDOW_SECONDS, BatchRunner, Engine, b
 from aoai_batch.emulator.multipart import UploadReader, boundary_of
 from aoai_batch.emulator.records import BatchRecord, FileRecord
 from aoai_batch.emulator.state import State
+from aoai_batch.limits import MAX_METADATA_KEY_CHARS, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import BODY_FIELD
 
 T = TypeVar("T")
 MULTIPART_SLACK = 1 << 20  # room for the form's boundaries and small fields around the file
 FEED_BYTES = 256 * 1024  # upload bytes handed to a worker thread at a time
-MAX_METADATA_KEYS = 16
 
 
 class EmulatorCore:
@@ -210,12 +210,12 @@ def _batch_fields(payload: object, min_expiry: int) -> dict[str, Any]:
         raise invalid(f"endpoint must be one of {', '.join(BODY_FIELD)}.", "endpoint")
     window = payload.get("completion_window")
     if window not in WINDOW_SECONDS:
-        raise invalid("completion_window must be 24h.", "completion_window")
+        raise invalid(f"completion_window must be {', '.join(WINDOW_SECONDS)}.", "completion_window")
     metadata = payload.get("metadata")
     if metadata is not None and not _valid_metadata(metadata):
         raise invalid(
-            f"metadata must be an object of at most {MAX_METADATA_KEYS} string values "
-            "(keys up to 64 characters, values up to 512).",
+            f"metadata must be an object of at most {MAX_METADATA_PAIRS} string values "
+            f"(keys up to {MAX_METADATA_KEY_CHARS} characters, values up to {MAX_METADATA_VALUE_CHARS}).",
             "metadata",
         )
     expires = payload.get("output_expires_after")
@@ -232,9 +232,13 @@ def _batch_fields(payload: object, min_expiry: int) -> dict[str, Any]:
 def _valid_metadata(metadata: object) -> bool:
     return (
         isinstance(metadata, dict)
-        and len(metadata) <= MAX_METADATA_KEYS
+        and len(metadata) <= MAX_METADATA_PAIRS
         and all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+            isinstance(k, str)
+            and isinstance(v, str)
+            and len(k) <= MAX_METADATA_KEY_CHARS
+            and len(v) <= MAX_METADATA_VALUE_CHARS
+            for k, v in metadata.items()
         )
     )
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import orjson
 
 from aoai_batch.emulator.api_errors import ApiError, invalid
+from aoai_batch.limits import MAX_FILE_EXPIRY_DAYS, MIN_FILE_EXPIRY_DAYS
 
 ANCHOR = "created_at"
-MAX_SECONDS = 2_592_000  # 30 days
-AZURE_MIN_SECONDS = 1_209_600  # 14 days
+DAY_SECONDS = 86_400
+MAX_SECONDS = MAX_FILE_EXPIRY_DAYS * DAY_SECONDS  # 2,592,000
+AZURE_MIN_SECONDS = MIN_FILE_EXPIRY_DAYS * DAY_SECONDS  # 1,209,600
 OPENAI_MIN_SECONDS = 3_600
 FORM_SPELLINGS = ("expires_after[{}]", "expires_after.{}")
 

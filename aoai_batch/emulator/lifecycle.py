@@ -21,10 +21,11 @@ from aoai_batch.emulator.lease import WAIT_SECONDS, LeaseLost
 from aoai_batch.emulator.lines import Answerer, fails_on_purpose, injected_failure, unrun_line
 from aoai_batch.emulator.records import BatchRecord, FileKind, FileRecord
 from aoai_batch.emulator.state import State
+from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import validate_file
 
-WINDOW_SECONDS = {"24h": 86_400.0}
+WINDOW_SECONDS = {DEFAULT_COMPLETION_WINDOW: 86_400.0}
 FLUSH_MASK = 2047  # the paced loop writes its lines every 2048 requests
 CANCELLABLE = frozenset({"validating", "in_progress"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +13,13 @@ import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotAFileId, NotFound, UnknownDeployment
+from aoai_batch.limits import FileRules
 from aoai_batch.models import FetchSummary, ResultCounts
-from aoai_batch.service import BatchService
+from aoai_batch.service import FILE_POLL_SECONDS, BatchService
 from aoai_batch.settings import EmulatorSettings, Settings, known_deployments
+from aoai_batch.store import Store
+
+EMULATOR_FILE_POLL = FILE_POLL_SECONDS["emulator"]
 
 
 def write_batch_file(path: Path, n: int = 3, model: str = "gpt-4o-mini") -> Path:
@@ -81,6 +86,11 @@ async def emulator_batch_ids(emulator: Emulator) -> list[str]:
     return [record.id for record in await emulator.core.list_batches()]
 
 
+async def open_registry(tmp_path: Path) -> Store:
+    """The registry the service of `settings_for(tmp_path, ...)` keeps, opened beside it (as another process would)."""
+    return await Store.open(tmp_path / "home" / "state.sqlite3")
+
+
 async def test_upload_checks_the_file_and_records_where_it_came_from(service: BatchService, tmp_path: Path) -> None:
     path = write_batch_file(tmp_path / "in.jsonl")
     progress = Progress()
@@ -90,7 +100,8 @@ async def test_upload_checks_the_file_and_records_where_it_came_from(service: Ba
     assert result.validation.ok
     assert result.validation.requests == 3
     assert progress.calls
-    record = await service.store.get_file(result.file.id)
+    async with await open_registry(tmp_path) as registry:
+        record = await registry.get_file(result.file.id)
     assert record is not None
     assert record.local_path == str(path.resolve())
 
@@ -122,9 +133,9 @@ async def test_upload_waits_until_the_service_has_processed_the_file(
     assert waited.file.status == "processed"
     assert not_waited.file.status != "processed"
     assert sum(clocked.slept) >= 4
-    assert clocked.slept[0] < service.client.poll_seconds  # a small file is looked at again soon
+    assert clocked.slept[0] < EMULATOR_FILE_POLL  # a small file is looked at again soon
     assert clocked.slept == sorted(clocked.slept)  # then less and less often
-    assert max(clocked.slept) <= service.client.poll_seconds
+    assert max(clocked.slept) <= EMULATOR_FILE_POLL
     assert any(message and "waiting" in message for _, _, message in progress.calls)
 
 
@@ -172,10 +183,11 @@ async def test_the_whole_flow_completes_and_the_registry_follows_it(
     assert batch.output_file_id is not None
     assert batch.request_counts.completed == 3
     assert batch.input_path == str(path.resolve())
-    history = await service.store.history(created.id)
+    async with await open_registry(tmp_path) as registry:
+        history = await registry.history(created.id)
     assert next(change.status for change in history) == "validating"
     assert history[-1].status == "completed"
-    assert [job.id for job in await service.known_jobs()] == [created.id]
+    assert [job.id for job in await service.registry_jobs()] == [created.id]
 
 
 async def test_waiting_returns_early_when_the_batch_changes(
@@ -183,11 +195,11 @@ async def test_waiting_returns_early_when_the_batch_changes(
 ) -> None:
     uploaded = await service.upload_file(write_batch_file(tmp_path / "in.jsonl"))
     created = await service.create_batch(uploaded.file.id)
-    clocked.clock.advance(service.client.poll_seconds)
+    clocked.clock.advance(EMULATOR_FILE_POLL)
     clocked.slept.clear()
     with anyio.fail_after(30):
         first = await service.get_batch(created.id)
-        clocked.clock.advance(295 - service.client.poll_seconds)  # validation (300 s) ends during the wait
+        clocked.clock.advance(295 - EMULATOR_FILE_POLL)  # validation (300 s) ends during the wait
         progress = Progress()
         batch = await service.get_batch(created.id, wait_seconds=50, progress=progress)
     assert first.status == "validating"
@@ -230,7 +242,7 @@ async def test_the_same_idempotency_key_never_creates_a_second_batch(
     second = await service.create_batch(uploaded.file.id, idempotency_key="nightly-1")
     async with anyio.create_task_group() as group:
         for _ in range(3):
-            group.start_soon(service.create_batch, uploaded.file.id, "/chat/completions", "24h", None, "nightly-1")
+            group.start_soon(functools.partial(service.create_batch, uploaded.file.id, idempotency_key="nightly-1"))
     assert second.id == first.id
     assert await emulator_batch_ids(emulator) == [first.id]
 
@@ -334,7 +346,7 @@ async def test_an_unknown_batch_is_not_found(service: BatchService) -> None:
     with pytest.raises(NotFound):
         await service.get_batch("batch_does_not_exist")
     with pytest.raises(NotFound):
-        await service.job("batch_does_not_exist")
+        await service.registry_job("batch_does_not_exist")
 
 
 @pytest.mark.parametrize(
@@ -394,9 +406,9 @@ async def test_a_fresh_job_snapshot_is_served_from_the_registry(
         uploaded = await service.upload_file(write_batch_file(tmp_path / "in.jsonl"))
         created = await service.create_batch(uploaded.file.id)
         clocked.clock.advance(10_000)  # the batch has finished on the service by now
-        cached = await service.job(created.id)
-        now[0] += service.settings.poll_seconds
-        refreshed = await service.job(created.id)
+        cached = await service.registry_job(created.id)
+        now[0] += service.poll_seconds
+        refreshed = await service.registry_job(created.id)
     assert cached.status == "validating"
     assert refreshed.status == "completed"
 
@@ -414,12 +426,13 @@ async def test_refresh_active_reports_only_the_jobs_that_changed(
     assert await service.refresh_active() == []
 
 
-async def test_a_results_summary_is_served_once_saved(service: BatchService) -> None:
+async def test_a_results_summary_is_served_once_saved(service: BatchService, tmp_path: Path) -> None:
     assert await service.results_summary("batch_1") is None
     summary = FetchSummary(
         batch_id="batch_1", batch_status="completed", format="jsonl", counts=ResultCounts(succeeded=1)
     )
-    await service.store.save_results_summary(summary)
+    async with await open_registry(tmp_path) as registry:  # saved by another process sharing the registry
+        await registry.save_results_summary(summary)
     assert await service.results_summary("batch_1") == summary
 
 
@@ -466,12 +479,12 @@ async def test_fetched_results_are_summarised_and_the_job_knows_its_results_path
         batch = created
         while not batch.terminal:
             batch = await service.get_batch(created.id, wait_seconds=50)
-        summary = await service.fetch_results(created.id, tmp_path / "out")
+        summary = await service.fetch_results(created.id, output_dir=tmp_path / "out")
     assert summary.counts.succeeded == 3
     assert summary.results_path is not None
     assert await anyio.Path(summary.results_path).is_file()
     assert await service.results_summary(created.id) == summary
-    assert (await service.job(created.id)).results_path == summary.results_path
+    assert (await service.registry_job(created.id)).results_path == summary.results_path
 
 
 class CountingTransport(httpx2.AsyncBaseTransport):
@@ -527,7 +540,40 @@ async def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_d
 
 
 async def test_the_service_knows_the_embedded_emulators_deployments(service: BatchService) -> None:
-    assert service.deployments == ["gpt-4o", "gpt-4o-mini"]
+    assert service.file_rules.deployments == ("gpt-4o", "gpt-4o-mini")
+
+
+async def test_the_file_rules_are_the_settings_limits_and_the_backends_deployments(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    settings = settings_for(tmp_path, emulator, max_requests=7, max_bytes=9_000)
+    async with BatchService.open(settings, transport=emulator.transport()) as service:
+        assert service.file_rules == FileRules(max_requests=7, max_bytes=9_000, deployments=("gpt-4o", "gpt-4o-mini"))
+        assert service.poll_seconds == settings.poll_seconds
+        assert service.backend == "emulator"
+
+
+async def test_the_services_parts_are_its_own(service: BatchService) -> None:
+    # Callers get what they need from backend, file_rules and poll_seconds, never the client, registry or settings.
+    public = {name for name in dir(service) if not name.startswith("_")}
+    assert public.isdisjoint({"client", "store", "settings", "deployments", "connection"})
+
+
+@pytest.mark.parametrize(
+    ("method", "arguments"),
+    [
+        ("get_batch", ("batch_x", 5)),
+        ("create_batch", ("file-1", "/chat/completions")),
+        ("list_batches", (20,)),
+        ("list_files", (20,)),
+        ("fetch_results", ("batch_x", Path("out"))),
+    ],
+)
+async def test_parameters_after_the_id_are_keyword_only(
+    service: BatchService, method: str, arguments: tuple[object, ...]
+) -> None:
+    with pytest.raises(TypeError):
+        await getattr(service, method)(*arguments)
 
 
 @pytest.mark.parametrize(

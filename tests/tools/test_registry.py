@@ -13,6 +13,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 
 from aoai_batch.emulator import FakeClock
+from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW, MAX_FILE_EXPIRY_DAYS, MAX_WAIT_SECONDS, MIN_FILE_EXPIRY_DAYS
 from server.app import AppState
 from tests.server.harness import structured
 from tests.tools.test_jobs import HOURS, start_batch
@@ -165,3 +166,13 @@ async def test_every_output_schema_validates_a_real_result(
         assert schema is not None
         jsonschema.Draft202012Validator.check_schema(schema)
         jsonschema.Draft202012Validator(schema).validate(output)
+
+
+def test_the_tools_bounds_are_the_cores() -> None:
+    parameters = {tool.name: tool.parameters["properties"] for tool in all_tools()}
+    wait = parameters["get_batch"]["wait_seconds"]
+    expiry = parameters["upload_file"]["expires_after_days"]
+
+    assert (wait["minimum"], wait["maximum"]) == (0, MAX_WAIT_SECONDS)
+    assert (expiry["minimum"], expiry["maximum"]) == (MIN_FILE_EXPIRY_DAYS, MAX_FILE_EXPIRY_DAYS)
+    assert parameters["create_batch"]["completion_window"]["default"] == DEFAULT_COMPLETION_WINDOW
