@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Literal, get_args
 import anyio
 import anyio.to_thread
 
-from aoai_batch import fetch
 from aoai_batch.client import (
     IDEMPOTENCY_METADATA_KEY,
     AsyncCredential,
@@ -23,6 +22,7 @@ from aoai_batch.client import (
     connection_from_settings,
     emulator_connection,
 )
+from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
@@ -46,6 +46,7 @@ from aoai_batch.models import (
     ValidationIssue,
     ValidationReport,
 )
+from aoai_batch.results import fetch
 from aoai_batch.settings import Settings, known_deployments
 from aoai_batch.store import BatchRecord, Store
 from aoai_batch.validation import validate_file
@@ -278,7 +279,7 @@ class BatchService:
         overwrite: bool = False,
         progress: ProgressFn | None = None,
     ) -> FetchSummary:
-        """Download a finished batch's output and error files and join them to its input (`aoai_batch.fetch`)."""
+        """Download a finished batch's output and error files and join them to its input (`results.fetch`)."""
         return await fetch.fetch_results(
             self.client,
             self.store,
@@ -380,7 +381,7 @@ async def _report(progress: ProgressFn | None, elapsed: float, total: float, bat
 
 
 def _check_endpoint(endpoint: str) -> str:
-    bare = "/" + endpoint.strip().lstrip("/").removeprefix("v1/")
+    bare = bare_endpoint("/" + endpoint.strip().lstrip("/"))
     if bare not in ENDPOINTS:
         raise InvalidInput(f"endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
     return bare
