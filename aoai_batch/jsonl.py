@@ -1,12 +1,10 @@
-"""Reading a JSONL file line by line with bounded memory, and finding each request's place in it."""
+"""Reading a JSONL file line by line with bounded memory."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
-
-import orjson
 
 from aoai_batch.errors import InvalidInput
 
@@ -27,15 +25,6 @@ class Line(NamedTuple):
     offset: int
     length: int
     data: bytes | None
-
-
-class RequestOffset(NamedTuple):
-    """Where one request of a batch file lives: read `length` bytes at `offset` to get its line."""
-
-    custom_id: str
-    offset: int
-    length: int
-    line: int
 
 
 def open_for_reading(path: Path) -> IO[bytes]:
@@ -78,33 +67,3 @@ def skip_rest_of_line(handle: IO[bytes], chunk: int) -> int:
         skipped += len(data)
         if not data or data.endswith(b"\n"):
             return skipped
-
-
-def iter_request_offsets(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[RequestOffset]:
-    """Yield (custom_id, offset, length, line) for every line that is a JSON object with a string custom_id.
-
-    Lines that are blank, not JSON or without a custom_id are skipped; a BOM on the first line is
-    not part of that line's offset. Raises InvalidInput if the file cannot be opened.
-    """
-    with open_for_reading(path) as handle:
-        for line in iter_lines(handle, max_line_bytes):
-            data = line.data
-            if data is None:
-                continue
-            offset, length = line.offset, line.length
-            if line.number == 1 and data.startswith(BOM):
-                data, offset, length = data[3:], offset + 3, length - 3
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            custom_id = obj.get("custom_id") if type(obj) is dict else None
-            if type(custom_id) is str and custom_id:
-                yield RequestOffset(custom_id, offset, length, line.number)
-
-
-def read_request(path: Path, offset: int, length: int) -> object:
-    """The parsed JSON of the line found by `iter_request_offsets` (one seek, one read)."""
-    with open_for_reading(path) as handle:
-        handle.seek(offset)
-        return orjson.loads(handle.read(length))

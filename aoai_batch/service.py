@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 import anyio.to_thread
 
-from aoai_batch import fetch
 from aoai_batch.client import (
     IDEMPOTENCY_METADATA_KEY,
     AsyncCredential,
@@ -53,6 +52,7 @@ from aoai_batch.models import (
     ProgressFn,
     UploadResult,
 )
+from aoai_batch.results import fetch
 from aoai_batch.service_checks import check_endpoint, check_input_file_id, check_metadata, invalid_file_error
 from aoai_batch.settings import Settings, file_rules
 from aoai_batch.store import BatchRecord, Store
@@ -347,7 +347,7 @@ class BatchService:
         overwrite: bool = False,
         progress: ProgressFn | None = None,
     ) -> FetchSummary:
-        """Download a finished batch's output and error files and join them to its input (`aoai_batch.fetch`).
+        """Download a finished batch's output and error files and join them to its input (`aoai_batch.results.fetch`).
 
         Raises:
             NotReady: the batch is still running (`batch_id` set).

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import get_args
 
 from aoai_batch.client import IDEMPOTENCY_METADATA_KEY
+from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.errors import InvalidBatchFile, InvalidInput, NotAFileId, UnknownDeployment
 from aoai_batch.limits import MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUE_CHARS, MAX_USER_METADATA_PAIRS
 from aoai_batch.models import BatchEndpoint, ValidationIssue, ValidationReport
@@ -40,7 +41,7 @@ def _exists_in(name: str, folders: Iterable[Path]) -> bool:
 
 
 def check_endpoint(endpoint: str) -> str:
-    bare = "/" + endpoint.strip().lstrip("/").removeprefix("v1/")
+    bare = bare_endpoint("/" + endpoint.strip().lstrip("/"))
     if bare not in ENDPOINTS:
         raise InvalidInput(f"endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
     return bare

@@ -218,10 +218,3 @@ class TokenEstimator:
     def exact(self) -> bool:
         """True when every text was tokenized with a real encoding and no image was involved."""
         return self.counter.exact and self._sampled_chars == self._chars and not self._images
-
-
-def count_request_tokens(endpoint: str, body: dict[str, Any]) -> int:
-    """The estimated input tokens of one request body."""
-    estimator = TokenEstimator()
-    estimator.add(endpoint, body)
-    return estimator.total

@@ -21,7 +21,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading, skip_rest_of_line
+from aoai_batch.text import truncate
 from aoai_batch.tokens import APPROXIMATE, TokenEstimator, get_counter
 
 if TYPE_CHECKING:
@@ -95,7 +97,7 @@ def check_file(
             sample_every=1 + size // EXACT_TOKENS_BYTES,
             exact_tokens=exact_tokens,
         )
-        checker.expected_endpoint = _without_v1(endpoint) if endpoint is not None else None
+        checker.expected_endpoint = bare_endpoint(endpoint) if endpoint is not None else None
         total_bytes = checker.run(handle, max_line_bytes)
     return checker.findings(path, total_bytes, max_bytes)
 
@@ -139,7 +141,7 @@ class Findings:
 
 def _shown(value: object) -> str:
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 1] + "…"
+    return truncate(text, SHOWN_VALUE_CHARS)
 
 
 class Checker:
@@ -346,7 +348,7 @@ class Checker:
         if type(url) is not str:
             self.add("invalid_request", number, 'url is missing or not a string; use e.g. "/chat/completions".')
             return None
-        endpoint = _without_v1(url)
+        endpoint = bare_endpoint(url)
         if endpoint not in BODY_FIELD:
             supported = ", ".join(BODY_FIELD)
             self.add("url_mismatch", number, f"url {_shown(url)} is not a batch endpoint; use one of {supported}.")
@@ -402,10 +404,6 @@ class Checker:
             estimated_input_tokens=tokens.total if tokens else 0,
             tokens_exact=tokens.exact if tokens else False,
         )
-
-
-def _without_v1(url: str) -> str:
-    return url[3:] if url.startswith("/v1/") else url
 
 
 def _input_problem(name: str, body: dict[str, Any]) -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from aoai_batch.results import join_results
+from aoai_batch.results.join import join_results
 
 FAIL_SHARE = 0.03  # the rest succeed, in a shuffled order (Azure does not keep the input's order)
 FILTER = {"filtered": False, "severity": "safe"}

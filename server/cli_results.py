@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aoai_batch.models import FetchSummary, ResultRow
 from aoai_batch.service import BatchService
+from aoai_batch.text import truncate
 from server.cli_args import OUTPUT_RULE, int_in
 from server.cli_support import add_service_command, progress_for
 
@@ -80,4 +81,4 @@ def plain(text: str | None) -> str:
     if text is None:
         return "-"
     cleaned = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
-    return cleaned if len(cleaned) <= SHOWN_CHARS else cleaned[: SHOWN_CHARS - 1] + "…"
+    return truncate(cleaned, SHOWN_CHARS)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from aoai_batch.fileio import free_path
 from aoai_batch.models import Batch, BuildResult, FetchSummary, UploadResult, ValidationReport
+from aoai_batch.text import truncate
 from server.cli_args import positive_number
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -336,8 +337,7 @@ def _print_preview(summary: FetchSummary) -> None:
 
 
 def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+    return truncate(" ".join(text.split()), width)
 
 
 def _step(number: int, title: str) -> None:

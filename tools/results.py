@@ -9,6 +9,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from aoai_batch.models import FetchSummary
+from aoai_batch.text import truncate
 from tools.deps import MAX_RESULT_CHARS, client_roots, deps, expected_errors, progress, result_chars
 from tools.registry import ToolSpec
 
@@ -16,16 +17,14 @@ PREVIEW_CHARS = 300
 INPUT_CHARS = 80
 
 
-def _clip(text: str | None, chars: int) -> str | None:
-    return text if text is None or len(text) <= chars else text[:chars] + "…"
-
-
 def fitted(summary: FetchSummary) -> FetchSummary:
     """The summary with a shorter preview if it would exceed the result size limit (the files hold it all)."""
     if result_chars(summary) <= MAX_RESULT_CHARS:
         return summary
     rows = [
-        row.model_copy(update={"content": _clip(row.content, PREVIEW_CHARS), "input": _clip(row.input, INPUT_CHARS)})
+        row.model_copy(
+            update={"content": truncate(row.content, PREVIEW_CHARS), "input": truncate(row.input, INPUT_CHARS)}
+        )
         for row in summary.preview
     ]
     while rows and result_chars(summary.model_copy(update={"preview": rows})) > MAX_RESULT_CHARS:

@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from aoai_batch.client.connection import AsyncCredential, Connection
 from aoai_batch.client.normalize import snake_case, to_batch, to_file
+from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
@@ -394,7 +395,7 @@ class BatchClient:
 
     def _wire_endpoint(self, endpoint: str) -> str:
         """OpenAI wants `/v1/chat/completions`; Azure wants `/chat/completions`."""
-        bare = "/" + endpoint.strip().lstrip("/").removeprefix("v1/")
+        bare = bare_endpoint("/" + endpoint.strip().lstrip("/"))
         return f"/v1{bare}" if self.connection.style == "openai" else bare
 
     async def find_batch_by_key(self, key: str, *, pages: int = 1) -> Batch | None:

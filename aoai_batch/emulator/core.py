@@ -17,10 +17,11 @@ from aoai_batch.emulator.api_errors import ApiError, invalid, not_found
 from aoai_batch.emulator.clock import Clock
 from aoai_batch.emulator.expiry import checked_expiry, upload_expiry
 from aoai_batch.emulator.faults import Faults
-from aoai_batch.emulator.lifecycle import WINDOW_SECONDS, BatchRunner, Engine, bare_endpoint
+from aoai_batch.emulator.lifecycle import WINDOW_SECONDS, BatchRunner, Engine
 from aoai_batch.emulator.multipart import UploadReader, boundary_of
 from aoai_batch.emulator.records import BatchRecord, FileRecord
 from aoai_batch.emulator.state import State
+from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.limits import MAX_METADATA_KEY_CHARS, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import BODY_FIELD

@@ -21,6 +21,7 @@ from aoai_batch.emulator.lease import WAIT_SECONDS, LeaseLost
 from aoai_batch.emulator.lines import Answerer, fails_on_purpose, injected_failure, unrun_line
 from aoai_batch.emulator.records import BatchRecord, FileKind, FileRecord
 from aoai_batch.emulator.state import State
+from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import validate_file
@@ -36,10 +37,6 @@ class Engine(Protocol):
     def answerer(self, endpoint: str, model: str, created: int) -> Answerer:
         """Whole output lines of answered requests, for one run of a batch (constants serialised once)."""
         ...
-
-
-def bare_endpoint(url: str) -> str:
-    return url[3:] if url.startswith("/v1/") else url
 
 
 class Timings:

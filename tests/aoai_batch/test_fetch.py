@@ -16,8 +16,8 @@ import pytest
 from aoai_batch.client import BatchClient, emulator_connection
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import BatchToolError, ConnectionFailed, InvalidInput, NoSpace, NotFound, NotReady, NotWritable
-from aoai_batch.fetch import _never_ran, fetch_results
 from aoai_batch.models import Batch, FetchSummary
+from aoai_batch.results.fetch import _never_ran, fetch_results
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.store import Store
 from aoai_batch.validation import validate_file

@@ -13,12 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aoai_batch import results
 from aoai_batch.errors import InvalidInput
-from aoai_batch.models import Batch, BatchError, FetchSummary, RequestCounts
-from aoai_batch.result_lines import answer_of, outcome_of
-from aoai_batch.result_summary import not_run_summary, plan_paths, summarize
-from aoai_batch.results import Joined, join_results
+from aoai_batch.models import Batch, BatchError, BatchStatus, FetchSummary, RequestCounts
+from aoai_batch.results import join as join_module
+from aoai_batch.results.csv_table import spreadsheet_safe
+from aoai_batch.results.join import Joined, join_results
+from aoai_batch.results.lines import answer_of, outcome_of
+from aoai_batch.results.paths import plan_paths
+from aoai_batch.results.summary import not_run_summary, summarize
 from aoai_batch.validation import validate_file
 
 
@@ -167,7 +169,9 @@ def test_an_all_failed_batch_without_output_file_is_joined_from_the_error_file_a
 
 
 @pytest.mark.parametrize("status", ["cancelled", "expired"])
-def test_a_cancelled_or_expired_batch_marks_the_requests_that_never_ran_missing(tmp_path: Path, status: str) -> None:
+def test_a_cancelled_or_expired_batch_marks_the_requests_that_never_ran_missing(
+    tmp_path: Path, status: BatchStatus
+) -> None:
     inputs = [request(cid) for cid in IDS]
     joined = join(tmp_path, inputs, [chat_answer("task-0"), chat_answer("task-3")], [error_line("task-1")])
     summary = summarize(
@@ -298,7 +302,7 @@ def test_csv_cells_that_start_like_a_formula_are_shown_not_run_while_jsonl_keeps
     ],
 )
 def test_spreadsheet_safe_quotes_only_formula_starts(text: str | None, expected: str | None) -> None:
-    assert results.spreadsheet_safe(text) == expected
+    assert spreadsheet_safe(text) == expected
 
 
 def test_responses_bodies_give_their_output_text_and_usage(tmp_path: Path) -> None:
@@ -480,7 +484,7 @@ def test_spilling_to_disk_past_the_memory_budget_gives_the_same_files(
     (tmp_path / "kept").mkdir()
     (tmp_path / "spilled").mkdir()
     kept = join(tmp_path / "kept", inputs, outputs, errors)
-    monkeypatch.setattr(results, "ANSWERS_BUDGET", 200)  # the first answer or two in memory, the rest on disk
+    monkeypatch.setattr(join_module, "ANSWERS_BUDGET", 200)  # the first answer or two in memory, the rest on disk
     spilled = join(tmp_path / "spilled", inputs, outputs, errors)
 
     assert spilled.results_path.read_bytes() == kept.results_path.read_bytes()
@@ -491,7 +495,7 @@ def test_spilling_to_disk_past_the_memory_budget_gives_the_same_files(
 
 
 def test_a_line_too_long_to_read_is_counted_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(results, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(join_module, "MAX_LINE_BYTES", 1000)
     huge = chat_answer("a", content="x" * 2000)
 
     joined = join(tmp_path, [request("a"), request("x" * 1500), request("b")], [huge, chat_answer("b")], None)
@@ -548,11 +552,11 @@ def test_answers_given_as_content_parts_are_joined_into_text(tmp_path: Path) -> 
     assert read_jsonl(joined.results_path)[0]["content"] == "part one"
 
 
-@pytest.mark.parametrize("budget", [results.ANSWERS_BUDGET, 200])  # answers in memory, or most of them spilled
+@pytest.mark.parametrize("budget", [join_module.ANSWERS_BUDGET, 200])  # answers in memory, or most of them spilled
 def test_usage_totals_count_each_answer_a_request_asked_for_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
 ) -> None:
-    monkeypatch.setattr(results, "ANSWERS_BUDGET", budget)
+    monkeypatch.setattr(join_module, "ANSWERS_BUDGET", budget)
     inputs = [request("task-0"), request("task-1"), request("task-0"), request("task-2")]
     outputs = [chat_answer("not-asked"), chat_answer("task-1"), chat_answer("task-0"), chat_answer("also-not-asked")]
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoai_batch.result_decode import read_answer, read_request
-from aoai_batch.result_lines import answer_of, question_of
+from aoai_batch.results.fast_lines import read_answer, read_request
+from aoai_batch.results.lines import answer_of, question_of
 
 
 def chat_line(**change: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import anyio
 from aoai_batch.client import BatchClient, emulator_connection
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.emulator.lease import LEASE_SECONDS
-from aoai_batch.fetch import fetch_results
+from aoai_batch.results.fetch import fetch_results
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.store import Store
 from tests.aoai_batch.emulator.helpers import DONE, azure_client, content, start_batch, write_batch_file

@@ -18,8 +18,9 @@ from aoai_batch.client import BatchClient
 from aoai_batch.errors import InvalidInput, NotFound, NotReady, NotWritable
 from aoai_batch.fileio import publish, remove_stale_scratch, scratch_folder, writing_into
 from aoai_batch.models import Batch, FetchSummary, ProgressFn
-from aoai_batch.result_summary import ResultPaths, not_run_summary, plan_paths, summarize
-from aoai_batch.results import MAX_PREVIEW, Joined, ResultFormat, join_results
+from aoai_batch.results.join import MAX_PREVIEW, Joined, ResultFormat, join_results
+from aoai_batch.results.paths import ResultPaths, plan_paths
+from aoai_batch.results.summary import not_run_summary, summarize
 from aoai_batch.store import Store
 
 FORMATS = ("jsonl", "csv")

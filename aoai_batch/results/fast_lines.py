@@ -3,7 +3,7 @@
 A plain chat request or answer is decoded with msgspec into the few fields the join uses; everything
 else on the line (Azure's content-filter annotations, ids, timestamps) is skipped without building
 objects, which is what makes the join cheaper than parsing its files with a general JSON parser. Any
-line that does not fit (another endpoint, an error, an odd type) goes to `result_lines`, which handles
+line that does not fit (another endpoint, an error, an odd type) goes to `lines`, which handles
 every shape: the fast path only ever returns what the general one would.
 """
 
@@ -14,14 +14,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
-from aoai_batch.result_lines import (
-    ANSWER_WITH_USAGE,
-    ANSWER_WITHOUT_USAGE,
-    Outcome,
-    UsageTriple,
-    answer_of,
-    question_of,
-)
+from aoai_batch.results.lines import Outcome, UsageTriple, answer_of, plain_answer_columns, question_of
 
 # Typed as strictly as the short path needs: a line whose values do not fit goes to the general reader.
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -104,8 +97,8 @@ def read_answer(line: bytes) -> tuple[str, Outcome | None, bytes, UsageTriple | 
     """(custom_id, outcome, answer columns, usage) of an output or error line, as `answer_of` gives them;
     None when the line is not a JSON object with a string custom_id.
 
-    A successful chat answer with text content (nearly every line of a big batch) is formatted here, in
-    one function: this runs once per answer.
+    A successful chat answer with text content (nearly every line of a big batch) is decoded here and
+    formatted by `plain_answer_columns`, as the general reader does: this runs once per answer.
     """
     try:
         answer = _ANSWER.decode(line)
@@ -119,17 +112,11 @@ def read_answer(line: bytes) -> tuple[str, Outcome | None, bytes, UsageTriple | 
         choice = body.choices[0]
         content = choice.message.content if choice.message is not None else None
         if content:
-            counts, dumps = body.usage, orjson.dumps
-            if counts is None:
-                columns = ANSWER_WITHOUT_USAGE % (dumps(content), dumps(choice.finish_reason))
-                return answer.custom_id, None, columns, None
-            usage = (counts.prompt_tokens, counts.completion_tokens, counts.total_tokens)
-            return (
-                answer.custom_id,
-                None,
-                ANSWER_WITH_USAGE % (dumps(content), dumps(choice.finish_reason), *usage),
-                usage,
+            counts = body.usage
+            usage = (
+                (counts.prompt_tokens, counts.completion_tokens, counts.total_tokens) if counts is not None else None
             )
+            return answer.custom_id, None, plain_answer_columns(content, choice.finish_reason, usage), usage
     return _read_any_answer(line)
 
 

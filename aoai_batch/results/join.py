@@ -1,7 +1,7 @@
 """Joining a batch's input file with its output and error files: results rows and a retry file.
 
 Pure: files in, files out. Two passes, each file parsed once (typed decoding of the common shapes in
-`result_decode`, the general reader in `result_lines` for the rest):
+`fast_lines`, the general reader in `lines` for the rest; CSV rows by `csv_table`):
 1. the output and error files: each answer's columns, encoded as JSON once, by custom_id;
 2. the input, in order: each request's row assembled from its own fields and its answer's encoded
    columns, written to the results file; the lines of requests that did not succeed, to the retry file.
@@ -13,9 +13,7 @@ budget (see `_Answers`). The input is never held.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
-import io
 import os
 import tempfile
 from array import array
@@ -23,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
 import orjson
 
@@ -31,8 +29,10 @@ from aoai_batch.errors import FileInTheWay, InvalidInput
 from aoai_batch.fileio import atomic_writer
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ResultCounts, ResultError, ResultRow, Usage
-from aoai_batch.result_decode import read_answer, read_request
-from aoai_batch.result_lines import NO_ANSWER, Outcome, UsageTriple, truncate
+from aoai_batch.results.csv_table import CsvTable
+from aoai_batch.results.fast_lines import read_answer, read_request
+from aoai_batch.results.lines import NO_ANSWER, Outcome, UsageTriple, answer_fields
+from aoai_batch.text import truncate
 
 ResultFormat = Literal["jsonl", "csv"]
 
@@ -42,18 +42,6 @@ MAX_PREVIEW = 20
 FAILED_IDS = 10
 MAX_CODES = 20
 ANSWERS_BUDGET = 64 << 20  # bytes of encoded answers kept in memory before spilling to disk
-CSV_COLUMNS = (
-    "custom_id",
-    "status",
-    "input",
-    "content",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "error_code",
-    "error_message",
-)
 MISSING, SUCCEEDED, FAILED, NOT_RUN = 0, 1, 2, 3
 STATUS_NAMES = ("missing", "succeeded", "failed", "missing")
 # Error lines for requests the service never ran (OpenAI writes them when a batch expires or is cancelled):
@@ -206,7 +194,7 @@ class _Answers:
         prompt = completion = total = 0
         for custom_id, answer in self.by_id.items():
             if type(answer) is bytes and custom_id not in matched:
-                usage = _answer_fields(answer)["usage"] or {}
+                usage = answer_fields(answer)["usage"] or {}
                 prompt += usage.get("prompt_tokens", 0)
                 completion += usage.get("completion_tokens", 0)
                 total += usage.get("total_tokens", 0)
@@ -270,7 +258,7 @@ class _Rows:
             handle = stack.enter_context(atomic_writer(joined.results_path, overwrite=overwrite))
             table = None
             if format == "csv":
-                table = _CsvWriter(handle)
+                table = CsvTable(handle)
                 stack.callback(table.close)
             self._rows(source, handle, table)
         if self.retry is None:
@@ -283,7 +271,7 @@ class _Rows:
         prompt, completion, total = (ours + plain - off for ours, plain, off in counts)
         joined.usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
 
-    def _rows(self, source: IO[bytes], handle: IO[bytes], table: _CsvWriter | None) -> None:
+    def _rows(self, source: IO[bytes], handle: IO[bytes], table: CsvTable | None) -> None:
         """The hot loop: one decode, one lookup and one formatted row per request; the rest is in `_other`."""
         get_answer, add_matched, dumps = self.answers.by_id.get, self.matched.add, orjson.dumps
         pending: list[bytes] = []
@@ -311,7 +299,7 @@ class _Rows:
                     write_bytes(b"".join(pending))
                     pending.clear()
             else:
-                table.write(custom_id, question, state, columns)
+                table.write(custom_id, question, STATUS_NAMES[state], columns)
             if rows < preview:
                 self.joined.preview.append(_preview_row(custom_id, question, state, columns))
             rows += 1
@@ -355,16 +343,11 @@ def _top_codes(codes: Counter[str]) -> dict[str, int]:
     return {**top, "other": rest} if rest else top
 
 
-def _answer_fields(columns: bytes) -> dict[str, Any]:
-    fields: dict[str, Any] = orjson.loads(b"{" + columns)
-    return fields
-
-
 def _preview_row(custom_id: str, question: str | None, state: int, columns: bytes) -> ResultRow:
-    fields = _answer_fields(columns)
+    fields = answer_fields(columns)
     error = fields["error"]
     return ResultRow(
-        custom_id=truncate(custom_id, PREVIEW_CHARS) or "",
+        custom_id=truncate(custom_id, PREVIEW_CHARS),
         status=STATUS_NAMES[state],
         input=truncate(question, PREVIEW_CHARS),
         content=truncate(fields["content"], PREVIEW_CHARS),
@@ -372,49 +355,3 @@ def _preview_row(custom_id: str, question: str | None, state: int, columns: byte
         usage=Usage(**fields["usage"]) if fields["usage"] else None,
         error=ResultError(code=error["code"], message=truncate(error["message"], PREVIEW_CHARS)) if error else None,
     )
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(text: str | None) -> str | None:
-    """Text a spreadsheet will show, not run: model output starting like a formula gets a leading quote.
-
-    The CSV is for people opening it in a spreadsheet (OWASP's CSV-injection advice); the JSONL keeps
-    the text exactly.
-    """
-    if text and text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
-
-
-class _CsvWriter:
-    """CSV with the usage and error flattened into columns; the csv module quotes commas, quotes and newlines."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        self.text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-        self.csv = csv.writer(self.text)
-        self.csv.writerow(CSV_COLUMNS)
-
-    def write(self, custom_id: str, question: str | None, state: int, columns: bytes) -> None:
-        fields = _answer_fields(columns)
-        usage = fields["usage"] or {}
-        error = fields["error"] or {}
-        self.csv.writerow(
-            (
-                spreadsheet_safe(custom_id),
-                STATUS_NAMES[state],
-                spreadsheet_safe(question),
-                spreadsheet_safe(fields["content"]),
-                fields["finish_reason"],
-                usage.get("prompt_tokens"),
-                usage.get("completion_tokens"),
-                usage.get("total_tokens"),
-                error.get("code"),
-                spreadsheet_safe(error.get("message")),
-            )
-        )
-
-    def close(self) -> None:
-        self.text.flush()
-        self.text.detach()  # the atomic writer owns the file and still has to sync and publish it
