@@ -13,7 +13,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 
 from aoai_batch.emulator import FakeClock
-from server.app import AppState
+from server.state import AppState
 from tests.server.harness import structured
 from tests.tools.test_jobs import HOURS, start_batch
 from tools import all_tools, build, files, jobs, results
