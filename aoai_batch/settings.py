@@ -174,7 +174,7 @@ class Settings(_FromNamedVariables):
         return self.home / "emulator"
 
 
-Engine = Literal["echo", "forward"]
+EngineName = Literal["echo", "forward"]
 WireFormat = Literal["standard", "legacy"]
 
 
@@ -186,7 +186,7 @@ class EmulatorSettings(_FromNamedVariables):
     key: SecretStr | None = None
     deployments: str = DEFAULT_DEPLOYMENTS
     time_scale: float = Field(600.0, gt=0)
-    engine: Engine = "echo"
+    engine: EngineName = "echo"
     forward_url: str | None = None
     forward_key: SecretStr | None = None
     fail_rate: float = Field(0.0, ge=0, le=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -14,10 +13,11 @@ from aoai_batch.settings import Settings
 from prompts import register_prompts
 from server.resources import register_resources
 from server.service_handle import ServiceHandle
+from server.state import AppState
 from server.subscriptions import Subscriptions
 from server.watcher import Watcher
-from server.workspace import Workspace
 from tools import all_tools
+from tools.workspace import Workspace
 
 NAME = "aoai-batch"
 VERSION = "0.1.0"
@@ -37,17 +37,6 @@ EMULATOR_NOTE = (
     " No Azure endpoint is configured, so batches run on the embedded emulator (backend 'emulator'): "
     "answers are deterministic echoes, not real model output. Set AZURE_OPENAI_ENDPOINT to use Azure."
 )
-
-
-@dataclass
-class AppState:
-    """What the lifespan yields: tools, prompts and resources reach everything through this."""
-
-    settings: Settings
-    services: ServiceHandle
-    workspace: Workspace
-    watcher: Watcher
-    subscriptions: Subscriptions
 
 
 def instructions(settings: Settings) -> str:

@@ -80,7 +80,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: `aoai-batch-mcp --help` builds every command's parser, and these take ~0.5 s to import.
+    # Imported here, not at the top: `emulator --help` and a usage error build this parser; these take ~0.7 s.
     import anyio
     import uvicorn
     from pydantic import ValidationError

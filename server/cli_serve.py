@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: `aoai-batch-mcp --help` builds every command's parser, and the MCP SDK takes ~1 s to import.
+    # Imported here, not at the top: `serve --help` and a usage error build this parser, and the MCP SDK takes ~1 s.
     import anyio
     from pydantic import ValidationError
 

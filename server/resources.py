@@ -1,7 +1,7 @@
 """The `batch://` resources (SPEC §4) and `completion/complete` for batch ids.
 
-Static resources get no `Context` from the SDK, so a middleware puts the lifespan state in a context
-variable for the duration of each request; every resource here reads it from there.
+Static resources and the completion handler get no `Context` from the SDK, so a middleware puts the lifespan
+state in a context variable for the duration of each request; every handler here reads it from there.
 """
 
 from __future__ import annotations
@@ -9,28 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp_types import (
-    CompleteRequestParams,
-    CompleteResult,
-    Completion,
-    PromptReference,
-    ResourceTemplateReference,
-)
+from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 from pydantic import BaseModel
 
 from aoai_batch.errors import BatchToolError, NotFound
 from aoai_batch.models import Batch
 from aoai_batch.settings import config_view
+from server.state import AppState
 from tools.deps import advice
-
-if TYPE_CHECKING:
-    from server.app import AppState
 
 MAX_RESOURCE_CHARS = 20_000
 MAX_COMPLETIONS = 100
@@ -142,24 +134,22 @@ async def config_resource() -> str:
     return _json(config_view(current_state().settings))
 
 
-async def complete(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
+async def complete(
+    ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: CompletionContext | None
+) -> Completion:
     """Offer known batch ids for `batch_id` in the job templates and the prompts that take one."""
-    ref, argument = params.ref, params.argument
     wants_ids = argument.name == "batch_id" and (
         (isinstance(ref, ResourceTemplateReference) and ref.uri in BATCH_ID_TEMPLATES)
         or (isinstance(ref, PromptReference) and ref.name in BATCH_ID_PROMPTS)
     )
     if not wants_ids:
-        return CompleteResult(completion=Completion(values=[]))
-    state: AppState = ctx.lifespan_context
+        return Completion(values=[])
     try:
-        jobs = await (await state.services.get()).registry_jobs()
+        jobs = await (await current_state().services.get()).registry_jobs()
     except BatchToolError:  # completion is a convenience: offer nothing rather than fail the request
-        return CompleteResult(completion=Completion(values=[]))
+        return Completion(values=[])
     ids = [job.id for job in jobs if job.id.startswith(argument.value)]
-    return CompleteResult(
-        completion=Completion(values=ids[:MAX_COMPLETIONS], total=len(ids), has_more=len(ids) > MAX_COMPLETIONS)
-    )
+    return Completion(values=ids[:MAX_COMPLETIONS], total=len(ids), has_more=len(ids) > MAX_COMPLETIONS)
 
 
 def register_resources(server: MCPServer[Any]) -> None:
@@ -202,4 +192,4 @@ def register_resources(server: MCPServer[Any]) -> None:
             "the emulator's data and the workspace are (no secrets)."
         ),
     )(config_resource)
-    server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, complete)
+    server.completion()(complete)  # type: ignore[no-untyped-call]  # the SDK's decorator has no annotations

@@ -19,6 +19,8 @@ from aoai_batch.errors import BatchToolError, ConnectionFailed
 from aoai_batch.settings import Settings
 
 if TYPE_CHECKING:
+    from httpx2 import AsyncBaseTransport
+
     from aoai_batch.service import BatchService
 
 logger = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 class ServiceHandle:
     """`await handle.get()` returns the open service, opening it the first time."""
 
-    def __init__(self, settings: Settings, transport: object | None = None) -> None:
+    def __init__(self, settings: Settings, transport: AsyncBaseTransport | None = None) -> None:
         self._settings = settings
         self._transport = transport
         self._service: BatchService | None = None
@@ -36,10 +38,6 @@ class ServiceHandle:
         self._ready = anyio.Event()
         self._closing = anyio.Event()
         self._lock = anyio.Lock()
-
-    @property
-    def is_open(self) -> bool:
-        return self._service is not None
 
     def start(self, task_group: TaskGroup) -> None:
         task_group.start_soon(self._run)

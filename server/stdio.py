@@ -34,8 +34,9 @@ def serve_stdio(server: MCPServer[Any], *, on_ready: Callable[[], None] = lambda
 
 
 async def _serve(server: MCPServer[Any], on_ready: Callable[[], None]) -> None:
-    # `MCPServer.run_stdio_async` is this body with no way to act between the server stopping and the stdin
-    # reader being awaited; the SDK's own in-memory client reaches the low-level server the same way.
+    # Private, for want of a public way: the SDK's only public entry is `MCPServer.run_stdio_async`, which is
+    # this body with no way to act between the server stopping and the stdin reader being awaited, and
+    # MCPServer exposes its low-level server to nobody (its own in-memory client reads `_lowlevel_server` too).
     lowlevel = server._lowlevel_server
     with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
         on_ready()

@@ -7,11 +7,10 @@ failures from `aoai_batch` become tool errors here, with what to do next.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
-from urllib.parse import unquote, urlparse
 
 import anyio
 import pydantic_core
@@ -38,6 +37,7 @@ from aoai_batch.errors import (
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.models import Batch, ProgressFn
 from aoai_batch.settings import Settings
+from tools.workspace import Workspace, path_from_uri
 
 if TYPE_CHECKING:  # the service module imports `openai`; start-up time keeps it out of this import path
     from aoai_batch.service import BatchService
@@ -53,14 +53,6 @@ class Services(Protocol):
     async def get(self) -> BatchService: ...
 
 
-class Paths(Protocol):
-    @property
-    def default_dir(self) -> Path: ...
-    def resolve(self, path: str, *, roots: Iterable[Path] = (), must_exist: bool = False) -> Path: ...
-    def output_path(self, path: str | None, default_name: str, *, roots: Iterable[Path] = ()) -> Path: ...
-    def output_dir(self, path: str | None, default_name: str, *, roots: Iterable[Path] = ()) -> Path: ...
-
-
 class Watcher(Protocol):
     async def created(self, batch: Batch) -> None: ...
     async def observed(self, batch: Batch) -> bool: ...
@@ -73,7 +65,7 @@ class ToolDeps(Protocol):
     @property
     def services(self) -> Services: ...
     @property
-    def workspace(self) -> Paths: ...
+    def workspace(self) -> Workspace: ...
     @property
     def watcher(self) -> Watcher: ...
 
@@ -94,14 +86,7 @@ async def client_roots(ctx: Context[Any, Any]) -> list[Path]:
     except (MCPError, TimeoutError) as exc:
         logger.info("could not list the client's roots: %s", exc)
         return []
-    return [path for root in result.roots if (path := _root_path(str(root.uri))) is not None]
-
-
-def _root_path(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
-        return None
-    return Path(unquote(parsed.path))
+    return [path for root in result.roots if (path := path_from_uri(str(root.uri))) is not None]
 
 
 def progress(ctx: Context[Any, Any]) -> ProgressFn:

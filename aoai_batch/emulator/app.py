@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -13,9 +13,8 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from aoai_batch.emulator.api_errors import ApiError, invalid
-from aoai_batch.emulator.core import EmulatorCore
 from aoai_batch.emulator.expiry import AZURE_MIN_SECONDS, OPENAI_MIN_SECONDS
-from aoai_batch.emulator.gate import Gate, flavor_of, style_for
+from aoai_batch.emulator.gate import Gate, RouteFlavor, flavor_of, style_for
 from aoai_batch.emulator.listing import (
     BATCHES_DEFAULT_LIMIT,
     BATCHES_MAX_LIMIT,
@@ -26,10 +25,10 @@ from aoai_batch.emulator.listing import (
     file_order,
 )
 from aoai_batch.emulator.odata import batch_query
+from aoai_batch.emulator.operations import Operations
 from aoai_batch.emulator.wire import Style, batch_json, error_json, file_json, list_json
 
-Flavor = Literal["azure", "azure_v1", "openai"]
-PREFIXES: dict[Flavor, str] = {"azure_v1": "/openai/v1", "azure": "/openai", "openai": "/v1"}
+PREFIXES: dict[RouteFlavor, str] = {"azure_v1": "/openai/v1", "azure": "/openai", "openai": "/v1"}
 MAX_JSON_BYTES = 1 << 20
 
 
@@ -40,10 +39,10 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 class Api:
     """The handlers of one flavor of routes."""
 
-    def __init__(self, core: EmulatorCore, flavor: Flavor) -> None:
-        self.core = core
+    def __init__(self, operations: Operations, flavor: RouteFlavor) -> None:
+        self.operations = operations
         self.flavor = flavor
-        self.style: Style = style_for(flavor, core.settings.format)
+        self.style: Style = style_for(flavor, operations.settings.format)
         self.min_expiry = OPENAI_MIN_SECONDS if flavor == "openai" else AZURE_MIN_SECONDS
 
     def routes(self) -> list[Route]:
@@ -64,13 +63,13 @@ class Api:
 
     async def upload_file(self, request: Request) -> Response:
         length = request.headers.get("content-length")
-        record = await self.core.upload(
+        record = await self.operations.upload(
             request.headers.get("content-type"),
             int(length) if length and length.isdigit() else None,
             request.stream(),
             min_expiry=self.min_expiry,
         )
-        body = file_json(record, self.core.clock.now(), self.style)
+        body = file_json(record, self.operations.clock.now(), self.style)
         body["status"] = "pending"  # as Azure answers an upload; a read afterwards shows `processed`
         if self.flavor == "openai":
             return json_response(body)
@@ -79,44 +78,44 @@ class Api:
     async def list_files(self, request: Request) -> Response:
         query = request.query_params
         page = Page.from_query(query, default_limit=FILES_DEFAULT_LIMIT, max_limit=FILES_MAX_LIMIT)
-        records = by_created_at(await self.core.list_files(query.get("purpose")), descending=file_order(query))
+        records = by_created_at(await self.operations.list_files(query.get("purpose")), descending=file_order(query))
         items, has_more = page.take(records)
-        now = self.core.clock.now()
+        now = self.operations.clock.now()
         return json_response(list_json([file_json(r, now, self.style) for r in items], has_more, self.style))
 
     async def get_file(self, request: Request) -> Response:
-        record = await self.core.get_file(request.path_params["file_id"])
-        return json_response(file_json(record, self.core.clock.now(), self.style))
+        record = await self.operations.get_file(request.path_params["file_id"])
+        return json_response(file_json(record, self.operations.clock.now(), self.style))
 
     async def delete_file(self, request: Request) -> Response:
         file_id = request.path_params["file_id"]
-        await self.core.delete_file(file_id)
+        await self.operations.delete_file(file_id)
         return json_response({"id": file_id, "object": "file", "deleted": True})
 
     async def file_content(self, request: Request) -> Response:
-        path = await self.core.content_path(request.path_params["file_id"])
+        path = await self.operations.content_path(request.path_params["file_id"])
         return FileResponse(path, media_type="application/octet-stream")
 
     # batches
 
     async def create_batch(self, request: Request) -> Response:
-        record = await self.core.create_batch(await _json_body(request), min_expiry=self.min_expiry)
+        record = await self.operations.create_batch(await _json_body(request), min_expiry=self.min_expiry)
         return json_response(batch_json(record, self.style))
 
     async def list_batches(self, request: Request) -> Response:
         query = request.query_params
         clauses, descending = batch_query(query)
         page = Page.from_query(query, default_limit=BATCHES_DEFAULT_LIMIT, max_limit=BATCHES_MAX_LIMIT)
-        records = by_created_at(await self.core.list_batches(), descending=descending)
+        records = by_created_at(await self.operations.list_batches(), descending=descending)
         items, has_more = page.take([r for r in records if all(clause(r) for clause in clauses)])
         return json_response(list_json([batch_json(r, self.style) for r in items], has_more, self.style))
 
     async def get_batch(self, request: Request) -> Response:
-        record = await self.core.get_batch(request.path_params["batch_id"])
+        record = await self.operations.get_batch(request.path_params["batch_id"])
         return json_response(batch_json(record, self.style))
 
     async def cancel_batch(self, request: Request) -> Response:
-        record = await self.core.cancel_batch(request.path_params["batch_id"])
+        record = await self.operations.cancel_batch(request.path_params["batch_id"])
         return json_response(batch_json(record, self.style))
 
 
@@ -134,16 +133,16 @@ async def _json_body(request: Request) -> object:
         raise invalid("The body is not valid JSON; send a JSON object.") from None
 
 
-def _style_of(request: Request, core: EmulatorCore) -> Style:
-    return style_for(flavor_of(request.url.path) or "azure", core.settings.format)
+def _style_of(request: Request, operations: Operations) -> Style:
+    return style_for(flavor_of(request.url.path) or "azure", operations.settings.format)
 
 
-def build_app(core: EmulatorCore) -> Starlette:
-    """The ASGI app over `core`: routes for each flavor, the gate (auth, api-version, faults), error bodies."""
+def build_app(operations: Operations) -> Starlette:
+    """The ASGI app over `operations`: routes for each flavor, the gate (auth, api-version, faults), error bodies."""
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        body = error_json(exc.status, exc.code, exc.message, exc.param, _style_of(request, core))
+        body = error_json(exc.status, exc.code, exc.message, exc.param, _style_of(request, operations))
         return json_response(body, exc.status)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -152,14 +151,14 @@ def build_app(core: EmulatorCore) -> Starlette:
             code, message = "invalidPayload", f"{request.method} is not supported on {request.url.path}."
         else:
             code, message = "notFound", f"No route {request.url.path}; see the Azure OpenAI files and batches API."
-        body = error_json(exc.status_code, code, message, None, _style_of(request, core))
+        body = error_json(exc.status_code, code, message, None, _style_of(request, operations))
         return json_response(body, exc.status_code, dict(exc.headers or {}))
 
     routes: list[Route] = []
     for flavor in PREFIXES:
-        routes += Api(core, flavor).routes()
+        routes += Api(operations, flavor).routes()
     return Starlette(
         routes=routes,
-        middleware=[Middleware(Gate, core=core)],
+        middleware=[Middleware(Gate, operations=operations)],
         exception_handlers={ApiError: api_error, HTTPException: http_error},
     )

@@ -7,7 +7,7 @@ import time
 from typing import Protocol
 
 
-class Clock(Protocol):
+class EmulatorClock(Protocol):
     """Where the emulator reads the time (epoch seconds)."""
 
     def now(self) -> float: ...

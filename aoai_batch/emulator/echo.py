@@ -8,11 +8,16 @@ costs two small `orjson.dumps` and one format.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
 
+from aoai_batch.emulator.clock import EmulatorClock
+from aoai_batch.emulator.lifecycle import BatchRunner
 from aoai_batch.emulator.lines import Answerer, answer_line, answer_line_template
+from aoai_batch.emulator.records import EmulatedBatch
+from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY
 
 REPLY_PREFIX = "Echo: "
@@ -111,9 +116,25 @@ def _chat_answerer(model: str, created: int) -> Answerer:
 
 
 class EchoEngine:
-    """Answers every request at once with its last user text; paced by the emulator's clock."""
+    """Answers each request with its last user text, inline, at the pace the emulator's clock sets."""
 
-    paced = True
+    def process(self, runner: BatchRunner, record: EmulatedBatch, now: float) -> float | None:
+        """Answer the share of the batch that `processing_seconds` says is due by `now` (or by its expiry)."""
+        start = record.in_progress_at or now
+        horizon = min(now, record.expires_at)
+        end = start + record.processing_seconds
+        if horizon >= end:
+            due = record.total
+        else:
+            due = math.floor(record.total * (horizon - start) / record.processing_seconds)
+        if due > record.cursor:
+            answer = self.answerer(bare_endpoint(record.endpoint), runner.model_of(record), int(horizon))
+            runner.answer_inline(record, due, answer)
+        return end if record.cursor >= record.total else None
+
+    def worker(self, runner: BatchRunner, clock: EmulatorClock) -> None:
+        """None: every answer is given in `process`, as the clock moves."""
+        return None
 
     def answerer(self, endpoint: str, model: str, created: int) -> Answerer:
         """Whole output lines for one run of a batch (the endpoint is the batch's, without `/v1`)."""

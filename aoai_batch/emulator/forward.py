@@ -8,33 +8,43 @@ import anyio
 import httpx2
 import orjson
 
-from aoai_batch.emulator.clock import Clock
-from aoai_batch.emulator.lifecycle import BatchRunner, commit_chunk, read_chunk
-from aoai_batch.emulator.lines import Answerer, failed_line, fails_on_purpose, injected_failure, output_line
+from aoai_batch.emulator.clock import EmulatorClock
+from aoai_batch.emulator.lifecycle import BatchRunner, Worker, commit_chunk, read_chunk
+from aoai_batch.emulator.lines import failed_line, fails_on_purpose, injected_failure, output_line
+from aoai_batch.emulator.records import EmulatedBatch
 from aoai_batch.settings import EmulatorSettings
 
 IDLE_SECONDS = 0.05  # how often an idle worker looks for work (real time)
 
 
 class ForwardEngine:
-    """Marks the runner as unpaced: requests are done by `ForwardWorker`, not on the clock's schedule."""
+    """Sends each request to an OpenAI-compatible endpoint: a worker answers in real time, `forward_concurrency`
+    requests at a time, and a batch is done once the worker has answered its last request."""
 
-    paced = False
-
-    def answerer(self, endpoint: str, model: str, created: int) -> Answerer:
-        raise RuntimeError("the forward engine answers through ForwardWorker, not inline")
-
-
-class ForwardWorker:
-    def __init__(self, runner: BatchRunner, settings: EmulatorSettings, clock: Clock) -> None:
+    def __init__(self, settings: EmulatorSettings) -> None:
         if not settings.forward_url:
             raise ValueError("The forward engine needs AOAI_EMULATOR_FORWARD_URL (an OpenAI-compatible base URL).")
-        self.runner = runner
         self.settings = settings
-        self.clock = clock
         self.base_url = settings.forward_url.rstrip("/")
         key = settings.forward_key.get_secret_value() if settings.forward_key else ""
         self.headers = {"Authorization": f"Bearer {key}", "api-key": key} if key else {}
+
+    def process(self, runner: BatchRunner, record: EmulatedBatch, now: float) -> float | None:
+        """When the worker answered the batch's last request (its commits are what move the batch along)."""
+        return record.done_at
+
+    def worker(self, runner: BatchRunner, clock: EmulatorClock) -> Worker:
+        return ForwardWorker(self, runner, clock).run
+
+
+class ForwardWorker:
+    """The forward engine's task: the in-progress batches' requests, chunk by chunk, until cancelled."""
+
+    def __init__(self, engine: ForwardEngine, runner: BatchRunner, clock: EmulatorClock) -> None:
+        self.engine = engine
+        self.runner = runner
+        self.settings = engine.settings
+        self.clock = clock
 
     async def run(self) -> None:
         """Work until cancelled: one chunk of `forward_concurrency` requests at a time, batch by batch."""
@@ -73,7 +83,7 @@ class ForwardWorker:
         if self.settings.forward_model:
             body = {**body, "model": self.settings.forward_model}
         try:
-            response = await client.post(self.base_url + endpoint, json=body, headers=self.headers)
+            response = await client.post(self.engine.base_url + endpoint, json=body, headers=self.engine.headers)
         except httpx2.TimeoutException:
             message = f"The forward endpoint did not answer within {self.settings.forward_timeout:g} s."
             return False, failed_line(custom_id, request_id, 408, "timeout", message)

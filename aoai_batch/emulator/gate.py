@@ -18,17 +18,17 @@ from aoai_batch.emulator.faults import ConnectionDropped
 from aoai_batch.emulator.wire import Style, error_json
 
 if TYPE_CHECKING:
-    from aoai_batch.emulator.core import EmulatorCore
+    from aoai_batch.emulator.operations import Operations
 
 logger = logging.getLogger("aoai_batch.emulator")
-Flavor = Literal["azure", "azure_v1", "openai"]
+RouteFlavor = Literal["azure", "azure_v1", "openai"]
 # Dated versions from the first with batches on; `preview`/`latest`/`v1` as the v1 API accepts them.
 DATED_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(-preview)?$")
 FIRST_BATCH_VERSION = "2024-07-01"
 UNDATED_VERSIONS = frozenset({"v1", "preview", "latest"})
 
 
-def flavor_of(path: str) -> Flavor | None:
+def flavor_of(path: str) -> RouteFlavor | None:
     if path.startswith("/openai/v1/"):
         return "azure_v1"
     if path.startswith("/openai/"):
@@ -38,7 +38,7 @@ def flavor_of(path: str) -> Flavor | None:
     return None
 
 
-def style_for(flavor: Flavor, wire_format: str) -> Style:
+def style_for(flavor: RouteFlavor, wire_format: str) -> Style:
     if flavor == "openai":
         return "openai"
     return "legacy" if wire_format == "legacy" else "standard"
@@ -59,10 +59,10 @@ def version_problem(query: bytes) -> str | None:
 class Gate:
     """ASGI middleware: checks the key and the api-version, then applies latency and faults."""
 
-    def __init__(self, app: ASGIApp, core: EmulatorCore) -> None:
+    def __init__(self, app: ASGIApp, operations: Operations) -> None:
         self.app = app
-        self.core = core
-        configured = core.settings.key
+        self.operations = operations
+        configured = operations.settings.key
         self.key = configured.get_secret_value().encode() if configured else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,7 +70,7 @@ class Gate:
         if flavor is None:
             await self.app(scope, receive, send)
             return
-        style = style_for(flavor, self.core.settings.format)
+        style = style_for(flavor, self.operations.settings.format)
         headers = dict(scope["headers"])
         if not self._authorized(headers):
             message = "Access denied: send a valid key in the api-key header or as Authorization: Bearer."
@@ -81,7 +81,7 @@ class Gate:
             if problem:
                 await _send_error(send, 400, "invalidPayload", problem, style)
                 return
-        faults = self.core.faults
+        faults = self.operations.faults
         if faults.latency_ms:
             await anyio.sleep(faults.latency_ms / 1000)
         fault = faults.pick()
@@ -103,7 +103,7 @@ class Gate:
         return self.key is None or hmac.compare_digest(sent, self.key)
 
     async def _send_fault(self, send: Send, status: int, style: Style) -> None:
-        retry = self.core.faults.retry_after
+        retry = self.operations.faults.retry_after
         # Azure asks for a wait on 429 and 503 alike; the SDK honours retry-after-ms before retry-after.
         extra = [(b"retry-after", f"{retry:g}".encode()), (b"retry-after-ms", str(int(retry * 1000)).encode())]
         if status == 429:

@@ -8,18 +8,19 @@ and under the batch's lease (`lease.py`) when other processes share the emulator
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from aoai_batch.emulator.api_errors import ApiError
+from aoai_batch.emulator.clock import EmulatorClock
 from aoai_batch.emulator.lease import WAIT_SECONDS, LeaseLost
 from aoai_batch.emulator.lines import Answerer, fails_on_purpose, injected_failure, unrun_line
-from aoai_batch.emulator.records import BatchRecord, FileKind, FileRecord
+from aoai_batch.emulator.records import EmulatedBatch, EmulatedFile, FileKind
 from aoai_batch.emulator.state import State
 from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW
@@ -27,15 +28,24 @@ from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import validate_file
 
 WINDOW_SECONDS = {DEFAULT_COMPLETION_WINDOW: 86_400.0}
-FLUSH_MASK = 2047  # the paced loop writes its lines every 2048 requests
+FLUSH_MASK = 2047  # the inline loop writes its lines every 2048 requests
 CANCELLABLE = frozenset({"validating", "in_progress"})
 
 
-class Engine(Protocol):
-    paced: bool
+Worker = Callable[[], Awaitable[None]]
 
-    def answerer(self, endpoint: str, model: str, created: int) -> Answerer:
-        """Whole output lines of answered requests, for one run of a batch (constants serialised once)."""
+
+class Engine(Protocol):
+    """How the requests of an in-progress batch are answered: `echo.py` inline, at the pace the clock sets;
+    `forward.py` by an OpenAI-compatible endpoint, in real time, from a worker task."""
+
+    def process(self, runner: BatchRunner, record: EmulatedBatch, now: float) -> float | None:
+        """Answer what is due by `now` (in a worker thread, under the runner's lock and the batch's lease):
+        when the last request was answered, or None while some are left."""
+        ...
+
+    def worker(self, runner: BatchRunner, clock: EmulatorClock) -> Worker | None:
+        """The task answering requests apart from the clock's steps (it runs until cancelled), or None."""
         ...
 
 
@@ -72,7 +82,7 @@ class BatchRunner:
 
     # entry points (each takes the lock)
 
-    def advance(self, batch_id: str, now: float) -> BatchRecord | None:
+    def advance(self, batch_id: str, now: float) -> EmulatedBatch | None:
         """Bring the batch up to `now`; while another process advances it, its last saved state."""
         with self.lock:
             record = self.state.get_batch(batch_id)
@@ -83,7 +93,7 @@ class BatchRunner:
                     return self._advance_held(batch_id, now)
             return record
 
-    def _advance_held(self, batch_id: str, now: float) -> BatchRecord | None:
+    def _advance_held(self, batch_id: str, now: float) -> EmulatedBatch | None:
         record = self.state.get_batch(batch_id)  # as the last holder of the lease saved it
         if record is not None and record.active:
             try:
@@ -96,7 +106,7 @@ class BatchRunner:
         for batch_id in self.state.active_batch_ids():
             self.advance(batch_id, now)
 
-    def cancel(self, batch_id: str, now: float) -> BatchRecord | None:
+    def cancel(self, batch_id: str, now: float) -> EmulatedBatch | None:
         with self.lock, self.state.leases.holding(batch_id, wait=WAIT_SECONDS) as held:
             if not held:
                 raise _busy()
@@ -118,14 +128,14 @@ class BatchRunner:
 
     # the state machine
 
-    def _advance(self, record: BatchRecord, now: float) -> None:
+    def _advance(self, record: EmulatedBatch, now: float) -> None:
         """Take every transition due and save the result (only while the batch's lease is still ours)."""
         while self._step(record, now):
             pass
         self.state.leases.renew(record.id)
         self.state.put_batch(record)
 
-    def _step(self, record: BatchRecord, now: float) -> bool:
+    def _step(self, record: EmulatedBatch, now: float) -> bool:
         """Take the next transition due by `now`; False when there is none."""
         t = self.timings
         if record.status == "validating":
@@ -151,7 +161,7 @@ class BatchRunner:
             return True
         return False
 
-    def _validate(self, record: BatchRecord, at: float) -> None:
+    def _validate(self, record: EmulatedBatch, at: float) -> None:
         issues = self._input_issues(record)
         if issues:
             record.status, record.failed_at, record.errors = "failed", at, issues
@@ -159,7 +169,7 @@ class BatchRunner:
         record.status, record.in_progress_at = "in_progress", at
         record.processing_seconds = self.timings.processing(record.total)
 
-    def _input_issues(self, record: BatchRecord) -> list[dict[str, Any]]:
+    def _input_issues(self, record: EmulatedBatch) -> list[dict[str, Any]]:
         path = self.state.file_path(record.input_file_id)
         if self.state.get_file(record.input_file_id) is None or not path.exists():
             return [_issue("invalid_request", "The input file no longer exists; upload it again.")]
@@ -176,20 +186,9 @@ class BatchRunner:
         record.total, record.model = report.requests, report.deployment
         return issues
 
-    def _run(self, record: BatchRecord, now: float) -> bool:
-        """Process what is due by `now`; move on when everything is done or the window has passed."""
-        start = record.in_progress_at or now
-        horizon = min(now, record.expires_at)
-        if self.engine.paced:
-            end = start + record.processing_seconds
-            if horizon >= end:
-                due = record.total
-            else:
-                due = math.floor(record.total * (horizon - start) / record.processing_seconds)
-            self._process(record, due, horizon)
-            finished_at: float | None = end if record.cursor >= record.total else None
-        else:
-            finished_at = record.done_at
+    def _run(self, record: EmulatedBatch, now: float) -> bool:
+        """Answer what is due by `now`; move on when everything is done or the window has passed."""
+        finished_at = self.engine.process(self, record, now)
         if finished_at is not None and finished_at <= record.expires_at:
             record.status, record.finalizing_at = "finalizing", finished_at
             return True
@@ -200,17 +199,17 @@ class BatchRunner:
 
     # files
 
-    def work_paths(self, record: BatchRecord) -> tuple[Path, Path]:
+    def work_paths(self, record: EmulatedBatch) -> tuple[Path, Path]:
         work = self.state.work_dir
         return work / f"{record.id}.output.jsonl", work / f"{record.id}.error.jsonl"
 
-    def _process(self, record: BatchRecord, due: int, at: float) -> None:
-        """Answer requests with the (paced) engine until `due` are done (a hot loop: locals, no model writes)."""
-        if due <= record.cursor:
-            return
+    def model_of(self, record: EmulatedBatch) -> str:
+        """The model behind the deployment the batch's input names (the deployment's name if unknown)."""
+        return self.models.get(record.model or "", record.model or "")
+
+    def answer_inline(self, record: EmulatedBatch, due: int, answer: Answerer) -> None:
+        """Answer requests with `answer` until `due` are done (a hot loop: locals, no model writes)."""
         fail_rate = self.settings.fail_rate
-        model = self.models.get(record.model or "", record.model or "")
-        answer = self.engine.answerer(bare_endpoint(record.endpoint), model, int(at))
         prefix = record.id[-12:].encode()
         cursor, failed = record.cursor, record.failed
         with self.open_work(record) as (source, out, err):
@@ -239,7 +238,7 @@ class BatchRunner:
             record.cursor, record.input_offset, record.failed = cursor, source.tell(), failed
             self._flush(record, out, err, outs, errs)
 
-    def open_work(self, record: BatchRecord) -> _WorkFiles:
+    def open_work(self, record: EmulatedBatch) -> _WorkFiles:
         return _WorkFiles(self, record)
 
     @staticmethod
@@ -252,11 +251,11 @@ class BatchRunner:
             errs.clear()
 
     @classmethod
-    def _flush(cls, record: BatchRecord, out: Any, err: Any, outs: list[bytes], errs: list[bytes]) -> None:
+    def _flush(cls, record: EmulatedBatch, out: Any, err: Any, outs: list[bytes], errs: list[bytes]) -> None:
         cls._write(out, err, outs, errs)
         record.output_bytes, record.error_bytes = out.tell(), err.tell()
 
-    def _expire(self, record: BatchRecord) -> None:
+    def _expire(self, record: EmulatedBatch) -> None:
         """Stop at the end of the window: the requests not run become `batch_expired` error lines."""
         message = "This request could not be executed before the completion window expired."
         with self.open_work(record) as (source, out, err):
@@ -269,7 +268,7 @@ class BatchRunner:
         record.status, record.expired_at = "expired", record.expires_at
         self._publish(record, record.expires_at)
 
-    def _publish(self, record: BatchRecord, at: float) -> None:
+    def _publish(self, record: EmulatedBatch, at: float) -> None:
         """Turn the work files into the batch's output and error files.
 
         Idempotent: the files' ids follow from the batch's, and a file published by an attempt that died
@@ -283,7 +282,7 @@ class BatchRunner:
             record.output_file_id = self._add_output(record, output, record.output_bytes, "output", at)
         record.error_file_id = self._add_output(record, error, record.error_bytes, "error", at)
 
-    def _add_output(self, record: BatchRecord, work: Path, size: int, kind: FileKind, at: float) -> str:
+    def _add_output(self, record: EmulatedBatch, work: Path, size: int, kind: FileKind, at: float) -> str:
         file_id = f"file-{uuid.uuid5(uuid.NAMESPACE_URL, f'{record.id}/{kind}').hex}"
         target = self.state.file_path(file_id)
         lifetime = record.output_expires_seconds  # `output_expires_after`, anchored at the file's creation
@@ -293,7 +292,7 @@ class BatchRunner:
             with open(work, "ab") as handle:
                 handle.truncate(size)  # what the saved state counts, not what a dead attempt added
             work.replace(target)
-        output = FileRecord(
+        output = EmulatedFile(
             id=file_id,
             filename=f"{record.id}_{kind}.jsonl",
             purpose="batch_output",
@@ -310,7 +309,7 @@ class BatchRunner:
 class _WorkFiles:
     """The input (at the batch's offset) and the work files (cut back to the recorded sizes) of a batch."""
 
-    def __init__(self, runner: BatchRunner, record: BatchRecord) -> None:
+    def __init__(self, runner: BatchRunner, record: EmulatedBatch) -> None:
         self.runner = runner
         self.record = record
         self.handles: list[Any] = []
@@ -342,7 +341,7 @@ def _issue(code: str, message: str, line: int | None = None) -> dict[str, Any]:
 
 
 class Chunk:
-    """Requests read for an unpaced engine: where they start, and (custom_id, body) for each."""
+    """Requests read for an engine's worker (forward.py): where they start, and (custom_id, body) for each."""
 
     __slots__ = ("cursor", "endpoint", "items", "next_offset")
 
@@ -354,7 +353,7 @@ class Chunk:
 
 
 def read_chunk(runner: BatchRunner, batch_id: str, size: int) -> Chunk | None:
-    """The next requests of an in-progress batch for an unpaced engine, or None if it needs none."""
+    """The next requests of an in-progress batch for an engine's worker, or None if it needs none."""
     with runner.lock:
         record = runner.state.get_batch(batch_id)
         if record is None or record.status != "in_progress" or record.done_at is not None:
@@ -377,7 +376,7 @@ def read_chunk(runner: BatchRunner, batch_id: str, size: int) -> Chunk | None:
 def commit_chunk(
     runner: BatchRunner, batch_id: str, chunk: Chunk, results: list[tuple[bool, bytes]], now: float
 ) -> None:
-    """Append an unpaced engine's results (ok, line) unless the batch moved on meanwhile."""
+    """Append a worker's results (ok, line) unless the batch moved on meanwhile."""
     with runner.lock, runner.state.leases.holding(batch_id, wait=WAIT_SECONDS) as held:
         record = runner.state.get_batch(batch_id) if held else None
         if record is None or record.status != "in_progress" or record.cursor != chunk.cursor:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from aoai_batch.emulator.api_errors import ApiError, invalid
-from aoai_batch.emulator.records import BatchRecord
+from aoai_batch.emulator.records import EmulatedBatch
 from aoai_batch.models import BatchStatus
 
 # Azure documents $filter with api-version 2024-10-01-preview (the seeds' REST and Python samples) and
@@ -45,7 +45,7 @@ class CreatedAt:
     op: str
     seconds: int
 
-    def __call__(self, record: BatchRecord) -> bool:
+    def __call__(self, record: EmulatedBatch) -> bool:
         created = int(record.created_at)
         return created > self.seconds if self.op == "gt" else created < self.seconds
 
@@ -56,7 +56,7 @@ class StatusIs:
 
     status: BatchStatus
 
-    def __call__(self, record: BatchRecord) -> bool:
+    def __call__(self, record: EmulatedBatch) -> bool:
         return record.status == self.status
 
 

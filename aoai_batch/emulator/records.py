@@ -12,7 +12,7 @@ FileKind = Literal["upload", "output", "error"]
 ACTIVE_STATUSES: frozenset[str] = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
 
-class FileRecord(BaseModel):
+class EmulatedFile(BaseModel):
     id: str
     filename: str
     purpose: str
@@ -23,7 +23,7 @@ class FileRecord(BaseModel):
     kind: FileKind = "upload"
 
 
-class BatchRecord(BaseModel):
+class EmulatedBatch(BaseModel):
     id: str
     input_file_id: str
     endpoint: str
@@ -47,8 +47,8 @@ class BatchRecord(BaseModel):
     output_file_id: str | None = None
     error_file_id: str | None = None
     model: str | None = Field(None, description="The deployment the input names.")
-    processing_seconds: float = Field(0.0, description="How long in_progress lasts on the clock (paced engines).")
-    done_at: float | None = Field(None, description="When an unpaced engine finished every request.")
+    processing_seconds: float = Field(0.0, description="How long in_progress lasts on the clock (echo's pace).")
+    done_at: float | None = Field(None, description="When an engine's worker answered the last request.")
     # Where processing stands: requests done, the byte offset of the next input line, and the sizes of
     # the work files at that point (a restart truncates them back to these).
     cursor: int = 0

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aoai_batch.emulator.lease import Leases
-from aoai_batch.emulator.records import BatchRecord, FileRecord
+from aoai_batch.emulator.records import EmulatedBatch, EmulatedFile
 from aoai_batch.sqlite_wal import connect_shared
 
 SCHEMA = """
@@ -72,7 +72,7 @@ class State:
 
     # files
 
-    def put_file(self, record: FileRecord) -> None:
+    def put_file(self, record: EmulatedFile) -> None:
         with self._lock:
             self.db.execute(
                 "INSERT INTO files (id, kind, expires, data) VALUES (?, ?, ?, ?)"
@@ -80,16 +80,16 @@ class State:
                 (record.id, record.kind, record.expires_at is not None, record.model_dump_json()),
             )
 
-    def get_file(self, file_id: str) -> FileRecord | None:
+    def get_file(self, file_id: str) -> EmulatedFile | None:
         with self._lock:
             row = self.db.execute("SELECT data FROM files WHERE id = ?", (file_id,)).fetchone()
-        return FileRecord.model_validate_json(row[0]) if row else None
+        return EmulatedFile.model_validate_json(row[0]) if row else None
 
-    def list_files(self) -> list[FileRecord]:
+    def list_files(self) -> list[EmulatedFile]:
         """Every file, newest first."""
         with self._lock:
             rows = self.db.execute("SELECT data FROM files ORDER BY seq DESC").fetchall()
-        return [FileRecord.model_validate_json(row[0]) for row in rows]
+        return [EmulatedFile.model_validate_json(row[0]) for row in rows]
 
     def delete_file(self, file_id: str) -> None:
         with self._lock:
@@ -103,7 +103,7 @@ class State:
 
     # batches
 
-    def put_batch(self, record: BatchRecord) -> None:
+    def put_batch(self, record: EmulatedBatch) -> None:
         with self._lock:
             self.db.execute(
                 "INSERT INTO batches (id, active, data) VALUES (?, ?, ?)"
@@ -111,16 +111,16 @@ class State:
                 (record.id, record.active, record.model_dump_json()),
             )
 
-    def get_batch(self, batch_id: str) -> BatchRecord | None:
+    def get_batch(self, batch_id: str) -> EmulatedBatch | None:
         with self._lock:
             row = self.db.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        return BatchRecord.model_validate_json(row[0]) if row else None
+        return EmulatedBatch.model_validate_json(row[0]) if row else None
 
-    def list_batches(self) -> list[BatchRecord]:
+    def list_batches(self) -> list[EmulatedBatch]:
         """Every batch, newest first."""
         with self._lock:
             rows = self.db.execute("SELECT data FROM batches ORDER BY seq DESC").fetchall()
-        return [BatchRecord.model_validate_json(row[0]) for row in rows]
+        return [EmulatedBatch.model_validate_json(row[0]) for row in rows]
 
     def active_batch_ids(self) -> list[str]:
         with self._lock:

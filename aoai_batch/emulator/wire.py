@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from aoai_batch.emulator.records import BatchRecord, FileRecord
+from aoai_batch.emulator.records import EmulatedBatch, EmulatedFile
 
 Style = Literal["standard", "legacy", "openai"]
 TIMES = (
@@ -45,7 +45,7 @@ def _finish(data: dict[str, Any], style: Style) -> dict[str, Any]:
     return data
 
 
-def batch_json(record: BatchRecord, style: Style) -> dict[str, Any]:
+def batch_json(record: EmulatedBatch, style: Style) -> dict[str, Any]:
     status: str = record.status
     if style == "legacy":
         status = "".join(part.capitalize() for part in status.split("_"))
@@ -75,11 +75,11 @@ def batch_json(record: BatchRecord, style: Style) -> dict[str, Any]:
     return data
 
 
-def file_status(record: FileRecord, now: float) -> str:
+def file_status(record: EmulatedFile, now: float) -> str:
     return "processed" if now >= record.ready_at else "pending"
 
 
-def file_json(record: FileRecord, now: float, style: Style) -> dict[str, Any]:
+def file_json(record: EmulatedFile, now: float, style: Style) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": record.id,
         "object": "file",

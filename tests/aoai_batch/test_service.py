@@ -83,7 +83,7 @@ async def service(tmp_path: Path, emulator: Emulator, clocked: Clocked) -> Async
 
 
 async def emulator_batch_ids(emulator: Emulator) -> list[str]:
-    return [record.id for record in await emulator.core.list_batches()]
+    return [record.id for record in await emulator.operations.list_batches()]
 
 
 async def open_registry(tmp_path: Path) -> Store:
@@ -146,7 +146,7 @@ async def test_an_invalid_file_is_refused_and_nothing_is_uploaded(
     path.write_text('{"custom_id": "a"}\nnot json\n', encoding="utf-8")
     with pytest.raises(InvalidInput):
         await service.upload_file(path)
-    assert await emulator.core.list_files(None) == []
+    assert await emulator.operations.list_files(None) == []
 
 
 @pytest.mark.parametrize("days", [1, 13, 31])
@@ -156,7 +156,7 @@ async def test_an_expiry_outside_azures_14_to_30_days_is_refused_before_upload(
     path = write_batch_file(tmp_path / "ok.jsonl")
     with pytest.raises(InvalidInput):
         await service.upload_file(path, expires_after_days=days)
-    assert await emulator.core.list_files(None) == []
+    assert await emulator.operations.list_files(None) == []
 
 
 @pytest.mark.parametrize("name", ["missing.jsonl", "."])
@@ -536,7 +536,7 @@ async def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_d
     assert refused.value.deployment == "gpt-5"
     assert refused.value.known == ["gpt-4o", "gpt-4o-mini"]
     assert "gpt-4o-mini" in str(refused.value)
-    assert await emulator.core.list_files(None) == []
+    assert await emulator.operations.list_files(None) == []
 
 
 async def test_the_service_knows_the_embedded_emulators_deployments(service: BatchService) -> None:

@@ -11,7 +11,7 @@ from mcp_types import INVALID_PARAMS, GetPromptResult, TextContent
 
 from aoai_batch.emulator import FakeClock
 from prompts.error_codes import AZURE_ERROR_CODES, meanings
-from server.app import AppState
+from server.state import AppState
 from tests.server.harness import MODES, request_line, structured
 
 HOURS = 3600.0

@@ -17,7 +17,8 @@ from mcp_types import CallToolResult
 
 from aoai_batch.emulator import Emulator
 from aoai_batch.settings import Settings
-from server.app import AppState, build_server
+from server.app import build_server
+from server.state import AppState
 
 MODES = ["legacy", "auto"]
 WAIT = 20.0  # seconds any test may wait for something to arrive before it fails

@@ -7,7 +7,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPDeprecationWarning
 
-from server.app import AppState, build_server
+from server.app import build_server
+from server.state import AppState
 from tests.server.harness import MODES, make_settings
 
 TOOLS = {

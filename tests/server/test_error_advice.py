@@ -34,9 +34,9 @@ from aoai_batch.errors import (
 )
 from aoai_batch.models import Batch, UploadResult
 from aoai_batch.settings import EmulatorSettings
-from server.app import AppState
 from server.cli import main
 from server.cli_errors import error_line
+from server.state import AppState
 from tests.server.harness import isolate_cli, write_batch_file
 from tests.tools.test_jobs import start_batch
 from tools.deps import advice

@@ -12,8 +12,9 @@ from mcp_types import PromptReference, ResourceTemplateReference
 from aoai_batch.emulator import Emulator
 from aoai_batch.models import Batch
 from aoai_batch.settings import config_view
-from server.app import AppState, build_server
+from server.app import build_server
 from server.resources import MAX_RESOURCE_CHARS, jobs_listing
+from server.state import AppState
 from tests.server.harness import MODES, make_settings, write_batch_file
 from tests.tools.test_jobs import start_batch
 

@@ -17,7 +17,7 @@ from mcp_types import (
 )
 
 from aoai_batch.emulator import FakeClock
-from server.app import AppState
+from server.state import AppState
 from tests.server.harness import WAIT
 from tests.tools.test_jobs import HOURS, start_batch
 

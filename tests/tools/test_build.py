@@ -7,7 +7,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from server.app import AppState
+from server.state import AppState
 from tests.server.harness import MODES, structured
 
 PNG = bytes.fromhex(

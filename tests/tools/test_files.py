@@ -8,7 +8,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ListRootsResult, Root
 
-from server.app import AppState
+from server.state import AppState
 from tests.server.harness import MODES, request_line, structured, write_batch_file
 
 

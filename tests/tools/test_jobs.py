@@ -8,7 +8,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.emulator import FakeClock
-from server.app import AppState
+from server.state import AppState
 from tests.server.harness import MODES, WAIT, structured, write_batch_file
 
 HOURS = 3600.0

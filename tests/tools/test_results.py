@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import TextContent
 
 from aoai_batch.emulator import FakeClock
-from server.app import AppState
+from server.state import AppState
 from tests.server.harness import MODES, structured
 from tests.tools.test_jobs import HOURS, start_batch
 

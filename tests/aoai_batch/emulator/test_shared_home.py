@@ -112,7 +112,7 @@ async def test_two_processes_on_one_home_finalize_each_batch_once_with_complete_
         Emulator(settings_for(home), clock=FakeClock(START + DONE)) as emulator,
         azure_client("http://emulator", emulator.key, emulator.transport()) as client,
     ):
-        outputs = Counter(f.filename for f in emulator.core.state.list_files() if f.purpose == "batch_output")
+        outputs = Counter(f.filename for f in emulator.operations.state.list_files() if f.purpose == "batch_output")
         for batch_id in batch_ids:
             batch = await client.batches.retrieve(batch_id)
             assert batch.status == "completed"
@@ -150,7 +150,7 @@ STOPPED_OWNER = textwrap.dedent(
         settings = EmulatorSettings(home=home, time_scale=1.0, key="{KEY}")
         emulator = Emulator(settings, clock=FakeClock({STOPPED_AT}))
         await emulator.__aenter__()
-        runner = emulator.core.runner
+        runner = emulator.operations.runner
         record = runner.advance(batch_id, {STOPPED_AT})
         assert runner.state.leases.take(batch_id)
         with runner.open_work(record) as (source, out, err):

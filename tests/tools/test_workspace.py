@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from aoai_batch.errors import InvalidInput, PathNotAllowed
-from server.workspace import Workspace, path_from_uri
+from tools.workspace import Workspace, path_from_uri
 
 
 @pytest.fixture

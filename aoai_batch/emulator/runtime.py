@@ -12,13 +12,13 @@ import httpx2
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from aoai_batch.emulator.app import build_app
-from aoai_batch.emulator.clock import Clock, FakeClock, SystemClock
-from aoai_batch.emulator.core import EmulatorCore
+from aoai_batch.emulator.clock import EmulatorClock, FakeClock, SystemClock
 from aoai_batch.emulator.echo import EchoEngine
 from aoai_batch.emulator.faults import ConnectionDropped
-from aoai_batch.emulator.forward import ForwardEngine, ForwardWorker
+from aoai_batch.emulator.forward import ForwardEngine
 from aoai_batch.emulator.gate import QuietDrops
 from aoai_batch.emulator.lifecycle import Engine
+from aoai_batch.emulator.operations import Operations
 from aoai_batch.settings import EmulatorSettings
 
 TICK_SECONDS = 0.2  # how often a real-time emulator moves its batches along in the background
@@ -38,13 +38,13 @@ class EmulatorTransport(httpx2.ASGITransport):
 class Emulator:
     """The Azure OpenAI Files + Batches emulator. Use `async with emulator:` before sending it requests."""
 
-    def __init__(self, settings: EmulatorSettings | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: EmulatorSettings | None = None, *, clock: EmulatorClock | None = None) -> None:
         self.settings = settings or EmulatorSettings()
-        self.clock: Clock = clock or SystemClock()
-        engine: Engine = ForwardEngine() if self.settings.engine == "forward" else EchoEngine()
-        self.core = EmulatorCore(self.settings, self.clock, engine)
-        self.worker = ForwardWorker(self.core.runner, self.settings, self.clock) if not engine.paced else None
-        self.asgi = build_app(self.core)  # raises ConnectionDropped on an injected drop: the transport's cue
+        self.clock: EmulatorClock = clock or SystemClock()
+        engine: Engine = ForwardEngine(self.settings) if self.settings.engine == "forward" else EchoEngine()
+        self.operations = Operations(self.settings, self.clock, engine)
+        self.worker = engine.worker(self.operations.runner, self.clock)
+        self.asgi = build_app(self.operations)  # raises ConnectionDropped on an injected drop: the transport's cue
         self.app = QuietDrops(self.asgi)  # what a server (uvicorn) serves
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._tasks: list[Future[Any]] = []
@@ -60,7 +60,7 @@ class Emulator:
         return EmulatorTransport(app=self.asgi)
 
     async def __aenter__(self) -> Emulator:
-        await anyio.to_thread.run_sync(self.core.open)
+        await anyio.to_thread.run_sync(self.operations.open)
         # Background work runs on an event loop of its own (a portal thread), so entering and leaving the
         # emulator may happen in different tasks (as async fixtures and lifespans do).
         if self.worker is not None or not isinstance(self.clock, FakeClock):
@@ -69,7 +69,7 @@ class Emulator:
             if not isinstance(self.clock, FakeClock):
                 self._tasks.append(portal.start_task_soon(self._tick))
             if self.worker is not None:
-                self._tasks.append(portal.start_task_soon(self.worker.run))
+                self._tasks.append(portal.start_task_soon(self.worker))
         return self
 
     async def __aexit__(
@@ -78,7 +78,7 @@ class Emulator:
         try:
             await anyio.to_thread.run_sync(self._stop_background)
         finally:
-            await anyio.to_thread.run_sync(self.core.close)
+            await anyio.to_thread.run_sync(self.operations.close)
 
     def _stop_background(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -91,4 +91,4 @@ class Emulator:
     async def _tick(self) -> None:
         while True:
             await anyio.sleep(TICK_SECONDS)
-            await self.core.tick()
+            await self.operations.tick()

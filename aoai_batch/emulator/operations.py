@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 import anyio
 
 from aoai_batch.emulator.api_errors import ApiError, invalid, not_found
-from aoai_batch.emulator.clock import Clock
+from aoai_batch.emulator.clock import EmulatorClock
 from aoai_batch.emulator.expiry import checked_expiry, upload_expiry
 from aoai_batch.emulator.faults import Faults
 from aoai_batch.emulator.lifecycle import WINDOW_SECONDS, BatchRunner, Engine
 from aoai_batch.emulator.multipart import UploadReader, boundary_of
-from aoai_batch.emulator.records import BatchRecord, FileRecord
+from aoai_batch.emulator.records import EmulatedBatch, EmulatedFile
 from aoai_batch.emulator.state import State
 from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.limits import MAX_METADATA_KEY_CHARS, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS
@@ -31,8 +31,8 @@ MULTIPART_SLACK = 1 << 20  # room for the form's boundaries and small fields aro
 FEED_BYTES = 256 * 1024  # upload bytes handed to a worker thread at a time
 
 
-class EmulatorCore:
-    def __init__(self, settings: EmulatorSettings, clock: Clock, engine: Engine) -> None:
+class Operations:
+    def __init__(self, settings: EmulatorSettings, clock: EmulatorClock, engine: Engine) -> None:
         self.settings = settings
         self.clock = clock
         self.engine = engine
@@ -58,7 +58,7 @@ class EmulatorCore:
 
     async def upload(
         self, content_type: str | None, length: int | None, body: AsyncIterator[bytes], *, min_expiry: int
-    ) -> FileRecord:
+    ) -> EmulatedFile:
         boundary = boundary_of(content_type)
         limit = self.settings.max_bytes
         if length is not None and length > limit + MULTIPART_SLACK:
@@ -83,7 +83,7 @@ class EmulatorCore:
             reader.close()
             temp.unlink(missing_ok=True)
 
-    def _add_upload(self, reader: UploadReader, temp: Path, min_expiry: int) -> FileRecord:
+    def _add_upload(self, reader: UploadReader, temp: Path, min_expiry: int) -> EmulatedFile:
         purpose = reader.fields.get("purpose")
         if not purpose:
             raise invalid("The form field `purpose` is required; use purpose=batch.", "purpose")
@@ -100,7 +100,7 @@ class EmulatorCore:
                 "or upload with expires_after.",
             )
         now = self.clock.now()
-        record = FileRecord(
+        record = EmulatedFile(
             id=f"file-{uuid.uuid4().hex}",
             filename=reader.filename[:255],
             purpose=purpose,
@@ -113,25 +113,25 @@ class EmulatorCore:
         self.state.put_file(record)
         return record
 
-    async def get_file(self, file_id: str) -> FileRecord:
+    async def get_file(self, file_id: str) -> EmulatedFile:
         return await self._run(self._get_file, file_id)
 
-    def _get_file(self, file_id: str) -> FileRecord:
+    def _get_file(self, file_id: str) -> EmulatedFile:
         record = self.state.get_file(file_id)
         if record is None or self._purge_if_expired(record):
             raise not_found("file", file_id)
         return record
 
-    def _purge_if_expired(self, record: FileRecord) -> bool:
+    def _purge_if_expired(self, record: EmulatedFile) -> bool:
         if record.expires_at is None or self.clock.now() < record.expires_at or self.state.input_in_use(record.id):
             return False
         self.state.delete_file(record.id)
         return True
 
-    async def list_files(self, purpose: str | None) -> list[FileRecord]:
+    async def list_files(self, purpose: str | None) -> list[EmulatedFile]:
         return await self._run(self._list_files, purpose)
 
-    def _list_files(self, purpose: str | None) -> list[FileRecord]:
+    def _list_files(self, purpose: str | None) -> list[EmulatedFile]:
         alive = [r for r in self.state.list_files() if not self._purge_if_expired(r)]
         return [r for r in alive if purpose is None or r.purpose == purpose]
 
@@ -154,10 +154,10 @@ class EmulatorCore:
 
     # batches
 
-    async def create_batch(self, payload: object, *, min_expiry: int) -> BatchRecord:
+    async def create_batch(self, payload: object, *, min_expiry: int) -> EmulatedBatch:
         return await self._run(self._create_batch, payload, min_expiry)
 
-    def _create_batch(self, payload: object, min_expiry: int) -> BatchRecord:
+    def _create_batch(self, payload: object, min_expiry: int) -> EmulatedBatch:
         fields = _batch_fields(payload, min_expiry)
         source = self._get_file(fields["input_file_id"])
         if source.purpose != "batch":
@@ -167,7 +167,7 @@ class EmulatorCore:
             raise ApiError(
                 400, "unexpectedEntityState", f"File {source.id} is still pending; wait until its status is processed."
             )
-        record = BatchRecord(
+        record = EmulatedBatch(
             id=f"batch_{uuid.uuid4()}",
             created_at=now,
             expires_at=now + self.runner.timings.window(fields["completion_window"]),
@@ -179,17 +179,17 @@ class EmulatorCore:
         self.state.put_batch(record)
         return record
 
-    async def get_batch(self, batch_id: str) -> BatchRecord:
+    async def get_batch(self, batch_id: str) -> EmulatedBatch:
         record = await self._run(self.runner.advance, batch_id, self.clock.now())
         if record is None:
             raise not_found("batch", batch_id)
         return record
 
-    async def list_batches(self) -> list[BatchRecord]:
+    async def list_batches(self) -> list[EmulatedBatch]:
         await self._run(self.runner.advance_all, self.clock.now())
         return await self._run(self.state.list_batches)
 
-    async def cancel_batch(self, batch_id: str) -> BatchRecord:
+    async def cancel_batch(self, batch_id: str) -> EmulatedBatch:
         record = await self._run(self.runner.cancel, batch_id, self.clock.now())
         if record is None:
             raise not_found("batch", batch_id)
