@@ -142,7 +142,7 @@ class BatchService:
         """Check the file (unless told not to), upload it streamed from disk, and wait until it is processed."""
         path = await anyio.to_thread.run_sync(_existing_file, Path(path))
         if expires_after_days is not None and not 14 <= expires_after_days <= 30:
-            raise InvalidInput(f"expires_after_days must be 14 to 30, as on Azure (it was {expires_after_days}).")
+            raise InvalidInput(f"A file expires after 14 to 30 days, as on Azure (it was {expires_after_days}).")
         report = None
         if validate:
             report = await anyio.to_thread.run_sync(
@@ -188,13 +188,13 @@ class BatchService:
         await anyio.to_thread.run_sync(check_input_file_id, input_file_id, folders)
         endpoint = _check_endpoint(endpoint)
         if completion_window not in COMPLETION_WINDOWS:
-            raise InvalidInput(f"completion_window must be one of {sorted(COMPLETION_WINDOWS)}.")
+            raise InvalidInput(f"The completion window must be one of {sorted(COMPLETION_WINDOWS)}.")
         _check_metadata(metadata)
         if idempotency_key is None:
             return await self._create(input_file_id, endpoint, completion_window, metadata, None)
         key = idempotency_key.strip()
         if not key or len(key) > 512:
-            raise InvalidInput("idempotency_key must be 1 to 512 characters.")
+            raise InvalidInput("An idempotency key must be 1 to 512 characters.")
         async with self._create_locks[key]:
             known = await self.store.find_by_idempotency_key(key)
             if known is not None:
@@ -222,7 +222,7 @@ class BatchService:
     async def get_batch(self, batch_id: str, wait_seconds: float = 0, progress: ProgressFn | None = None) -> Batch:
         """The batch as the service reports it now; with `wait_seconds`, wait up to that long for a change."""
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
-            raise InvalidInput(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS} (it was {wait_seconds}).")
+            raise InvalidInput(f"A wait must be between 0 and {MAX_WAIT_SECONDS} seconds (it was {wait_seconds}).")
         first = await self._refresh(batch_id)
         if wait_seconds == 0 or first.terminal:
             return first
@@ -347,12 +347,12 @@ def check_input_file_id(value: str, folders: Iterable[Path] = ()) -> None:
     """Raise NotAFileId for a batch id, or for a path (a file name, or a file in one of `folders`)."""
     text = value.strip()
     if text.startswith("batch_"):
-        raise NotAFileId(f"{text} is a batch id, not the id of an uploaded file.", value=text, kind="batch")
+        raise NotAFileId(f"{text} is a batch id, not the id of an uploaded file.", value=text, given="batch")
     if FILE_ID.fullmatch(text):
         return  # the shape of every backend's file ids, even if a file of that name happens to exist here
     named_like_a_path = text.lower().endswith(LOCAL_FILE_SUFFIXES) or any(sep in text for sep in ("/", "\\", os.sep))
     if text and (named_like_a_path or _exists_in(text, folders)):
-        raise NotAFileId(f"{text} is a local file path, not the id of an uploaded file.", value=text, kind="path")
+        raise NotAFileId(f"{text} is a local file path, not the id of an uploaded file.", value=text, given="path")
 
 
 def _exists_in(name: str, folders: Iterable[Path]) -> bool:
@@ -382,7 +382,7 @@ async def _report(progress: ProgressFn | None, elapsed: float, total: float, bat
 def _check_endpoint(endpoint: str) -> str:
     bare = "/" + endpoint.strip().lstrip("/").removeprefix("v1/")
     if bare not in ENDPOINTS:
-        raise InvalidInput(f"endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
+        raise InvalidInput(f"The endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
     return bare
 
 
@@ -391,13 +391,13 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> None:
         return
     if len(metadata) >= MAX_METADATA_PAIRS:
         raise InvalidInput(
-            f"metadata takes at most {MAX_METADATA_PAIRS - 1} pairs (one is kept for the idempotency key)."
+            f"Metadata takes at most {MAX_METADATA_PAIRS - 1} pairs (one is kept for the idempotency key)."
         )
     if IDEMPOTENCY_METADATA_KEY in metadata:
-        raise InvalidInput(f"metadata key {IDEMPOTENCY_METADATA_KEY!r} is reserved; pass idempotency_key instead.")
+        raise InvalidInput(f"The metadata key {IDEMPOTENCY_METADATA_KEY!r} is reserved for the idempotency key.")
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str) or not key or len(key) > 64 or len(value) > 512:
-            raise InvalidInput("metadata keys must be 1 to 64 characters and values strings of up to 512 characters.")
+            raise InvalidInput("Metadata keys must be 1 to 64 characters and values strings of up to 512 characters.")
 
 
 def _invalid_file_error(path: Path, report: ValidationReport, known: Sequence[str] | None) -> InvalidInput:

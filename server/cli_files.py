@@ -22,7 +22,7 @@ from aoai_batch.errors import InvalidInput
 from aoai_batch.limits import file_limits
 from aoai_batch.validation import Findings, check_file
 from server.cli_args import OUTPUT_RULE, int_in
-from server.cli_errors import error_line
+from server.cli_errors import report_error
 
 if TYPE_CHECKING:
     from aoai_batch.models import BuildResult
@@ -123,7 +123,7 @@ def _limits(args: argparse.Namespace) -> tuple[int, int] | None:
     try:
         limits = file_limits()
     except InvalidInput as exc:
-        print(error_line(exc), file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return None
     max_requests = limits.max_requests if args.max_requests is None else args.max_requests
     max_bytes = limits.max_bytes if args.max_bytes is None else args.max_bytes
@@ -146,7 +146,7 @@ def run_validate(args: argparse.Namespace) -> int:
             count_tokens=not args.no_tokens,
         )
     except InvalidInput as exc:
-        print(error_line(exc), file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return USAGE
     print(_report_json(report) if args.json else show_report(report))
     return OK if report.ok else FAILED
@@ -217,7 +217,7 @@ def run_build(args: argparse.Namespace) -> int:
             deployments=known_deployments(settings),
         )
     except InvalidInput as exc:
-        print(error_line(exc), file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return FAILED
     print(result.model_dump_json(indent=2) if args.json else show_build(result))
     return OK
