@@ -7,9 +7,10 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import PromptReference, ResourceTemplateReference
+from mcp_types import INVALID_PARAMS, PromptReference, ResourceTemplateReference
 
 from aoai_batch.emulator import Emulator
+from aoai_batch.errors import ERROR_KEY
 from aoai_batch.models import Batch
 from aoai_batch.settings import config_view
 from server.app import AppState, build_server
@@ -51,15 +52,20 @@ async def test_job_resource_is_the_batch(app: MCPServer[AppState], batch_file: P
 )
 async def test_unknown_ids_are_resource_errors(app: MCPServer[AppState], uri: str) -> None:
     async with Client(app, mode="legacy") as client:
-        with pytest.raises(MCPError):
+        with pytest.raises(MCPError) as refused:
             await client.read_resource(uri)
+    assert refused.value.code == INVALID_PARAMS  # the SDK's code for a resource that does not exist
+    assert refused.value.error.data == {"uri": uri, ERROR_KEY: {"kind": "not_found"}}
 
 
 async def test_results_resource_before_fetching_is_an_error(app: MCPServer[AppState], batch_file: Path) -> None:
     async with Client(app, mode="legacy") as client:
         created = await start_batch(client, batch_file)
-        with pytest.raises(MCPError):
+        with pytest.raises(MCPError) as refused:
             await client.read_resource(f"batch://jobs/{created['id']}/results")
+    assert refused.value.code == INVALID_PARAMS
+    assert refused.value.error.data[ERROR_KEY] == {"kind": "not_found"}
+    assert "fetch_results" in refused.value.message
 
 
 async def test_config_resource_describes_the_backend_without_secrets(tmp_path: Path, emulator: Emulator) -> None:
