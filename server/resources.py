@@ -106,8 +106,10 @@ def jobs_listing(jobs: list[Batch]) -> dict[str, object]:
 
 
 async def jobs_resource() -> str:
-    service = await current_state().services.get()
-    return _json(jobs_listing(await service.known_jobs()))
+    with resource_errors("batch://jobs"):
+        service = await current_state().services.get()
+        jobs = await service.known_jobs()
+    return _json(jobs_listing(jobs))
 
 
 @contextmanager

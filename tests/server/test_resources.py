@@ -125,3 +125,14 @@ async def test_other_arguments_get_no_completions(app: MCPServer[AppState]) -> N
     async with Client(app, mode="legacy") as client:
         result = await client.complete(ref, {"name": "goal", "value": "b"})
     assert result.completion.values == []
+
+
+async def test_a_service_that_cannot_start_is_a_resource_error_with_its_kind(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, provider="azure", endpoint="https://x.openai.azure.com", api_key=None, auth="key"
+    )
+    async with Client(build_server(settings, first_poll_delay=3600), mode="legacy") as client:
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource("batch://jobs")
+    assert refused.value.error.data[ERROR_KEY] == {"kind": "not_configured"}
+    assert "AZURE_OPENAI_API_KEY" in refused.value.message  # the message, not the SDK's "Error reading resource"
