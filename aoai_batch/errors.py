@@ -2,18 +2,46 @@
 
 Errors carry what happened, and the facts an edge needs to say what to do next (the setting that is
 missing, the provider and auth mode that were refused, when to retry, what was not found). The advice
-itself is added once, at each edge, in its own words: the CLI (`server/cli_support.py`) names commands
+itself is added once, at each edge, in its own words: the CLI (`server/cli_errors.py`) names commands
 and flags, the tools (`tools/deps.py`) name tools and parameters. Messages here name neither.
+
+Every class declares its `kind` (`ErrorKind`): the next step in one word, for programs. It reaches each
+edge unchanged (`details()`, under `ERROR_KEY`: in a tool result's `_meta`, a resource error's data, and
+`--json` output), so a client decides what to do without reading the message.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Required, TypedDict
 
 if TYPE_CHECKING:  # models bring pydantic, which `validate`'s process does without (bench/validate.py)
     from aoai_batch.models import Backend
+
+ErrorKind = Literal[
+    "invalid_input",  # fix the input (a path, a parameter, a file) and try again
+    "conflict",  # a file is in the way: replace it only if asked to, or choose another name
+    "not_configured",  # a setting the backend needs is missing: whoever runs the server sets it
+    "not_found",  # the batch or file does not exist here: look up the right id
+    "not_ready",  # not yet possible (a batch still running): wait, then try again
+    "rejected",  # the service refused the request (`code` says why): change it, or give up
+    "auth",  # the credentials were refused or could not be had: fix them
+    "rate_limited",  # quota or rate limit: retry after `retry_after` seconds, or later
+    "unavailable",  # the service (or the registry) cannot be used now: retry later
+    "no_space",  # the disk is full: free space, or write somewhere else
+]
+ERROR_KEY = "io.github.aoai-batch-mcp/error"
+"""The one name under which the edges hand `details()` to programs (MCP `_meta` keys are namespaced)."""
+
+
+class ErrorDetails(TypedDict, total=False):
+    """An error for programs: `kind` always, the service's facts when it gave them."""
+
+    kind: Required[ErrorKind]
+    code: str  # the service's error code, e.g. Azure's `token_limit_exceeded`
+    retry_after: float  # seconds the service asked to wait before retrying
+
 
 AuthMode = Literal["key", "entra"]
 Missing = Literal["batch", "file"]
@@ -27,12 +55,25 @@ RETRY_WHEN = re.compile(r"\bretry (after|in) \d", re.IGNORECASE)
 
 
 class BatchToolError(Exception):
-    """Base of every expected failure; `str()` says what happened."""
+    """Base of every expected failure; `str()` says what happened, `kind` what to do next. Never raised itself."""
+
+    kind: ClassVar[ErrorKind]
+
+    def __init_subclass__(cls, *, kind: ErrorKind | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+        elif not hasattr(cls, "kind"):  # a new branch of the tree must say what its callers do next
+            raise TypeError(f"{cls.__name__} must declare its kind: class {cls.__name__}(..., kind=...)")
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.request_id = request_id
+
+    def details(self) -> ErrorDetails:
+        """What a program needs to choose its next step: the kind, and the service's facts when known."""
+        return {"kind": self.kind}
 
     def __str__(self) -> str:
         if self.request_id:
@@ -40,7 +81,7 @@ class BatchToolError(Exception):
         return self.message
 
 
-class InvalidInput(BatchToolError):
+class InvalidInput(BatchToolError, kind="invalid_input"):
     """Local input is wrong (a path, a parameter, a file): fix it and try again."""
 
 
@@ -48,7 +89,7 @@ class PathNotAllowed(InvalidInput):
     """A path resolves outside the workspace folders."""
 
 
-class FileInTheWay(InvalidInput):
+class FileInTheWay(InvalidInput, kind="conflict"):
     """A file to be written already exists, and replacing it was not asked for."""
 
     def __init__(self, path: Path | str, message: str | None = None) -> None:
@@ -64,7 +105,7 @@ class InvalidBatchFile(InvalidInput):
         self.path = path
 
 
-class NotConfigured(InvalidInput):
+class NotConfigured(InvalidInput, kind="not_configured"):
     """A setting the chosen backend needs is not set; `setting` is its environment variable."""
 
     def __init__(self, message: str, *, setting: str) -> None:
@@ -72,7 +113,7 @@ class NotConfigured(InvalidInput):
         self.setting = setting
 
 
-class NotFound(BatchToolError):
+class NotFound(BatchToolError, kind="not_found"):
     """The batch or file does not exist (or not on this resource); `missing` says which, when known."""
 
     def __init__(self, message: str, *, missing: Missing | None = None, request_id: str | None = None) -> None:
@@ -80,7 +121,7 @@ class NotFound(BatchToolError):
         self.missing = missing
 
 
-class NotReady(BatchToolError):
+class NotReady(BatchToolError, kind="not_ready"):
     """Not in a state that allows this yet; `batch_id` is set when it is a batch still running."""
 
     def __init__(self, message: str, *, batch_id: str | None = None) -> None:
@@ -88,7 +129,7 @@ class NotReady(BatchToolError):
         self.batch_id = batch_id
 
 
-class InvalidRequest(BatchToolError):
+class InvalidRequest(BatchToolError, kind="rejected"):
     """The service rejected the request; `code` is Azure's error code when it sent one."""
 
     def __init__(self, message: str, *, code: str | None = None, request_id: str | None = None) -> None:
@@ -99,8 +140,14 @@ class InvalidRequest(BatchToolError):
         text = super().__str__()
         return f"{text} (code {self.code})" if self.code and self.code not in text else text
 
+    def details(self) -> ErrorDetails:
+        details = super().details()
+        if self.code:
+            details["code"] = self.code
+        return details
 
-class AuthenticationFailed(BatchToolError):
+
+class AuthenticationFailed(BatchToolError, kind="auth"):
     """The service refused the credentials of `backend`, sent by `auth` (a key, or an Entra ID token)."""
 
     def __init__(
@@ -123,7 +170,7 @@ class SignInFailed(AuthenticationFailed):
         super().__init__(message, backend="azure", auth="entra")
 
 
-class RateLimited(BatchToolError):
+class RateLimited(BatchToolError, kind="rate_limited"):
     """Quota or rate limit reached; retry after `retry_after` seconds when known."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, request_id: str | None = None) -> None:
@@ -135,12 +182,18 @@ class RateLimited(BatchToolError):
         """The message (the service's own words) already tells when to retry."""
         return RETRY_WHEN.search(self.message) is not None
 
+    def details(self) -> ErrorDetails:
+        details = super().details()
+        if self.retry_after is not None:
+            details["retry_after"] = self.retry_after
+        return details
 
-class ServiceUnavailable(BatchToolError):
+
+class ServiceUnavailable(BatchToolError, kind="unavailable"):
     """The service answered with a server error: retry later."""
 
 
-class ConnectionFailed(BatchToolError):
+class ConnectionFailed(BatchToolError, kind="unavailable"):
     """The service could not be reached; `endpoint_setting` is the variable its address came from, if any."""
 
     def __init__(self, message: str, *, endpoint_setting: str | None = None) -> None:
@@ -159,12 +212,12 @@ class UnknownDeployment(InvalidInput):
 
 
 class NotAFileId(InvalidInput):
-    """What was given as an uploaded file's id is a local path (`kind="path"`) or a batch id (`kind="batch"`)."""
+    """What was given as an uploaded file's id is a local path (`given="path"`) or a batch id (`given="batch"`)."""
 
-    def __init__(self, message: str, *, value: str, kind: Literal["path", "batch"]) -> None:
+    def __init__(self, message: str, *, value: str, given: Literal["path", "batch"]) -> None:
         super().__init__(message)
         self.value = value
-        self.kind = kind
+        self.given: Literal["path", "batch"] = given
 
 
 class NotWritable(InvalidInput):
@@ -175,7 +228,7 @@ class NotWritable(InvalidInput):
         self.folder = folder
 
 
-class NoSpace(BatchToolError):
+class NoSpace(BatchToolError, kind="no_space"):
     """The disk (or quota) holding `folder` is full: free some space, or write somewhere else."""
 
     def __init__(self, message: str, *, folder: str) -> None:
@@ -183,7 +236,7 @@ class NoSpace(BatchToolError):
         self.folder = folder
 
 
-class RegistryLocked(BatchToolError):
+class RegistryLocked(BatchToolError, kind="unavailable"):
     """Another process has held the job registry's lock for too long: wait for it, or stop it, and try again."""
 
 

@@ -175,7 +175,7 @@ class BatchService:
         path = await anyio.to_thread.run_sync(_existing_file, Path(path))
         if expires_after_days is not None and not MIN_FILE_EXPIRY_DAYS <= expires_after_days <= MAX_FILE_EXPIRY_DAYS:
             raise InvalidInput(
-                f"expires_after_days must be {MIN_FILE_EXPIRY_DAYS} to {MAX_FILE_EXPIRY_DAYS}, as on Azure "
+                f"A file expires after {MIN_FILE_EXPIRY_DAYS} to {MAX_FILE_EXPIRY_DAYS} days, as on Azure "
                 f"(it was {expires_after_days})."
             )
         report = None
@@ -238,13 +238,13 @@ class BatchService:
         await anyio.to_thread.run_sync(check_input_file_id, input_file_id, folders)
         endpoint = check_endpoint(endpoint)
         if completion_window not in COMPLETION_WINDOWS:
-            raise InvalidInput(f"completion_window must be one of {sorted(COMPLETION_WINDOWS)}.")
+            raise InvalidInput(f"The completion window must be one of {sorted(COMPLETION_WINDOWS)}.")
         check_metadata(metadata)
         if idempotency_key is None:
             return await self._create(input_file_id, endpoint, completion_window, metadata, None)
         key = idempotency_key.strip()
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
-            raise InvalidInput(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.")
+            raise InvalidInput(f"An idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.")
         async with self._create_locks[key]:
             known = await self._store.find_by_idempotency_key(key)
             if known is not None:
@@ -279,7 +279,7 @@ class BatchService:
             NotFound: the service has no such batch (`missing="batch"`).
         """
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
-            raise InvalidInput(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS} (it was {wait_seconds}).")
+            raise InvalidInput(f"A wait must be between 0 and {MAX_WAIT_SECONDS} seconds (it was {wait_seconds}).")
         first = await self._refresh(batch_id)
         if wait_seconds == 0 or first.terminal:
             return first

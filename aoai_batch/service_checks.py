@@ -25,12 +25,12 @@ def check_input_file_id(value: str, folders: Iterable[Path] = ()) -> None:
     """Raise NotAFileId for a batch id, or for a path (a file name, or a file in one of `folders`)."""
     text = value.strip()
     if text.startswith("batch_"):
-        raise NotAFileId(f"{text} is a batch id, not the id of an uploaded file.", value=text, kind="batch")
+        raise NotAFileId(f"{text} is a batch id, not the id of an uploaded file.", value=text, given="batch")
     if FILE_ID.fullmatch(text):
         return  # the shape of every backend's file ids, even if a file of that name happens to exist here
     named_like_a_path = text.lower().endswith(LOCAL_FILE_SUFFIXES) or any(sep in text for sep in ("/", "\\", os.sep))
     if text and (named_like_a_path or _exists_in(text, folders)):
-        raise NotAFileId(f"{text} is a local file path, not the id of an uploaded file.", value=text, kind="path")
+        raise NotAFileId(f"{text} is a local file path, not the id of an uploaded file.", value=text, given="path")
 
 
 def _exists_in(name: str, folders: Iterable[Path]) -> bool:
@@ -43,7 +43,7 @@ def _exists_in(name: str, folders: Iterable[Path]) -> bool:
 def check_endpoint(endpoint: str) -> str:
     bare = bare_endpoint("/" + endpoint.strip().lstrip("/"))
     if bare not in ENDPOINTS:
-        raise InvalidInput(f"endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
+        raise InvalidInput(f"The endpoint must be one of {sorted(ENDPOINTS)} (it was {endpoint!r}).")
     return bare
 
 
@@ -52,13 +52,13 @@ def check_metadata(metadata: Mapping[str, str] | None) -> None:
         return
     if len(metadata) > MAX_USER_METADATA_PAIRS:
         kept = MAX_USER_METADATA_PAIRS
-        raise InvalidInput(f"metadata takes at most {kept} pairs (one is kept for the idempotency key).")
+        raise InvalidInput(f"Metadata takes at most {kept} pairs (one is kept for the idempotency key).")
     if IDEMPOTENCY_METADATA_KEY in metadata:
-        raise InvalidInput(f"metadata key {IDEMPOTENCY_METADATA_KEY!r} is reserved; pass idempotency_key instead.")
+        raise InvalidInput(f"The metadata key {IDEMPOTENCY_METADATA_KEY!r} is reserved for the idempotency key.")
     for key, value in metadata.items():
         if not _metadata_pair(key, value):
             raise InvalidInput(
-                f"metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters and values strings of up to "
+                f"Metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} characters and values strings of up to "
                 f"{MAX_METADATA_VALUE_CHARS} characters."
             )
 

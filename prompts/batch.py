@@ -15,7 +15,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import BaseModel, Field
 
-from aoai_batch.errors import BatchToolError, InvalidInput, NotFound
+from aoai_batch.errors import ERROR_KEY, BatchToolError, with_advice
 from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW, DEFAULT_LIMITS, MAX_WAIT_SECONDS
 from aoai_batch.models import Batch, FetchSummary
 from prompts.error_codes import meanings
@@ -42,13 +42,23 @@ async def _service(ctx: Context[Any, Any]) -> BatchService:
 
 async def _job(ctx: Context[Any, Any], batch_id: str) -> tuple[Batch, FetchSummary | None]:
     """The batch and its fetched summary; an unknown id is a clear MCP error, never a logged traceback."""
-    service = await _service(ctx)
     try:
+        service = await _service(ctx)
         return await service.registry_job(batch_id), await service.results_summary(batch_id)
-    except (NotFound, InvalidInput) as exc:
-        raise MCPError(INVALID_PARAMS, f"{exc} Call list_batches to see the batch ids.") from exc
-    except BatchToolError as exc:  # the service is unreachable or refused: say so, as an error the client shows
-        raise MCPError(INTERNAL_ERROR, str(exc)) from exc
+    except BatchToolError as exc:
+        raise _prompt_error(exc) from exc
+
+
+def _prompt_error(exc: BatchToolError) -> MCPError:
+    """The error as the client shows it, its kind in `data` (as in a tool error's `_meta`).
+
+    A prompt's only argument is a batch id: a wrong one is the caller's to fix, with the one piece of advice
+    given here; anything else (the service unreachable or refused) is said as it is.
+    """
+    data = {ERROR_KEY: exc.details()}
+    if exc.kind in ("not_found", "invalid_input"):
+        return MCPError(INVALID_PARAMS, with_advice(exc, "Call list_batches to see the batch ids."), data=data)
+    return MCPError(INTERNAL_ERROR, str(exc), data=data)
 
 
 def _data_block(label: str, data: object) -> str:

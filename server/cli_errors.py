@@ -8,8 +8,11 @@ service (its start-up is measured: bench/validate.py).
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from aoai_batch.errors import (
     AuthenticationFailed,
@@ -17,6 +20,7 @@ from aoai_batch.errors import (
     ConnectionFailed,
     FileInTheWay,
     InvalidBatchFile,
+    NotAFileId,
     NotConfigured,
     NotFound,
     NotReady,
@@ -31,8 +35,24 @@ PROG = "aoai-batch-mcp"
 
 def error_line(exc: BatchToolError) -> str:
     """`error: ` and the message, then what to do next in the words of this command line (said once)."""
-    step = next((give(exc) for kind, give in _ADVICE if isinstance(exc, kind)), None)
-    return f"error: {with_advice(exc, step)}"
+    return f"error: {_advised(exc)}"
+
+
+def error_json(exc: BatchToolError) -> str:
+    """`{"error": {"kind": ..., "message": ...}}` (and the service's `code`, `retry_after`): for `--json`."""
+    return orjson.dumps({"error": {**exc.details(), "message": _advised(exc)}}, option=orjson.OPT_INDENT_2).decode()
+
+
+def report_error(exc: BatchToolError, *, as_json: bool = False) -> None:
+    """The error line on stderr; with `--json`, the error as JSON on stdout too, where the script reads."""
+    print(error_line(exc), file=sys.stderr)
+    if as_json:
+        print(error_json(exc))
+
+
+def _advised(exc: BatchToolError) -> str:
+    step = next((give(exc) for leaf, give in _ADVICE if isinstance(exc, leaf)), None)
+    return with_advice(exc, step)
 
 
 def _sign_in(exc: SignInFailed) -> str:
@@ -68,6 +88,12 @@ def _not_ready(exc: NotReady) -> str | None:
     return f"`{PROG} status {exc.batch_id} --follow` waits until it has finished."
 
 
+def _not_a_file_id(exc: NotAFileId) -> str:
+    if exc.given == "path":
+        return f"Upload it first (`{PROG} upload {shlex.quote(exc.value)}`), then create with the file id it prints."
+    return f"`{PROG} status {shlex.quote(exc.value)}` shows it; `{PROG} files` lists the uploaded files."
+
+
 def _unreachable(exc: ConnectionFailed) -> str | None:
     if exc.endpoint_setting is None:
         return None  # not an address anyone set (the embedded emulator, a server shutting down)
@@ -79,6 +105,7 @@ _ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
     (FileInTheWay, lambda exc: "Add --overwrite to replace existing files, or choose another name."),
     (InvalidBatchFile, lambda exc: f"`{PROG} validate {shlex.quote(str(exc.path))}` lists every issue."),
     (NotConfigured, lambda exc: f"Set {exc.setting} and run the command again."),
+    (NotAFileId, _not_a_file_id),
     (NotFound, _not_found),
     (NotReady, _not_ready),
     (SignInFailed, _sign_in),

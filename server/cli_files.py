@@ -23,7 +23,7 @@ from aoai_batch.errors import InvalidInput
 from aoai_batch.limits import FileRules, file_limits
 from aoai_batch.validation import Findings, check_file
 from server.cli_args import OUTPUT_RULE, int_in
-from server.cli_errors import error_line
+from server.cli_errors import report_error
 
 if TYPE_CHECKING:
     from aoai_batch.models import BuildResult
@@ -125,7 +125,7 @@ def _rules(args: argparse.Namespace, deployments: Sequence[str] | None) -> FileR
     try:
         limits = file_limits()
     except InvalidInput as exc:
-        print(error_line(exc), file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return None
     max_requests = limits.max_requests if args.max_requests is None else args.max_requests
     max_bytes = limits.max_bytes if args.max_bytes is None else args.max_bytes
@@ -142,7 +142,7 @@ def run_validate(args: argparse.Namespace) -> int:
     try:
         report = check_file(args.file, **rules.keywords(), count_tokens=not args.no_tokens)
     except InvalidInput as exc:
-        print(error_line(exc), file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return USAGE
     print(_report_json(report) if args.json else show_report(report))
     return OK if report.ok else FAILED
@@ -211,7 +211,7 @@ def run_build(args: argparse.Namespace) -> int:
             **rules.keywords(),
         )
     except InvalidInput as exc:
-        print(error_line(exc), file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return FAILED
     print(result.model_dump_json(indent=2) if args.json else show_build(result))
     return OK

@@ -16,7 +16,6 @@ from typing import get_args
 import anyio
 from pydantic import BaseModel
 
-from aoai_batch.errors import InvalidInput, NotAFileId, NotFound
 from aoai_batch.limits import (
     COMPLETION_WINDOWS,
     DEFAULT_COMPLETION_WINDOW,
@@ -122,25 +121,13 @@ async def _files(service: BatchService, args: argparse.Namespace) -> BaseModel:
 
 
 async def _create(service: BatchService, args: argparse.Namespace) -> BaseModel:
-    try:
-        return await service.create_batch(
-            args.file_id,
-            endpoint=args.endpoint,
-            completion_window=args.completion_window,
-            metadata=dict(args.metadata) or None,
-            idempotency_key=args.idempotency_key,
-        )
-    except NotAFileId as exc:
-        step = (
-            f"Upload it first (aoai-batch-mcp upload {exc.value}), then create with the file id it prints."
-            if exc.kind == "path"
-            else f"See it with: aoai-batch-mcp status {exc.value}"
-        )
-        raise InvalidInput(f"{exc} {step}") from exc
-    except NotFound as exc:
-        raise NotFound(
-            f"{exc.message} (aoai-batch-mcp files lists the uploaded files)", request_id=exc.request_id
-        ) from exc
+    return await service.create_batch(
+        args.file_id,
+        endpoint=args.endpoint,
+        completion_window=args.completion_window,
+        metadata=dict(args.metadata) or None,
+        idempotency_key=args.idempotency_key,
+    )
 
 
 def _pair(text: str) -> tuple[str, str]:

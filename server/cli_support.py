@@ -18,7 +18,7 @@ from aoai_batch.errors import BatchToolError
 from aoai_batch.models import ProgressFn
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
-from server.cli_errors import error_line
+from server.cli_errors import report_error
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 BAR_WIDTH = 30
@@ -62,7 +62,7 @@ def run_action(
     try:
         result = anyio.run(_open_and_call, settings, action, args)
     except BatchToolError as exc:
-        print(error_line(exc), file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return FAILED
     except KeyboardInterrupt:
         return INTERRUPTED

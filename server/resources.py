@@ -6,6 +6,7 @@ state in a context variable for the duration of each request; every handler here
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,15 +15,25 @@ from typing import Any
 import orjson
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp_types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    PromptReference,
+    ResourceTemplateReference,
+)
 from pydantic import BaseModel
 
-from aoai_batch.errors import BatchToolError, NotFound
+from aoai_batch.errors import ERROR_KEY, BatchToolError, NotFound
 from aoai_batch.models import Batch
 from aoai_batch.settings import config_view
 from server.state import AppState
 from tools.deps import advice
+
+logger = logging.getLogger(__name__)
 
 MAX_RESOURCE_CHARS = 20_000
 MAX_COMPLETIONS = 100
@@ -93,39 +104,46 @@ def jobs_listing(jobs: list[Batch]) -> dict[str, object]:
 
 
 async def jobs_resource() -> str:
-    service = await current_state().services.get()
-    return _json(jobs_listing(await service.registry_jobs()))
+    with resource_errors("batch://jobs"):
+        service = await current_state().services.get()
+        jobs = await service.registry_jobs()
+    return _json(jobs_listing(jobs))
 
 
 @contextmanager
-def resource_errors() -> Iterator[None]:
-    """The service's expected errors as resource errors: not found, or any other with its message."""
+def resource_errors(uri: str) -> Iterator[None]:
+    """The service's expected errors as the SDK reports a resource's, with the tools' advice, and their kind.
+
+    Raised as `MCPError` rather than `ResourceError` (which the SDK turns into the same codes) because only
+    then is the error's `data` ours to fill: the kind goes there under ERROR_KEY, as in a tool error's `_meta`.
+    """
     try:
         yield
-    except NotFound as exc:
-        raise ResourceNotFoundError(advice(exc)) from exc
     except BatchToolError as exc:
-        raise ResourceError(advice(exc)) from exc
+        logger.info("Resource %r failed (%s): %r", uri, exc.kind, str(exc))
+        code = INVALID_PARAMS if isinstance(exc, NotFound) else INTERNAL_ERROR  # the SDK's codes (SEP-2164)
+        raise MCPError(code, advice(exc), data={"uri": uri, ERROR_KEY: exc.details()}) from exc
 
 
 async def job_resource(batch_id: str) -> str:
     state = current_state()
-    with resource_errors():
+    with resource_errors(f"batch://jobs/{batch_id}"):
         batch = await (await state.services.get()).registry_job(batch_id)
     await state.watcher.observed(batch)
     return _json(batch)
 
 
 async def results_resource(batch_id: str) -> str:
-    with resource_errors():
+    uri = f"batch://jobs/{batch_id}/results"
+    with resource_errors(uri):
         summary = await (await current_state().services.get()).results_summary(batch_id)
-    if summary is None:
-        raise ResourceNotFoundError(f"No results fetched for {batch_id} yet; call fetch_results first.")
+        if summary is None:
+            raise NotFound(f"No results fetched for {batch_id} yet; call fetch_results first.")
     return _json(summary)
 
 
 async def file_resource(file_id: str) -> str:
-    with resource_errors():
+    with resource_errors(f"batch://files/{file_id}"):
         info = await (await current_state().services.get()).get_file(file_id)
     return _json(info)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup
 
-from aoai_batch.errors import BatchToolError, ConnectionFailed
+from aoai_batch.errors import BatchToolError, ConnectionFailed, ServiceUnavailable
 from aoai_batch.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class ServiceHandle:
                 self._failed(exc)
             except Exception as exc:  # a service that cannot start must not take the server down with it
                 logger.exception("the batch service could not start")
-                self._failed(BatchToolError(f"The batch service could not start ({exc}); see the server log."))
+                self._failed(ServiceUnavailable(f"The batch service could not start ({exc}); see the server log."))
             finally:
                 self._service = None
                 self._ready.set()

@@ -1,7 +1,8 @@
 """What the tools need from the server, as protocols (tools never import `server`), and shared plumbing.
 
 The server's lifespan state satisfies `ToolDeps`; a tool reaches it through its `Context`. Expected
-failures from `aoai_batch` become tool errors here, with what to do next.
+failures from `aoai_batch` become tool errors here, with what to do next (`advice`) and their kind
+(`error_result`).
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import ListRootsRequest, ListRootsResult
+from mcp_types import CallToolResult, ListRootsRequest, ListRootsResult, TextContent
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 
 from aoai_batch.errors import (
+    ERROR_KEY,
     AuthenticationFailed,
     BatchToolError,
     ConnectionFailed,
+    ErrorDetails,
     FileInTheWay,
     InvalidBatchFile,
+    NotAFileId,
     NotConfigured,
     NotFound,
     NotReady,
@@ -135,6 +140,12 @@ def _not_ready(exc: NotReady) -> str | None:
     return f"Call get_batch with wait_seconds (up to {MAX_WAIT_SECONDS}) to wait for it, or come back later."
 
 
+def _not_a_file_id(exc: NotAFileId) -> str:
+    if exc.given == "path":
+        return "Upload it with upload_file first, then call create_batch with the file id it returns."
+    return "Call get_batch to see it; create_batch needs an uploaded file's id (list_files shows them)."
+
+
 def _unreachable(exc: ConnectionFailed) -> str | None:
     if exc.endpoint_setting is None:
         return None  # not an address anyone set (the embedded emulator, a server shutting down)
@@ -146,6 +157,7 @@ _ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
     (FileInTheWay, lambda exc: "Pass overwrite=true to replace existing files, or choose another name."),
     (InvalidBatchFile, lambda exc: "Call validate_batch_file on it for every issue, fix them, and upload again."),
     (NotConfigured, lambda exc: f"Set {_in_env(exc.setting)}."),
+    (NotAFileId, _not_a_file_id),
     (NotFound, _not_found),
     (NotReady, _not_ready),
     (SignInFailed, _sign_in),
@@ -164,11 +176,36 @@ def advice(exc: BatchToolError) -> str:
 
 @contextmanager
 def expected_errors() -> Iterator[None]:
-    """Turn the core's expected failures into tool errors the model can act on."""
+    """Turn the core's expected failures into tool errors the model can act on (`error_result` adds the kind)."""
     try:
         yield
     except BatchToolError as exc:
         raise ToolError(advice(exc)) from exc
+
+
+def error_result(tool: str, error: ToolError) -> CallToolResult | None:
+    """An anticipated tool error as the client gets it: the SDK's text, and its kind for programs.
+
+    The kind goes in `_meta` under ERROR_KEY, not in `structuredContent`: clients may check structured
+    content against the tool's outputSchema (the TypeScript SDK does whenever it is present), and an error
+    is not the tool's output; `_meta` is the protocol's place for extras, and every SDK's result model
+    keeps it. The text stays as it was, for the model and the person: no tag for anyone to parse.
+    None: not an error this server knows the kind of (the SDK reports it as before).
+    """
+    cause = error.__cause__
+    while cause is not None and not isinstance(cause, BatchToolError | ValidationError):
+        cause = cause.__cause__
+    if isinstance(cause, ValidationError):  # the arguments do not fit the input schema
+        fields = sorted({".".join(str(part) for part in err["loc"]) for err in cause.errors()})
+        logger.info("Tool %r rejected arguments: %r", tool, fields)  # names only: the values are the caller's
+        details: ErrorDetails = {"kind": "invalid_input"}
+    elif isinstance(cause, BatchToolError):
+        logger.info("Tool %r failed (%s): %r", tool, cause.kind, str(error))
+        details = cause.details()
+    else:
+        return None
+    text = TextContent(type="text", text=str(error))
+    return CallToolResult(content=[text], is_error=True, _meta={ERROR_KEY: details})
 
 
 def result_chars(result: object) -> int:

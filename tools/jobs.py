@@ -5,22 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from aoai_batch.errors import NotAFileId, NotFound
 from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW, MAX_USER_METADATA_PAIRS, MAX_WAIT_SECONDS
 from aoai_batch.models import Batch, BatchEndpoint, BatchPage, BatchStatus
 from tools.deps import MAX_RESULT_CHARS, deps, expected_errors, progress, result_chars
 from tools.registry import ToolSpec
 
 MAX_LISTED_ERRORS = 20
-
-_WRONG_ID_STEP = {
-    "path": "Upload it with upload_file first, then call create_batch with the file id it returns.",
-    "batch": "Call get_batch to see it; create_batch needs an uploaded file's id (list_files shows them).",
-}
 
 BatchId = Annotated[str, Field(description="The batch id, e.g. batch_abc123 (from create_batch or list_batches).")]
 
@@ -66,18 +59,13 @@ async def create_batch(
     state = deps(ctx)
     with expected_errors():
         service = await state.services.get()
-        try:
-            batch = await service.create_batch(
-                input_file_id,
-                endpoint=endpoint,
-                completion_window=completion_window,
-                metadata=metadata,
-                idempotency_key=idempotency_key,
-            )
-        except NotAFileId as exc:
-            raise ToolError(f"{exc} {_WRONG_ID_STEP[exc.kind]}") from exc
-        except NotFound as exc:
-            raise ToolError(f"{exc} Call list_files to see the uploaded files, or upload_file first.") from exc
+        batch = await service.create_batch(
+            input_file_id,
+            endpoint=endpoint,
+            completion_window=completion_window,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
     await state.watcher.created(batch)
     return trimmed(batch)
 

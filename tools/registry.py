@@ -20,11 +20,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import StrictJsonSchema
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+
+from tools.deps import error_result
 
 DEFS_PREFIX = "#/$defs/"
 # pydantic's titles repeat the property names; `$defs` is rebuilt with only the definitions still used.
@@ -149,12 +153,32 @@ def _nullable_as_type_list(node: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class KindedTool(Tool):
+    """A tool whose anticipated errors come back with their kind (`tools.deps.error_result`).
+
+    `Tool.run` raises every failure as a `ToolError` whose `__cause__` is what was raised (the SDK's
+    documented contract), so the core's error, or pydantic's for arguments that do not fit, is found
+    there. A crash (`UnexpectedToolError`) is left to the SDK, which logs its traceback.
+    """
+
+    async def run(self, arguments: dict[str, Any], context: Context[Any, Any], convert_result: bool = False) -> Any:
+        try:
+            return await super().run(arguments, context, convert_result=convert_result)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            result = error_result(self.name, exc)
+            if result is None:
+                raise
+            return result
+
+
 def build_tools(specs: Iterable[ToolSpec]) -> list[Tool]:
     specs = list(specs)
     schemas = output_schemas(spec.output for spec in specs)
     tools = []
     for spec in specs:
-        tool = Tool.from_function(
+        tool = KindedTool.from_function(
             spec.fn,
             title=spec.title,
             description=spec.description,

@@ -516,7 +516,7 @@ async def test_a_path_or_a_batch_id_given_as_the_input_file_is_refused_before_an
     async with BatchService.open(settings_for(tmp_path, emulator), transport=transport) as service:
         with pytest.raises(NotAFileId) as refused:
             await service.create_batch(value)
-    assert refused.value.kind == kind
+    assert refused.value.given == kind
     assert refused.value.value == value
     assert transport.requests == 0
 

@@ -10,6 +10,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, GetPromptResult, TextContent
 
 from aoai_batch.emulator import FakeClock
+from aoai_batch.errors import ERROR_KEY
 from prompts.error_codes import AZURE_ERROR_CODES, meanings
 from server.state import AppState
 from tests.server.harness import MODES, request_line, structured
@@ -80,7 +81,8 @@ async def test_prompts_for_an_unknown_batch_are_clear_errors_and_log_no_tracebac
         with pytest.raises(MCPError) as refused:
             await client.get_prompt(prompt, {"batch_id": "batch_unknown"})
     assert refused.value.code == INVALID_PARAMS
-    assert "list_batches" in refused.value.message
+    assert refused.value.error.data == {ERROR_KEY: {"kind": "not_found"}}
+    assert refused.value.message.count("list_batches") == 1
     assert [record.getMessage() for record in caplog.records if record.exc_info] == []
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
 

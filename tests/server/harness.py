@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -16,6 +16,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
 
 from aoai_batch.emulator import Emulator
+from aoai_batch.errors import ERROR_KEY, ErrorDetails, ErrorKind
 from aoai_batch.settings import Settings
 from server.app import build_server
 from server.state import AppState
@@ -75,6 +76,19 @@ def structured(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
     assert isinstance(result.structured_content, dict)
     return result.structured_content
+
+
+def error_details(result: CallToolResult) -> ErrorDetails:
+    """What a failed tool call tells programs (its `_meta`); a call that did not fail fails the test."""
+    assert result.is_error, result.structured_content
+    assert result.structured_content is None  # an error is not the tool's output: nothing to check against it
+    details = (result.meta or {}).get(ERROR_KEY)
+    assert isinstance(details, dict), result.meta
+    return cast(ErrorDetails, details)
+
+
+def error_kind(result: CallToolResult) -> ErrorKind:
+    return error_details(result)["kind"]
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import PromptReference, ResourceTemplateReference
+from mcp_types import INVALID_PARAMS, PromptReference, ResourceTemplateReference
 
 from aoai_batch.emulator import Emulator
+from aoai_batch.errors import ERROR_KEY
 from aoai_batch.models import Batch
 from aoai_batch.settings import config_view
 from server.app import build_server
@@ -52,15 +53,20 @@ async def test_job_resource_is_the_batch(app: MCPServer[AppState], batch_file: P
 )
 async def test_unknown_ids_are_resource_errors(app: MCPServer[AppState], uri: str) -> None:
     async with Client(app, mode="legacy") as client:
-        with pytest.raises(MCPError):
+        with pytest.raises(MCPError) as refused:
             await client.read_resource(uri)
+    assert refused.value.code == INVALID_PARAMS  # the SDK's code for a resource that does not exist
+    assert refused.value.error.data == {"uri": uri, ERROR_KEY: {"kind": "not_found"}}
 
 
 async def test_results_resource_before_fetching_is_an_error(app: MCPServer[AppState], batch_file: Path) -> None:
     async with Client(app, mode="legacy") as client:
         created = await start_batch(client, batch_file)
-        with pytest.raises(MCPError):
+        with pytest.raises(MCPError) as refused:
             await client.read_resource(f"batch://jobs/{created['id']}/results")
+    assert refused.value.code == INVALID_PARAMS
+    assert refused.value.error.data[ERROR_KEY] == {"kind": "not_found"}
+    assert "fetch_results" in refused.value.message
 
 
 async def test_config_resource_describes_the_backend_without_secrets(tmp_path: Path, emulator: Emulator) -> None:
@@ -120,3 +126,14 @@ async def test_other_arguments_get_no_completions(app: MCPServer[AppState]) -> N
     async with Client(app, mode="legacy") as client:
         result = await client.complete(ref, {"name": "goal", "value": "b"})
     assert result.completion.values == []
+
+
+async def test_a_service_that_cannot_start_is_a_resource_error_with_its_kind(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, provider="azure", endpoint="https://x.openai.azure.com", api_key=None, auth="key"
+    )
+    async with Client(build_server(settings, first_poll_delay=3600), mode="legacy") as client:
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource("batch://jobs")
+    assert refused.value.error.data[ERROR_KEY] == {"kind": "not_configured"}
+    assert "AZURE_OPENAI_API_KEY" in refused.value.message  # the message, not the SDK's "Error reading resource"

@@ -13,7 +13,7 @@ from mcp.client.stdio import get_default_environment
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import ResourceUpdatedNotification
 
-from tests.server.harness import structured
+from tests.server.harness import error_details, structured
 from tests.server.test_subscriptions import Inbox
 
 FLOW_SECONDS = 120.0  # generous: the emulator runs at 600x, the whole flow takes seconds
@@ -97,4 +97,4 @@ async def test_cancel_and_paging_over_stdio(tmp_path: Path) -> None:
     assert cancelled["status"] == "cancelled"
     assert page["has_more"] is True
     assert [b["id"] for b in page["batches"] + rest["batches"]] == [second["id"], first["id"]]
-    assert again.is_error
+    assert error_details(again) == {"kind": "rejected", "code": "batch_not_cancellable"}  # _meta crosses stdio

@@ -8,7 +8,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from server.state import AppState
-from tests.server.harness import MODES, structured
+from tests.server.harness import MODES, error_kind, structured
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -89,28 +89,28 @@ async def test_local_images_are_read_from_inside_the_workspace_only(
         )
     [line] = read_lines(built["files"][0]["path"])  # type: ignore[index]
     assert "data:image/png;base64," in orjson.dumps(line).decode()
-    assert refused.is_error
+    assert error_kind(refused) == "invalid_input"
     assert not (workspace / "b.jsonl").exists()
 
 
 @pytest.mark.parametrize(
-    "arguments",
+    ("arguments", "kind"),
     [
-        {"prompts": ["a"], "output_path": "../escape.jsonl"},
-        {"prompts": ["a"], "output_path": "/tmp/elsewhere.jsonl"},
-        {"prompts": ["a"], "requests": [{"prompt": "b"}]},
-        {},
-        {"source_path": "missing.csv"},
-        {"prompts": ["a"], "output_path": "taken.jsonl"},
+        ({"prompts": ["a"], "output_path": "../escape.jsonl"}, "invalid_input"),
+        ({"prompts": ["a"], "output_path": "/tmp/elsewhere.jsonl"}, "invalid_input"),
+        ({"prompts": ["a"], "requests": [{"prompt": "b"}]}, "invalid_input"),
+        ({}, "invalid_input"),
+        ({"source_path": "missing.csv"}, "invalid_input"),
+        ({"prompts": ["a"], "output_path": "taken.jsonl"}, "conflict"),
     ],
 )
 async def test_bad_build_requests_are_tool_errors_and_write_nothing(
-    app: MCPServer[AppState], workspace: Path, arguments: dict[str, object]
+    app: MCPServer[AppState], workspace: Path, arguments: dict[str, object], kind: str
 ) -> None:
     (workspace / "taken.jsonl").write_text("keep me\n")
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("build_batch_file", {"deployment": "gpt-4o-mini", **arguments})
-    assert result.is_error
+    assert error_kind(result) == kind
     assert names(workspace) == ["taken.jsonl"]
     assert read_text(workspace / "taken.jsonl") == "keep me\n"
 
@@ -131,7 +131,7 @@ async def test_a_deployment_the_backend_does_not_have_is_refused_naming_the_ones
 ) -> None:
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("build_batch_file", {"deployment": "gpt-5", "prompts": ["a"]})
-    assert result.is_error
+    assert error_kind(result) == "invalid_input"
     assert result.content[0].type == "text"
     assert "gpt-4o-mini" in result.content[0].text
     assert names(workspace) == []
@@ -158,7 +158,7 @@ async def test_a_json_example_with_single_braces_is_refused_saying_to_double_the
             {"deployment": "gpt-4o-mini", "prompts": ["Paris"], "template": 'Answer as {"city": "x"} for {prompt}'},
         )
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert result.is_error
+    assert error_kind(result) == "invalid_input"
     assert result.content[0].type == "text"
     assert '{{"city": "x"}}' in result.content[0].text
     assert names(workspace) == []

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import ListRootsResult, Root
 
 from server.state import AppState
-from tests.server.harness import MODES, request_line, structured, write_batch_file
+from tests.server.harness import MODES, error_kind, request_line, structured, write_batch_file
 
 
 def write_broken_file(folder: Path) -> Path:
@@ -47,7 +47,7 @@ async def test_upload_of_an_invalid_file_is_refused_and_uploads_nothing(
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("upload_file", {"path": broken.name})
         batches = structured(await client.call_tool("list_batches", {}))
-    assert result.is_error
+    assert error_kind(result) == "invalid_input"
     assert batches["batches"] == []
 
 
@@ -77,7 +77,7 @@ async def test_paths_outside_the_workspace_or_missing_are_tool_errors(
     os.symlink(outside.parent, workspace / "escape")
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool(tool, {"path": path})
-    assert result.is_error
+    assert error_kind(result) == "invalid_input"
     assert result.content
     assert result.content[0].type == "text"
 
@@ -96,7 +96,7 @@ async def test_client_roots_widen_the_workspace_in_the_handshake_era(
     async with Client(app, mode="legacy") as client:
         refused = await client.call_tool("validate_batch_file", {"path": str(outside)})
     assert report["ok"] is True
-    assert refused.is_error
+    assert error_kind(refused) == "invalid_input"
 
 
 async def test_validate_knows_the_emulator_deployments(app: MCPServer[AppState], workspace: Path) -> None:
@@ -121,7 +121,7 @@ async def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_d
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("upload_file", {"path": path.name})
         files = structured(await client.call_tool("list_files", {}))
-    assert result.is_error
+    assert error_kind(result) == "invalid_input"
     assert result.content[0].type == "text"
     assert "gpt-4o-mini" in result.content[0].text
     assert files["files"] == []
@@ -143,7 +143,7 @@ async def test_list_files_pages_the_uploaded_files_newest_first(
     assert [info["id"] for info in listed] == ids[::-1]
     assert (first["has_more"], rest["has_more"]) == (True, False)
     assert {"id", "filename", "bytes", "status", "purpose", "created_at", "expires_at"} <= set(listed[0])
-    assert refused.is_error
+    assert error_kind(refused) == "invalid_input"  # limit 0: the input schema's minimum
 
 
 async def test_list_files_is_read_only_idempotent_and_open_world(app: MCPServer[AppState]) -> None:

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.emulator import FakeClock
 from server.state import AppState
-from tests.server.harness import MODES, WAIT, structured, write_batch_file
+from tests.server.harness import MODES, WAIT, error_details, error_kind, structured, write_batch_file
 
 HOURS = 3600.0
 
@@ -89,7 +89,7 @@ async def test_cancel_of_a_completed_batch_is_a_tool_error(
         fake_clock.advance(2 * HOURS)
         result = await client.call_tool("cancel_batch", {"batch_id": created["id"]})
         after = structured(await client.call_tool("get_batch", {"batch_id": created["id"]}))
-    assert result.is_error
+    assert error_details(result) == {"kind": "rejected", "code": "batch_not_cancellable"}
     assert after["status"] == "completed"
 
 
@@ -121,20 +121,22 @@ async def test_list_batches_filters_by_status(
 
 
 @pytest.mark.parametrize(
-    ("tool", "arguments"),
+    ("tool", "arguments", "kind"),
     [
-        ("get_batch", {"batch_id": "batch_does_not_exist"}),
-        ("cancel_batch", {"batch_id": "batch_does_not_exist"}),
-        ("create_batch", {"input_file_id": "file-does-not-exist"}),
-        ("get_batch", {"batch_id": "batch_x", "wait_seconds": 51}),
-        ("list_batches", {"limit": 0}),
-        ("create_batch", {"input_file_id": "file-1", "endpoint": "/v1/images"}),
+        ("get_batch", {"batch_id": "batch_does_not_exist"}, "not_found"),
+        ("cancel_batch", {"batch_id": "batch_does_not_exist"}, "not_found"),
+        ("create_batch", {"input_file_id": "file-does-not-exist"}, "not_found"),
+        ("get_batch", {"batch_id": "batch_x", "wait_seconds": 51}, "invalid_input"),
+        ("list_batches", {"limit": 0}, "invalid_input"),
+        ("create_batch", {"input_file_id": "file-1", "endpoint": "/v1/images"}, "invalid_input"),
     ],
 )
-async def test_bad_requests_are_tool_errors(app: MCPServer[AppState], tool: str, arguments: dict[str, object]) -> None:
+async def test_bad_requests_are_tool_errors(
+    app: MCPServer[AppState], tool: str, arguments: dict[str, object], kind: str
+) -> None:
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool(tool, arguments)
-    assert result.is_error
+    assert error_kind(result) == kind
     assert result.content
     assert result.content[0].type == "text"
 
@@ -170,7 +172,7 @@ async def test_create_batch_from_a_path_or_a_batch_id_says_what_it_is_and_what_t
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("create_batch", {"input_file_id": input_file_id})
         batches = structured(await client.call_tool("list_batches", {}))
-    assert result.is_error
+    assert error_kind(result) == "invalid_input"
     assert result.content[0].type == "text"
     assert next_tool in result.content[0].text
     assert batches["batches"] == []
@@ -179,6 +181,6 @@ async def test_create_batch_from_a_path_or_a_batch_id_says_what_it_is_and_what_t
 async def test_create_batch_from_an_unknown_file_id_points_to_list_files(app: MCPServer[AppState]) -> None:
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("create_batch", {"input_file_id": "file-does-not-exist"})
-    assert result.is_error
+    assert error_kind(result) == "not_found"
     assert result.content[0].type == "text"
     assert "list_files" in result.content[0].text

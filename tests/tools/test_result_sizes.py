@@ -7,7 +7,7 @@ from mcp import Client
 from aoai_batch.emulator import Emulator
 from aoai_batch.models import Batch, BatchError, BatchPage, FetchSummary, ResultRow
 from server.app import build_server
-from tests.server.harness import make_settings
+from tests.server.harness import error_kind, make_settings
 from tools.deps import MAX_RESULT_CHARS, result_chars
 from tools.jobs import MAX_LISTED_ERRORS, fitted, trimmed
 from tools.results import fitted as fitted_summary
@@ -59,7 +59,7 @@ async def test_an_authentication_failure_never_shows_the_key(tmp_path: Path, emu
     settings = make_settings(tmp_path, api_key="wrong-key-value-123")
     async with Client(build_server(settings, transport=emulator.transport()), mode="legacy") as client:
         result = await client.call_tool("list_batches", {})
-    assert result.is_error
+    assert error_kind(result) == "auth"
     text = " ".join(getattr(block, "text", "") for block in result.content)
     assert "wrong-key-value-123" not in text
     assert "test-key" not in text

@@ -10,7 +10,7 @@ from mcp_types import TextContent
 
 from aoai_batch.emulator import FakeClock
 from server.state import AppState
-from tests.server.harness import MODES, structured
+from tests.server.harness import MODES, error_details, error_kind, structured
 from tests.tools.test_jobs import HOURS, start_batch
 
 
@@ -56,7 +56,7 @@ async def test_fetching_a_running_batch_is_a_tool_error(app: MCPServer[AppState]
     async with Client(app, mode="legacy") as client:
         created = await start_batch(client, batch_file)
         result = await client.call_tool("fetch_results", {"batch_id": created["id"]})
-    assert result.is_error
+    assert error_details(result) == {"kind": "not_ready"}
 
 
 async def test_fetching_again_keeps_the_earlier_files(
@@ -78,7 +78,7 @@ async def test_fetch_results_outside_the_workspace_is_refused(
         created = await start_batch(client, batch_file)
         fake_clock.advance(2 * HOURS)
         result = await client.call_tool("fetch_results", {"batch_id": created["id"], "output_dir": str(tmp_path)})
-    assert result.is_error
+    assert error_kind(result) == "invalid_input"
     assert not jsonl_files(tmp_path)
 
 
