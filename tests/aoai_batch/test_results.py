@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from aoai_batch import results
 from aoai_batch.errors import InvalidInput
-from aoai_batch.models import Batch, BatchError, FetchSummary, RequestCounts
+from aoai_batch.models import Batch, BatchError, BatchStatus, FetchSummary, RequestCounts
 from aoai_batch.result_lines import answer_of, outcome_of
 from aoai_batch.result_summary import not_run_summary, plan_paths, summarize
 from aoai_batch.results import Joined, join_results
@@ -167,7 +167,9 @@ def test_an_all_failed_batch_without_output_file_is_joined_from_the_error_file_a
 
 
 @pytest.mark.parametrize("status", ["cancelled", "expired"])
-def test_a_cancelled_or_expired_batch_marks_the_requests_that_never_ran_missing(tmp_path: Path, status: str) -> None:
+def test_a_cancelled_or_expired_batch_marks_the_requests_that_never_ran_missing(
+    tmp_path: Path, status: BatchStatus
+) -> None:
     inputs = [request(cid) for cid in IDS]
     joined = join(tmp_path, inputs, [chat_answer("task-0"), chat_answer("task-3")], [error_line("task-1")])
     summary = summarize(

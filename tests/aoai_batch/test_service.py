@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,20 +14,7 @@ from aoai_batch.errors import InvalidInput, InvalidRequest, NotAFileId, NotFound
 from aoai_batch.models import FetchSummary, ResultCounts
 from aoai_batch.service import BatchService
 from aoai_batch.settings import EmulatorSettings, Settings, known_deployments
-
-
-def write_batch_file(path: Path, n: int = 3, model: str = "gpt-4o-mini") -> Path:
-    lines = [
-        {
-            "custom_id": f"task-{i}",
-            "method": "POST",
-            "url": "/chat/completions",
-            "body": {"model": model, "messages": [{"role": "user", "content": f"question {i}"}]},
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    return path
+from tests.support.batch_files import write_batch_file
 
 
 class Progress:

@@ -68,7 +68,7 @@ def test_an_image_adds_its_estimate_and_makes_the_count_inexact() -> None:
 
 
 def test_malformed_bodies_contribute_what_can_be_read_and_never_fail() -> None:
-    bodies = (
+    bodies: tuple[dict[str, Any], ...] = (
         {},
         {"messages": "x"},
         {"messages": [1, {"role": 2, "content": {"a": 1}}]},

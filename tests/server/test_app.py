@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 from server.app import AppState, build_server
-from tests.server.harness import MODES, make_settings
+from tests.support.mcp import MODES, make_settings
 
 TOOLS = {
     "build_batch_file": {"deployment", "prompts", "requests", "source_path", "template", "system_prompt", "id_field",

@@ -37,8 +37,9 @@ from aoai_batch.settings import EmulatorSettings
 from server.app import AppState
 from server.cli import main
 from server.cli_errors import error_line
-from tests.server.harness import isolate_cli, write_batch_file
-from tests.tools.test_jobs import start_batch
+from tests.support.batch_files import write_workspace_batch
+from tests.support.cli import isolate_cli
+from tests.support.mcp import start_batch
 from tools.deps import advice
 
 # Words of the other edge: a CLI message never names a tool or a parameter, a tool result never a command.
@@ -170,7 +171,7 @@ def test_the_cli_says_what_to_run_in_its_own_words(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     isolate_cli(tmp_path, monkeypatch)
-    path = write_batch_file(tmp_path / "data")
+    path = write_workspace_batch(tmp_path / "data")
     assert main(["upload", str(path), "--json"]) == 0
     file_id = UploadResult.model_validate_json(capsys.readouterr().out).file.id
     assert main(["create", file_id, "--json"]) == 0

@@ -14,8 +14,8 @@ from mcp_types import ToolAnnotations
 
 from aoai_batch.emulator import FakeClock
 from server.app import AppState
-from tests.server.harness import structured
-from tests.tools.test_jobs import HOURS, start_batch
+from tests.support.clock import HOURS
+from tests.support.mcp import start_batch, structured
 from tools import all_tools, build, files, jobs, results
 from tools.registry import ToolSpec, compact_schema, output_schemas
 

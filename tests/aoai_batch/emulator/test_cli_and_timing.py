@@ -14,7 +14,7 @@ from openai import AzureOpenAI
 
 from aoai_batch.emulator.lifecycle import Timings
 from aoai_batch.settings import EmulatorSettings
-from tests.aoai_batch.emulator.helpers import API_VERSION
+from tests.support.clients import API_VERSION
 
 REAL_SECONDS_FOR_25_REQUESTS = 10.0
 
