@@ -22,9 +22,8 @@ from mcp.server.mcpserver.tools import Tool
 # The checkout this script is in (its tests package too), whatever is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.mcp import make_settings
-
 from server.app import build_server
+from tests.support.mcp import make_settings
 from tools import build, files, jobs, results
 
 TARGET_BYTES = 20_000
