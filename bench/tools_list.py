@@ -23,7 +23,7 @@ from mcp.server.mcpserver.tools import Tool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.app import build_server
-from tests.server.harness import make_settings
+from tests.support.mcp import make_settings
 from tools import build, files, jobs, results
 
 TARGET_BYTES = 20_000

@@ -19,7 +19,7 @@ from aoai_batch.errors import BatchToolError, ConnectionFailed, ServiceUnavailab
 from aoai_batch.settings import Settings
 
 if TYPE_CHECKING:
-    from httpx2 import AsyncBaseTransport
+    import httpx2
 
     from aoai_batch.service import BatchService
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 class ServiceHandle:
     """`await handle.get()` returns the open service, opening it the first time."""
 
-    def __init__(self, settings: Settings, transport: AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
         self._transport = transport
         self._service: BatchService | None = None

@@ -1,25 +1,28 @@
-"""Shared fixtures: the emulator with a hand-moved clock, in-process or served over loopback HTTP."""
+"""The suite's fixtures: the emulator with a hand-moved clock (in-process or over loopback HTTP) and the MCP
+server on it. Helpers are in tests/support/; this file holds only fixtures.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
+from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.emulator import Emulator, FakeClock
-from aoai_batch.settings import EmulatorSettings
+from aoai_batch.settings import EmulatorSettings, Settings
+from server.app import build_server
+from server.state import AppState
+from tests.support.batch_files import write_workspace_batch
+from tests.support.http_server import EmulatorServer, ServerThread
+from tests.support.mcp import make_settings
 
-SERVER_START_SECONDS = 20.0
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The event loop of every async test and fixture (anyio's plugin, `anyio_mode = "auto"`)."""
+    return "asyncio"
 
 
 @pytest.fixture
@@ -40,65 +43,33 @@ async def emulator(emulator_settings: EmulatorSettings, fake_clock: FakeClock) -
         yield running
 
 
-@dataclass
-class EmulatorServer:
-    """An emulator served by uvicorn on a loopback port, in a thread of its own."""
-
-    url: str
-    key: str
-    emulator: Emulator
-    clock: FakeClock
-
-
-class ServerThread:
-    """Serves an ASGI app with uvicorn on a free loopback port, in a thread with its own event loop.
-
-    `context` (e.g. an Emulator) is entered in that loop around serving.
-    """
-
-    def __init__(self, app: ASGIApp, context: AbstractAsyncContextManager[object] | None = None) -> None:
-        self.context = context
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="critical", lifespan="off", ws="none")
-        self.server = uvicorn.Server(config)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name="emulator-server", daemon=True)
-
-    def _main(self) -> None:
-        try:
-            anyio.run(self._serve)
-        except BaseException as exc:  # reported to the test thread, which raises it
-            self.error = exc
-
-    async def _serve(self) -> None:
-        async with self.context or contextlib.nullcontext():
-            await self.server.serve(sockets=[self.sock])
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not self.server.started:
-            if self.error is not None or not self.thread.is_alive():
-                raise RuntimeError("the emulator server did not start") from self.error
-            if time.monotonic() > deadline:
-                raise TimeoutError("the emulator server did not start in time")
-            time.sleep(0.01)  # waiting for start-up, not timing anything
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(SERVER_START_SECONDS)
-        self.sock.close()
-        if self.error is not None:
-            raise self.error
-
-
 @pytest.fixture
 def emulator_server(emulator_settings: EmulatorSettings, fake_clock: FakeClock) -> Iterator[EmulatorServer]:
     """A real HTTP emulator on 127.0.0.1; usable from sync and async tests alike."""
     emulator = Emulator(emulator_settings, clock=fake_clock)
     with ServerThread(emulator.app, emulator) as running:
         yield EmulatorServer(running.url, emulator.key, emulator, fake_clock)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The MCP server's settings: the emulator, a home and a workspace in tmp_path."""
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Path:
+    folder = settings.workspace_dirs[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def app(settings: Settings, emulator: Emulator) -> MCPServer[AppState]:
+    """The MCP server on the in-process emulator; talk to it with `mcp.Client(app)`."""
+    return build_server(settings, transport=emulator.transport(), first_poll_delay=0)
+
+
+@pytest.fixture
+def batch_file(workspace: Path) -> Path:
+    return write_workspace_batch(workspace)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT
+
 FORBIDDEN = {
     "aoai_batch": {"mcp", "server", "tools", "prompts"},
     "tools": {"server"},
@@ -34,10 +35,11 @@ def top_levels(names: set[str]) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_never_imports_an_outer_layer(package: str) -> None:
-    files = sorted((ROOT / package).rglob("*.py"))
+    files = sorted((REPO_ROOT / package).rglob("*.py"))
     assert files, f"{package} has no modules"
     offenders = {
-        str(path.relative_to(ROOT)): sorted(top_levels(imported_modules(path)) & FORBIDDEN[package]) for path in files
+        str(path.relative_to(REPO_ROOT)): sorted(top_levels(imported_modules(path)) & FORBIDDEN[package])
+        for path in files
     }
     assert {path: bad for path, bad in offenders.items() if bad} == {}
 
@@ -45,7 +47,7 @@ def test_package_never_imports_an_outer_layer(package: str) -> None:
 def test_pure_core_does_no_network_or_database_io() -> None:
     checked = 0
     for stem in PURE:
-        path = ROOT / "aoai_batch" / f"{stem}.py"
+        path = REPO_ROOT / "aoai_batch" / f"{stem}.py"
         if not path.exists():
             continue
         checked += 1

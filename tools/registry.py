@@ -107,7 +107,7 @@ def compact_schema(schema: dict[str, Any], *, output: bool) -> dict[str, Any]:
     for ref in _refs(list(definitions.values())):
         uses[ref] = uses.get(ref, 0) + 1
     inlined = {name for name, count in uses.items() if count == 1 and name not in set(_refs(definitions[name]))}
-    compacted = _compact(schema, definitions, inlined, output)
+    compacted: dict[str, Any] = _compact(schema, definitions, inlined, output)
     kept = {name: _compact(definitions[name], definitions, inlined, output) for name in sorted(uses)}
     compacted.pop("$defs", None)
     kept = {name: node for name, node in kept.items() if name not in inlined}

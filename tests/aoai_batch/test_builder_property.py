@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +16,9 @@ from aoai_batch.errors import InvalidInput
 from aoai_batch.validation import validate_file
 
 # Text as people and files give it: any Unicode scalar (no lone surrogates, which no UTF-8 file holds).
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
-ids = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=12).filter(str.strip)
+SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+text = st.text(st.characters(exclude_categories=SURROGATES), max_size=60)
+ids = st.text(st.characters(exclude_categories=SURROGATES), min_size=1, max_size=12).filter(str.strip)
 body_defaults = st.fixed_dictionaries(
     {},
     optional={

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from azure.core.credentials import AccessToken
 from pydantic import SecretStr
 
 from aoai_batch.client import BatchClient, Connection
 from aoai_batch.client.connection import ApiStyle
 from aoai_batch.errors import AuthenticationFailed, ConnectionFailed, InvalidInput, NotFound
 from aoai_batch.models import Backend
-from tests.conftest import EmulatorServer
-
-
-def write_batch_file(path: Path, n: int = 4) -> Path:
-    lines = [
-        {
-            "custom_id": f"task-{i}",
-            "method": "POST",
-            "url": "/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]},
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    return path
+from tests.support.batch_files import write_batch_file
+from tests.support.credentials import FakeCredential
+from tests.support.http_server import EmulatorServer
 
 
 def connection(server: EmulatorServer, style: ApiStyle, key: str | None = None) -> Connection:
@@ -72,18 +57,6 @@ async def test_every_api_style_runs_the_file_and_batch_operations(
     assert cancelled.status in {"cancelling", "cancelled"}
     assert size == source.stat().st_size
     assert (tmp_path / "copy.jsonl").read_bytes() == source.read_bytes()
-
-
-class FakeCredential:
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.closed = False
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, 4_102_444_800)
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 @pytest.mark.parametrize("style", ["azure", "v1"])

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
 import pytest
-from azure.core.credentials import AccessToken
-from azure.core.exceptions import ClientAuthenticationError
 from pydantic import SecretStr
 
 from aoai_batch.client import BatchClient, Connection, connection_from_settings
@@ -27,6 +24,7 @@ from aoai_batch.errors import (
     SignInFailed,
 )
 from aoai_batch.settings import Settings
+from tests.support.credentials import FakeCredential
 
 BATCH = {"id": "batch_1", "object": "batch", "status": "Validating", "endpoint": "/chat/completions"}
 ENDPOINT = "https://res.openai.azure.com"
@@ -55,24 +53,6 @@ def recording(requests: list[httpx2.Request], answer: Handler) -> httpx2.MockTra
 
 def ok(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, json=BATCH)
-
-
-class FakeCredential:
-    """Stands in for DefaultAzureCredential."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.scopes: list[tuple[str, ...]] = []
-        self.closed = False
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self.scopes.append(scopes)
-        if self.fail:
-            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
-        return AccessToken("fake-token", 4_102_444_800)
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 @pytest.mark.parametrize(

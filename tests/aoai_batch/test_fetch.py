@@ -21,10 +21,8 @@ from aoai_batch.results.fetch import _never_ran, fetch_results
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.store import Store
 from aoai_batch.validation import validate_file
-
-DONE = 10 * 86_400.0  # clock seconds after which any batch of these tests has ended (time_scale 1)
-VALIDATION = 300.0  # the emulator's validation time, in clock seconds at time_scale 1
-PER_REQUEST = 60.0
+from tests.support.clock import DONE, PER_REQUEST, VALIDATION
+from tests.support.paths import names_in
 
 
 @dataclass
@@ -325,10 +323,6 @@ def remount_read_only(mountpoint: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
 
 
-def names(folder: Path) -> list[str]:
-    return sorted(path.name for path in folder.iterdir())
-
-
 MANY_IDS = [f"task-{n}" for n in range(400)]  # about 400 KB of output: more than the tiny disk holds
 
 
@@ -341,7 +335,7 @@ async def test_a_full_disk_is_no_space_naming_the_folder_and_leaves_nothing(setu
         await setup.fetch(batch.id, output_dir=tiny_disk)
 
     assert caught.value.folder == str(tiny_disk)
-    assert names(tiny_disk) == []
+    assert names_in(tiny_disk) == []
     assert await setup.store.results_summary(batch.id) is None
 
 
@@ -383,4 +377,4 @@ async def test_a_fetch_removes_the_scratch_a_killed_fetch_left(setup: Setup) -> 
 
     summary = await setup.fetch(batch.id, output_dir=folder)
 
-    assert names(folder) == [Path(summary.results_path or "").name]
+    assert names_in(folder) == [Path(summary.results_path or "").name]

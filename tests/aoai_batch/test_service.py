@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,22 +17,9 @@ from aoai_batch.models import FetchSummary, ResultCounts
 from aoai_batch.service import FILE_POLL_SECONDS, BatchService
 from aoai_batch.settings import EmulatorSettings, Settings, known_deployments
 from aoai_batch.store import Store
+from tests.support.batch_files import write_batch_file
 
 EMULATOR_FILE_POLL = FILE_POLL_SECONDS["emulator"]
-
-
-def write_batch_file(path: Path, n: int = 3, model: str = "gpt-4o-mini") -> Path:
-    lines = [
-        {
-            "custom_id": f"task-{i}",
-            "method": "POST",
-            "url": "/chat/completions",
-            "body": {"model": model, "messages": [{"role": "user", "content": f"question {i}"}]},
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 class Progress:

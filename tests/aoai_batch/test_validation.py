@@ -15,10 +15,11 @@ from aoai_batch.errors import InvalidInput
 from aoai_batch.models import ValidationIssue, ValidationReport
 from aoai_batch.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, get_counter
 from aoai_batch.validation import MAX_LISTED_ISSUES, Checker, Findings, Issue, check_file, validate_file
+from tests.support.batch_files import write_lines
+from tests.support.paths import VALIDATION_FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "validation"
 LIMITS = {"max_requests": 100_000, "max_bytes": 200_000_000}
-VALID_FILE_BYTES = (FIXTURES / "valid.jsonl").stat().st_size
+VALID_FILE_BYTES = (VALIDATION_FIXTURES / "valid.jsonl").stat().st_size
 # Pieces that make the fuzzed files reach past the JSON parser into the request checks.
 JSON_PIECES = [
     b"\n",
@@ -37,7 +38,7 @@ def validate(path: Path, **overrides: object) -> ValidationReport:
     return validate_file(path, **{**LIMITS, **overrides})  # type: ignore[arg-type]
 
 
-def request(custom_id: str = "task-0", **fields: object) -> dict[str, object]:
+def request(custom_id: object = "task-0", **fields: object) -> dict[str, object]:
     line: dict[str, object] = {
         "custom_id": custom_id,
         "method": "POST",
@@ -46,11 +47,6 @@ def request(custom_id: str = "task-0", **fields: object) -> dict[str, object]:
     }
     line.update(fields)
     return line
-
-
-def write_lines(path: Path, *lines: object) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -74,7 +70,7 @@ def write_lines(path: Path, *lines: object) -> Path:
 def test_each_fixture_reports_its_issue_code_at_its_line(
     fixture: str, code: str, line: int | None, options: dict[str, object]
 ) -> None:
-    report = validate(FIXTURES / fixture, **options)
+    report = validate(VALIDATION_FIXTURES / fixture, **options)
 
     assert not report.ok
     assert report.issue_counts == {code: 1}
@@ -83,12 +79,12 @@ def test_each_fixture_reports_its_issue_code_at_its_line(
 
 @pytest.mark.parametrize("fixture", ["valid.jsonl", "valid_responses.jsonl"])
 def test_a_valid_file_has_no_issues_and_describes_itself(fixture: str) -> None:
-    report = validate(FIXTURES / fixture, deployments=["gpt-4o-mini", "gpt-4o"])
+    report = validate(VALIDATION_FIXTURES / fixture, deployments=["gpt-4o-mini", "gpt-4o"])
 
     assert report.ok
     assert report.issues == []
     assert report.issue_counts == {}
-    assert report.bytes == (FIXTURES / fixture).stat().st_size
+    assert report.bytes == (VALIDATION_FIXTURES / fixture).stat().st_size
     assert report.deployment in {"gpt-4o-mini", "gpt-4o"}
     assert report.url in {"/chat/completions", "/v1/responses"}
     assert report.estimated_input_tokens > 0
@@ -96,7 +92,7 @@ def test_a_valid_file_has_no_issues_and_describes_itself(fixture: str) -> None:
 
 
 def test_valid_file_counts_its_requests_and_first_line_sets_deployment_and_url() -> None:
-    report = validate(FIXTURES / "valid.jsonl")
+    report = validate(VALIDATION_FIXTURES / "valid.jsonl")
 
     assert (report.requests, report.deployment, report.url) == (3, "gpt-4o-mini", "/chat/completions")
 
@@ -111,7 +107,7 @@ def test_valid_file_counts_its_requests_and_first_line_sets_deployment_and_url()
     ],
 )
 def test_limits_are_inclusive(options: dict[str, object], ok: bool) -> None:
-    assert validate(FIXTURES / "valid.jsonl", **options).ok is ok
+    assert validate(VALIDATION_FIXTURES / "valid.jsonl", **options).ok is ok
 
 
 BAD_REQUESTS: list[tuple[object, str]] = [
@@ -269,7 +265,7 @@ def test_an_unknown_deployment_is_reported_once_per_name(tmp_path: Path) -> None
 
 
 def test_deployments_are_not_checked_when_none_are_given() -> None:
-    assert validate(FIXTURES / "model_not_found.jsonl").ok
+    assert validate(VALIDATION_FIXTURES / "model_not_found.jsonl").ok
 
 
 def test_every_line_after_the_first_with_another_model_is_a_mismatch(tmp_path: Path) -> None:
@@ -283,11 +279,8 @@ def test_every_line_after_the_first_with_another_model_is_a_mismatch(tmp_path: P
 
 
 def test_token_estimate_is_the_sum_of_the_requests(tmp_path: Path) -> None:
-    lines = [
-        request(str(n), body={"model": "m", "messages": [{"role": "user", "content": f"Tell me about {n}"}]})
-        for n in range(5)
-    ]
-    report = validate(write_lines(tmp_path / "batch.jsonl", *lines))
+    bodies = [{"model": "m", "messages": [{"role": "user", "content": f"Tell me about {n}"}]} for n in range(5)]
+    report = validate(write_lines(tmp_path / "batch.jsonl", *(request(str(n), body=b) for n, b in enumerate(bodies))))
 
     count = get_counter().count
     expected = sum(
@@ -298,7 +291,7 @@ def test_token_estimate_is_the_sum_of_the_requests(tmp_path: Path) -> None:
 
 
 def test_tokens_are_not_counted_when_not_asked() -> None:
-    report = validate(FIXTURES / "valid.jsonl", count_tokens=False)
+    report = validate(VALIDATION_FIXTURES / "valid.jsonl", count_tokens=False)
 
     assert (report.estimated_input_tokens, report.tokens_exact) == (0, False)
 
@@ -314,7 +307,7 @@ def test_a_path_that_cannot_be_read_is_invalid_input(tmp_path: Path, make: objec
     [("/chat/completions", True), ("/v1/chat/completions", True), ("/responses", False), (None, True)],
 )
 def test_the_batch_endpoint_when_given_must_match_the_files_url(endpoint: str | None, ok: bool) -> None:
-    report = validate(FIXTURES / "valid.jsonl", endpoint=endpoint)
+    report = validate(VALIDATION_FIXTURES / "valid.jsonl", endpoint=endpoint)
 
     assert report.ok is ok
     assert report.issue_counts == ({} if ok else {"url_mismatch": 1})
@@ -419,7 +412,7 @@ NEAR_REPEATS = [
     request("j", body={"model": None, "messages": [{"role": "user", "content": "Hi"}]}),
     request("k", body=[]),
     request(""),
-    request(7),  # type: ignore[arg-type]
+    request(7),
     {"custom_id": "l", "method": "POST", "url": "/chat/completions"},
     ["not", "an", "object"],
     request("m"),
@@ -447,11 +440,11 @@ def test_findings_have_the_fields_of_the_report_in_its_order() -> None:
     assert [field.name for field in dataclasses.fields(Issue)] == list(ValidationIssue.model_fields)
 
 
-@pytest.mark.parametrize("fixture", sorted(path.name for path in FIXTURES.glob("*.jsonl")))
+@pytest.mark.parametrize("fixture", sorted(path.name for path in VALIDATION_FIXTURES.glob("*.jsonl")))
 def test_findings_are_the_report(fixture: str) -> None:
-    findings = check_file(FIXTURES / fixture, **LIMITS, deployments=["gpt-4o"])  # type: ignore[arg-type]
+    findings = check_file(VALIDATION_FIXTURES / fixture, **LIMITS, deployments=["gpt-4o"])  # type: ignore[arg-type]
 
-    assert findings.as_dict() == validate(FIXTURES / fixture, deployments=["gpt-4o"]).model_dump()
+    assert findings.as_dict() == validate(VALIDATION_FIXTURES / fixture, deployments=["gpt-4o"]).model_dump()
 
 
 def test_approximate_tokens_are_characters_over_four_and_flagged(tmp_path: Path) -> None:

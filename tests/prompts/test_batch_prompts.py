@@ -13,9 +13,9 @@ from aoai_batch.emulator import FakeClock
 from aoai_batch.errors import ERROR_KEY
 from prompts.error_codes import AZURE_ERROR_CODES, meanings
 from server.state import AppState
-from tests.server.harness import MODES, request_line, structured
-
-HOURS = 3600.0
+from tests.support.batch_files import question_line
+from tests.support.clock import HOURS
+from tests.support.mcp import MODES, structured
 
 
 def text_of(result: GetPromptResult) -> str:
@@ -41,16 +41,16 @@ async def test_troubleshoot_batch_explains_the_error_codes_of_a_failed_batch(
     app: MCPServer[AppState], workspace: Path, fake_clock: FakeClock
 ) -> None:
     bad = workspace / "bad.jsonl"
-    bad.write_bytes(request_line(1, deployment="no-such-deployment") + b"\n")
+    bad.write_bytes(question_line(1, deployment="no-such-deployment") + b"\n")
     async with Client(app, mode="legacy") as client:
         uploaded = structured(await client.call_tool("upload_file", {"path": bad.name, "validate": False}))
-        created = structured(await client.call_tool("create_batch", {"input_file_id": uploaded["file"]["id"]}))  # type: ignore[index]
+        created = structured(await client.call_tool("create_batch", {"input_file_id": uploaded["file"]["id"]}))
         fake_clock.advance(2 * HOURS)
         failed = structured(await client.call_tool("get_batch", {"batch_id": created["id"]}))
         result = await client.get_prompt("troubleshoot_batch", {"batch_id": str(created["id"])})
     text = text_of(result)
     assert failed["status"] == "failed"
-    codes = [error["code"] for error in failed["errors"]]  # type: ignore[union-attr]
+    codes = [error["code"] for error in failed["errors"]]
     assert "model_not_found" in codes
     assert str(created["id"]) in text
     assert AZURE_ERROR_CODES["model_not_found"] in text
@@ -60,10 +60,10 @@ async def test_summarize_results_before_fetching_asks_for_fetch_results(
     app: MCPServer[AppState], workspace: Path, fake_clock: FakeClock
 ) -> None:
     path = workspace / "in.jsonl"
-    path.write_bytes(request_line(1) + b"\n")
+    path.write_bytes(question_line(1) + b"\n")
     async with Client(app, mode="legacy") as client:
         uploaded = structured(await client.call_tool("upload_file", {"path": path.name}))
-        created = structured(await client.call_tool("create_batch", {"input_file_id": uploaded["file"]["id"]}))  # type: ignore[index]
+        created = structured(await client.call_tool("create_batch", {"input_file_id": uploaded["file"]["id"]}))
         running = await client.get_prompt("summarize_results", {"batch_id": str(created["id"])})
         fake_clock.advance(2 * HOURS)
         done = await client.get_prompt("summarize_results", {"batch_id": str(created["id"])})

@@ -9,7 +9,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 
 from server.app import build_server
 from server.state import AppState
-from tests.server.harness import MODES, error_kind, make_settings
+from tests.support.mcp import MODES, error_kind, make_settings
 
 TOOLS = {
     "build_batch_file": {"deployment", "prompts", "requests", "source_path", "template", "system_prompt", "id_field",

@@ -14,8 +14,8 @@ from openai import AzureOpenAI
 
 from aoai_batch.settings import ConfigView, Settings, config_view
 from server.cli import main
-from tests.aoai_batch.emulator.helpers import API_VERSION
-from tests.server.harness import isolate_cli
+from tests.support.cli import isolate_cli
+from tests.support.clients import API_VERSION
 
 SECRETS = {
     "AZURE_OPENAI_API_KEY": "azure-key-value",

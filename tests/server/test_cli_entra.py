@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from aoai_batch.client.auth import CHAIN_LOGGER
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
 
 
 def no_credential_env(tmp_path: Path) -> dict[str, str]:
@@ -38,7 +37,7 @@ def test_a_failed_sign_in_is_one_line_saying_what_to_run(tmp_path: Path) -> None
     done = subprocess.run(
         [sys.executable, "-m", "server", "list"],
         env=no_credential_env(tmp_path),
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,

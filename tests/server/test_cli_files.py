@@ -10,9 +10,8 @@ import pytest
 
 from aoai_batch.validation import validate_file
 from server.cli import main
-from tests.server.harness import isolate_cli
-
-FIXTURES = Path(__file__).parents[1] / "aoai_batch" / "fixtures" / "validation"
+from tests.support.cli import isolate_cli
+from tests.support.paths import VALIDATION_FIXTURES
 
 
 @pytest.fixture(autouse=True)
@@ -26,15 +25,15 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        ([str(FIXTURES / "valid.jsonl")], 0),
-        ([str(FIXTURES / "duplicate_custom_id.jsonl")], 1),
-        ([str(FIXTURES / "empty_file.jsonl")], 1),
-        ([str(FIXTURES / "valid.jsonl"), "--max-requests", "2"], 1),
-        ([str(FIXTURES / "model_not_found.jsonl"), "--deployment", "gpt-4o"], 1),
+        ([str(VALIDATION_FIXTURES / "valid.jsonl")], 0),
+        ([str(VALIDATION_FIXTURES / "duplicate_custom_id.jsonl")], 1),
+        ([str(VALIDATION_FIXTURES / "empty_file.jsonl")], 1),
+        ([str(VALIDATION_FIXTURES / "valid.jsonl"), "--max-requests", "2"], 1),
+        ([str(VALIDATION_FIXTURES / "model_not_found.jsonl"), "--deployment", "gpt-4o"], 1),
         (["missing.jsonl"], 2),
-        ([str(FIXTURES)], 2),
+        ([str(VALIDATION_FIXTURES)], 2),
         ([], 2),
-        ([str(FIXTURES / "valid.jsonl"), "--max-bytes", "zero"], 2),
+        ([str(VALIDATION_FIXTURES / "valid.jsonl"), "--max-bytes", "zero"], 2),
     ],
 )
 def test_validate_exit_code_says_valid_issues_or_usage(args: list[str], code: int) -> None:
@@ -46,7 +45,7 @@ def test_validate_exit_code_says_valid_issues_or_usage(args: list[str], code: in
 
 
 def test_validate_json_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(FIXTURES / "invalid_method.jsonl"), "--json"]) == 1
+    assert main(["validate", str(VALIDATION_FIXTURES / "invalid_method.jsonl"), "--json"]) == 1
 
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
@@ -57,7 +56,7 @@ def test_validate_json_prints_the_report(capsys: pytest.CaptureFixture[str]) -> 
 def test_validate_takes_its_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AOAI_BATCH_MAX_REQUESTS", "2")
 
-    assert main(["validate", str(FIXTURES / "valid.jsonl")]) == 1
+    assert main(["validate", str(VALIDATION_FIXTURES / "valid.jsonl")]) == 1
 
 
 def test_build_from_a_csv_writes_a_valid_file_beside_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,9 +200,9 @@ def test_build_on_azure_does_not_check_the_deployment_and_says_so(
 def test_validate_says_whether_the_deployment_was_checked(
     capsys: pytest.CaptureFixture[str], extra: list[str], checked: bool
 ) -> None:
-    assert main(["validate", str(FIXTURES / "valid.jsonl"), *extra]) == 0
+    assert main(["validate", str(VALIDATION_FIXTURES / "valid.jsonl"), *extra]) == 0
     text = capsys.readouterr().out
-    assert main(["validate", str(FIXTURES / "valid.jsonl"), *extra, "--json"]) == 0
+    assert main(["validate", str(VALIDATION_FIXTURES / "valid.jsonl"), *extra, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["deployment_checked"] is checked
     assert ("not checked" in text) is not checked
@@ -222,11 +221,13 @@ def test_build_with_literal_braces_in_the_template(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "single.jsonl").exists()
 
 
-@pytest.mark.parametrize("fixture", sorted(path.name for path in FIXTURES.glob("*.jsonl")))
+@pytest.mark.parametrize("fixture", sorted(path.name for path in VALIDATION_FIXTURES.glob("*.jsonl")))
 def test_validate_json_is_the_reports_own_json(fixture: str, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["validate", str(FIXTURES / fixture), "--json", "--deployment", "gpt-4o"])
+    main(["validate", str(VALIDATION_FIXTURES / fixture), "--json", "--deployment", "gpt-4o"])
 
-    report = validate_file(FIXTURES / fixture, max_requests=100_000, max_bytes=200_000_000, deployments=["gpt-4o"])
+    report = validate_file(
+        VALIDATION_FIXTURES / fixture, max_requests=100_000, max_bytes=200_000_000, deployments=["gpt-4o"]
+    )
     assert capsys.readouterr().out == report.model_dump_json(indent=2) + "\n"
 
 
@@ -235,5 +236,5 @@ def test_an_invalid_limit_setting_is_a_usage_error_naming_it(
 ) -> None:
     monkeypatch.setenv("AOAI_BATCH_MAX_BYTES", "lots")
 
-    assert main(["validate", str(FIXTURES / "valid.jsonl")]) == 2
+    assert main(["validate", str(VALIDATION_FIXTURES / "valid.jsonl")]) == 2
     assert "AOAI_BATCH_MAX_BYTES" in capsys.readouterr().err

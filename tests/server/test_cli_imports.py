@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.server.harness import CLOUD_SETTINGS, write_batch_file
+from tests.support.batch_files import write_workspace_batch
+from tests.support.cli import CLOUD_SETTINGS
+from tests.support.paths import VALIDATION_FIXTURES
 
-FIXTURES = Path(__file__).parents[1] / "aoai_batch" / "fixtures" / "validation"
 # What the validate command has no use for (its process stays a read-and-parse loop).
 NOT_FOR_VALIDATE = {
     "pydantic",
@@ -39,20 +41,21 @@ from server.cli import main
 code = main(sys.argv[1:])
 sys.stdout.flush()
 from aoai_batch.tokens import get_counter
+from tests.support.paths import VALIDATION_FIXTURES
 loaded = get_counter.cache_info().currsize
 print(json.dumps({"code": code, "modules": sorted(sys.modules), "tokenizers": loaded}), file=sys.stderr)
 """
 
 
-def probe(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+def probe(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=False, env=env)
-    result: dict[str, object] = json.loads(done.stderr.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stderr.strip().splitlines()[-1])
     return result
 
 
 def modules_after(*args: str) -> tuple[int, set[str]]:
     result = probe(*args)
-    return int(result["code"]), set(result["modules"])  # type: ignore[arg-type, call-overload]
+    return int(result["code"]), set(result["modules"])
 
 
 @pytest.mark.parametrize(
@@ -64,7 +67,7 @@ def modules_after(*args: str) -> tuple[int, set[str]]:
     ],
 )
 def test_validate_imports_no_pydantic_sdk_or_tokenizer(args: list[str]) -> None:
-    code, modules = modules_after("validate", str(FIXTURES / "valid.jsonl"), *args)
+    code, modules = modules_after("validate", str(VALIDATION_FIXTURES / "valid.jsonl"), *args)
 
     assert code == 0
     assert {name.split(".")[0] for name in modules} & NOT_FOR_VALIDATE == set()
@@ -73,7 +76,7 @@ def test_validate_imports_no_pydantic_sdk_or_tokenizer(args: list[str]) -> None:
 
 
 def test_validate_of_a_file_with_issues_imports_no_pydantic_either() -> None:
-    code, modules = modules_after("validate", str(FIXTURES / "duplicate_custom_id.jsonl"), "--no-tokens")
+    code, modules = modules_after("validate", str(VALIDATION_FIXTURES / "duplicate_custom_id.jsonl"), "--no-tokens")
 
     assert code == 1
     assert {name.split(".")[0] for name in modules} & NOT_FOR_VALIDATE == set()
@@ -91,7 +94,7 @@ def test_the_probe_sees_what_a_command_imports(tmp_path: Path) -> None:
 def test_upload_checks_the_file_without_loading_the_tokenizer(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if name not in CLOUD_SETTINGS}
     env.update(AOAI_BATCH_HOME=str(tmp_path / "home"), AOAI_BATCH_WORKSPACE=str(tmp_path))
-    path = write_batch_file(tmp_path)
+    path = write_workspace_batch(tmp_path)
 
     result = probe("upload", str(path), "--json", env=env)
 

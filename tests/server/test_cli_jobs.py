@@ -12,7 +12,7 @@ import pytest
 
 from aoai_batch.models import Batch, BatchPage, FilePage, UploadResult
 from server.cli import main
-from tests.server.harness import isolate_cli
+from tests.support.cli import isolate_cli
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import pytest
 from aoai_batch.models import Batch, FetchSummary, UploadResult
 from server.cli import main
 from server.cli_results import plain
-from tests.server.harness import isolate_cli
+from tests.support.cli import isolate_cli
 
 INSTANT = "1e12"  # emulated seconds per real second: any batch is done when next asked
 FROZEN = "1e-6"  # a batch stays validating for the whole test

@@ -11,9 +11,9 @@ import pytest
 
 from aoai_batch.models import Batch, UploadResult
 from server.cli import main
-from tests.server.harness import isolate_cli
+from tests.support.cli import isolate_cli
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FOLLOW_SECONDS = 120  # generous: at this time scale a batch finishes in well under a second of real time
 
 
@@ -38,7 +38,7 @@ def started_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str], deployment
 
 def cli(*argv: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "server", *argv]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=FOLLOW_SECONDS, check=False)
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=FOLLOW_SECONDS, check=False)
 
 
 @pytest.mark.parametrize(

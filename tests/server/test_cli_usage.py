@@ -14,7 +14,7 @@ import pytest
 from aoai_batch.models import BatchStatus
 from server.cli import COMMANDS, build_parser, main
 from server.cli_args import OUTPUT_RULE, HelpFormatter
-from tests.server.harness import isolate_cli
+from tests.support.cli import isolate_cli
 
 USAGE = 2
 
@@ -22,7 +22,8 @@ USAGE = 2
 def command_parser(command: str) -> argparse.ArgumentParser:
     parser = build_parser(command)
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return subparsers.choices[command]
+    chosen: argparse.ArgumentParser = subparsers.choices[command]
+    return chosen
 
 
 def shows_a_default(action: argparse.Action) -> bool:

@@ -47,8 +47,9 @@ from aoai_batch.settings import EmulatorSettings, Settings
 from server.cli import main
 from server.cli_errors import error_line
 from server.state import AppState
-from tests.server.harness import error_kind, isolate_cli, write_batch_file
-from tests.tools.test_jobs import start_batch
+from tests.support.batch_files import write_workspace_batch
+from tests.support.cli import isolate_cli
+from tests.support.mcp import error_kind, start_batch
 from tools.deps import advice
 
 # Words of the other edge: a CLI message never names a tool or a parameter, a tool result never a command.
@@ -249,7 +250,7 @@ def test_the_cli_says_what_to_run_in_its_own_words(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     isolate_cli(tmp_path, monkeypatch)
-    path = write_batch_file(tmp_path / "data")
+    path = write_workspace_batch(tmp_path / "data")
     assert main(["upload", str(path), "--json"]) == 0
     file_id = UploadResult.model_validate_json(capsys.readouterr().out).file.id
     assert main(["create", file_id, "--json"]) == 0
@@ -311,7 +312,7 @@ def test_create_advice_comes_from_the_table_once(
 ) -> None:
     isolate_cli(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
-    write_batch_file(tmp_path, "in.jsonl")
+    write_workspace_batch(tmp_path, "in.jsonl")
     assert main(["create", file_id]) == 1
     err = capsys.readouterr().err
     assert once(command, err), err
@@ -343,7 +344,7 @@ async def test_the_services_own_checks_name_no_tool_parameter(tmp_path: Path, em
     settings = Settings.model_validate(
         {"home": tmp_path / "home", "provider": "emulator", "api_key": emulator.key, "workspace": str(tmp_path)}
     )
-    path = write_batch_file(tmp_path)
+    path = write_workspace_batch(tmp_path)
     refused: list[InvalidInput] = []
     async with BatchService.open(settings, transport=emulator.transport()) as service:
         for call in (

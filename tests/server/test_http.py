@@ -9,7 +9,7 @@ from aoai_batch.errors import InvalidInput
 from server.app import build_server
 from server.cli import main
 from server.http import BearerToken, http_app, is_loopback, security_for
-from tests.server.harness import make_settings
+from tests.support.mcp import make_settings
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from aoai_batch.settings import config_view
 from server.app import build_server
 from server.resources import MAX_RESOURCE_CHARS, jobs_listing
 from server.state import AppState
-from tests.server.harness import MODES, make_settings, write_batch_file
-from tests.tools.test_jobs import start_batch
+from tests.support.batch_files import write_workspace_batch
+from tests.support.mcp import MODES, make_settings, start_batch
 
 
 async def read_json(client: Client, uri: str) -> object:
@@ -32,8 +32,8 @@ async def test_jobs_resource_lists_known_jobs_newest_first(
     app: MCPServer[AppState], workspace: Path, mode: str
 ) -> None:
     async with Client(app, mode=mode) as client:
-        first = await start_batch(client, write_batch_file(workspace, "a.jsonl"))
-        second = await start_batch(client, write_batch_file(workspace, "b.jsonl"))
+        first = await start_batch(client, write_workspace_batch(workspace, "a.jsonl"))
+        second = await start_batch(client, write_workspace_batch(workspace, "b.jsonl"))
         listing = await read_json(client, "batch://jobs")
     assert isinstance(listing, dict)
     assert [job["id"] for job in listing["jobs"]] == [second["id"], first["id"]]
@@ -113,7 +113,7 @@ async def test_batch_ids_complete_by_prefix(
     mode: str,
 ) -> None:
     async with Client(app, mode=mode) as client:
-        created = await start_batch(client, write_batch_file(workspace))
+        created = await start_batch(client, write_workspace_batch(workspace))
         prefix = str(created["id"])[:8]
         matching = await client.complete(ref, {"name": "batch_id", "value": prefix})
         nothing = await client.complete(ref, {"name": "batch_id", "value": "zzz-no-such-prefix"})

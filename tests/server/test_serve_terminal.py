@@ -18,10 +18,10 @@ import pytest
 from anyio.abc import ByteReceiveStream, Process
 from mcp import Client
 
-from tests.server.harness import isolate_cli
+from tests.support.cli import isolate_cli
+from tests.support.paths import REPO_ROOT
 
 WAIT = 60.0  # seconds: start-up imports the SDKs; a stop must come long before this
-ROOT = Path(__file__).resolve().parents[2]
 SERVE = [sys.executable, "-m", "server", "serve"]
 URL = re.compile(r"http://\S+/mcp\b")
 INITIALIZE = {
@@ -39,7 +39,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @asynccontextmanager
 async def serving(*extra: str, stdin: int = subprocess.PIPE) -> AsyncIterator[Process]:
-    process = await anyio.open_process([*SERVE, *extra], stdin=stdin, cwd=ROOT)
+    process = await anyio.open_process([*SERVE, *extra], stdin=stdin, cwd=REPO_ROOT)
     try:
         yield process
     finally:

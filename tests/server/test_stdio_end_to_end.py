@@ -13,11 +13,11 @@ from mcp.client.stdio import get_default_environment
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import ResourceUpdatedNotification
 
-from tests.server.harness import error_details, structured
-from tests.server.test_subscriptions import Inbox
+from tests.support.inbox import Inbox
+from tests.support.mcp import error_details, structured
+from tests.support.paths import REPO_ROOT
 
 FLOW_SECONDS = 120.0  # generous: the emulator runs at 600x, the whole flow takes seconds
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def server_parameters(tmp_path: Path) -> StdioServerParameters:
@@ -30,7 +30,7 @@ def server_parameters(tmp_path: Path) -> StdioServerParameters:
             "AOAI_BATCH_POLL_SECONDS": "0.2",
         }
     )
-    return StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env, cwd=str(ROOT))
+    return StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env, cwd=str(REPO_ROOT))
 
 
 def line_count(path: Path) -> int:

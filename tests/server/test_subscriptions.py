@@ -5,7 +5,6 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
-from mcp.client.session import IncomingMessage
 from mcp.client.subscriptions import ServerEvent, Subscription
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -18,30 +17,9 @@ from mcp_types import (
 
 from aoai_batch.emulator import FakeClock
 from server.state import AppState
-from tests.server.harness import WAIT
-from tests.tools.test_jobs import HOURS, start_batch
-
-
-class Inbox:
-    """Collects what the server sends outside responses, and lets a test wait for one kind."""
-
-    def __init__(self) -> None:
-        self.messages: list[IncomingMessage] = []
-        self._arrived = anyio.Event()
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        self.messages.append(message)
-        self._arrived.set()
-
-    async def wait_for(self, kind: type, **fields: object) -> IncomingMessage:
-        with anyio.fail_after(WAIT):
-            while True:
-                for message in self.messages:
-                    params = getattr(message, "params", None)
-                    if isinstance(message, kind) and all(getattr(params, k, None) == v for k, v in fields.items()):
-                        return message
-                self._arrived = anyio.Event()
-                await self._arrived.wait()
+from tests.support.clock import HOURS
+from tests.support.inbox import Inbox
+from tests.support.mcp import WAIT, start_batch
 
 
 async def test_a_handshake_era_subscriber_hears_when_its_job_changes(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -8,7 +9,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from server.state import AppState
-from tests.server.harness import MODES, error_kind, structured
+from tests.support.mcp import MODES, error_kind, structured
+from tests.support.paths import names_in
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -16,16 +18,12 @@ PNG = bytes.fromhex(
 )
 
 
-def read_lines(path: object) -> list[dict[str, object]]:
+def read_lines(path: object) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in Path(str(path)).read_bytes().splitlines()]
 
 
 def read_text(path: Path) -> str:
     return path.read_text(encoding="utf-8")
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -39,13 +37,13 @@ async def test_prompts_become_a_checked_batch_file_in_the_workspace(
                 {"deployment": "gpt-4o-mini", "prompts": ["One?", "Two?"], "body": {"max_tokens": 10}},
             )
         )
-    [written] = built["files"]  # type: ignore[misc]
+    [written] = built["files"]
     path = Path(written["path"])
     assert path.parent == workspace
     assert built["requests"] == 2
     assert built["split"] is False
-    assert [report["ok"] for report in built["validation"]] == [True]  # type: ignore[union-attr]
-    assert [line["body"]["max_tokens"] for line in read_lines(path)] == [10, 10]  # type: ignore[index]
+    assert [report["ok"] for report in built["validation"]] == [True]
+    assert [line["body"]["max_tokens"] for line in read_lines(path)] == [10, 10]
 
 
 async def test_rows_of_a_csv_fill_the_template(app: MCPServer[AppState], workspace: Path) -> None:
@@ -67,7 +65,7 @@ async def test_rows_of_a_csv_fill_the_template(app: MCPServer[AppState], workspa
         )
     path = workspace / "out" / "tickets.jsonl"
     lines = read_lines(path)
-    assert built["files"][0]["path"] == str(path)  # type: ignore[index]
+    assert built["files"][0]["path"] == str(path)
     assert [line["custom_id"] for line in lines] == ["t1", "t2"]
     assert lines[0]["body"]["messages"][-1]["content"] == "Classify: printer on fire"
 
@@ -87,7 +85,7 @@ async def test_local_images_are_read_from_inside_the_workspace_only(
         refused = await client.call_tool(
             "build_batch_file", {**arguments, "source_path": "outside-rows.jsonl", "output_path": "b.jsonl"}
         )
-    [line] = read_lines(built["files"][0]["path"])  # type: ignore[index]
+    [line] = read_lines(built["files"][0]["path"])
     assert "data:image/png;base64," in orjson.dumps(line).decode()
     assert error_kind(refused) == "invalid_input"
     assert not (workspace / "b.jsonl").exists()
@@ -111,7 +109,7 @@ async def test_bad_build_requests_are_tool_errors_and_write_nothing(
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("build_batch_file", {"deployment": "gpt-4o-mini", **arguments})
     assert error_kind(result) == kind
-    assert names(workspace) == ["taken.jsonl"]
+    assert names_in(workspace) == ["taken.jsonl"]
     assert read_text(workspace / "taken.jsonl") == "keep me\n"
 
 
@@ -134,7 +132,7 @@ async def test_a_deployment_the_backend_does_not_have_is_refused_naming_the_ones
     assert error_kind(result) == "invalid_input"
     assert result.content[0].type == "text"
     assert "gpt-4o-mini" in result.content[0].text
-    assert names(workspace) == []
+    assert names_in(workspace) == []
 
 
 async def test_doubled_braces_in_a_template_are_literal_braces(app: MCPServer[AppState], workspace: Path) -> None:
@@ -145,8 +143,8 @@ async def test_doubled_braces_in_a_template_are_literal_braces(app: MCPServer[Ap
                 {"deployment": "gpt-4o-mini", "prompts": ["Paris"], "template": 'Answer as {{"city": "{prompt}"}}'},
             )
         )
-    [line] = read_lines(built["files"][0]["path"])  # type: ignore[index]
-    assert line["body"]["messages"] == [{"role": "user", "content": 'Answer as {"city": "Paris"}'}]  # type: ignore[index]
+    [line] = read_lines(built["files"][0]["path"])
+    assert line["body"]["messages"] == [{"role": "user", "content": 'Answer as {"city": "Paris"}'}]
 
 
 async def test_a_json_example_with_single_braces_is_refused_saying_to_double_them(
@@ -161,5 +159,5 @@ async def test_a_json_example_with_single_braces_is_refused_saying_to_double_the
     assert error_kind(result) == "invalid_input"
     assert result.content[0].type == "text"
     assert '{{"city": "x"}}' in result.content[0].text
-    assert names(workspace) == []
+    assert names_in(workspace) == []
     assert "{{" in listed["build_batch_file"].input_schema["properties"]["template"]["description"]

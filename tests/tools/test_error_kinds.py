@@ -40,7 +40,7 @@ from aoai_batch.errors import (
     UnknownDeployment,
 )
 from aoai_batch.models import Batch
-from tests.server.harness import MODES, error_details
+from tests.support.mcp import MODES, error_details
 from tools.deps import advice, expected_errors
 from tools.registry import ToolSpec, build_tools
 

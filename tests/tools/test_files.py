@@ -6,15 +6,16 @@ from pathlib import Path
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp_types import ListRootsResult, Root
+from mcp_types import ListRootsResult, Root, TextResourceContents
 
 from server.state import AppState
-from tests.server.harness import MODES, error_kind, request_line, structured, write_batch_file
+from tests.support.batch_files import question_line, write_workspace_batch
+from tests.support.mcp import MODES, error_kind, structured
 
 
 def write_broken_file(folder: Path) -> Path:
     path = folder / "broken.jsonl"
-    good = write_batch_file(folder, "good.jsonl", requests=2).read_bytes()
+    good = write_workspace_batch(folder, "good.jsonl", requests=2).read_bytes()
     path.write_bytes(good + b"{not json\n" + good.splitlines()[0] + b"\n")
     return path
 
@@ -34,7 +35,7 @@ async def test_validate_lists_issues_with_codes_and_lines(app: MCPServer[AppStat
     async with Client(app, mode="legacy") as client:
         report = structured(await client.call_tool("validate_batch_file", {"path": str(broken)}))
     assert report["ok"] is False
-    assert {(issue["code"], issue["line"]) for issue in report["issues"]} >= {  # type: ignore[union-attr]
+    assert {(issue["code"], issue["line"]) for issue in report["issues"]} >= {
         ("invalid_json_line", 3),
         ("duplicate_custom_id", 4),
     }
@@ -61,11 +62,12 @@ async def test_upload_returns_the_file_and_reports_progress(app: MCPServer[AppSt
         uploaded = structured(
             await client.call_tool("upload_file", {"path": batch_file.name}, progress_callback=on_progress)
         )
-        described = await client.read_resource(f"batch://files/{uploaded['file']['id']}")  # type: ignore[index]
-    assert uploaded["file"]["status"] == "processed"  # type: ignore[index]
-    assert uploaded["validation"]["ok"] is True  # type: ignore[index]
+        described = await client.read_resource(f"batch://files/{uploaded['file']['id']}")
+    assert uploaded["file"]["status"] == "processed"
+    assert uploaded["validation"]["ok"] is True
     assert updates
-    assert uploaded["file"]["id"] in described.contents[0].text  # type: ignore[index, union-attr]
+    assert isinstance(described.contents[0], TextResourceContents)
+    assert uploaded["file"]["id"] in described.contents[0].text
 
 
 @pytest.mark.parametrize("tool", ["validate_batch_file", "upload_file"])
@@ -73,7 +75,7 @@ async def test_upload_returns_the_file_and_reports_progress(app: MCPServer[AppSt
 async def test_paths_outside_the_workspace_or_missing_are_tool_errors(
     app: MCPServer[AppState], workspace: Path, tmp_path: Path, tool: str, path: str
 ) -> None:
-    outside = write_batch_file(tmp_path, "outside.jsonl")
+    outside = write_workspace_batch(tmp_path, "outside.jsonl")
     os.symlink(outside.parent, workspace / "escape")
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool(tool, {"path": path})
@@ -86,10 +88,10 @@ async def test_client_roots_widen_the_workspace_in_the_handshake_era(
     app: MCPServer[AppState], workspace: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
-    outside = write_batch_file(project, "data.jsonl")
+    outside = write_workspace_batch(project, "data.jsonl")
 
     async def list_roots(context: object) -> ListRootsResult:
-        return ListRootsResult(roots=[Root(uri=project.as_uri(), name="project")])  # type: ignore[arg-type]
+        return ListRootsResult(roots=[Root(uri=project.as_uri(), name="project")])
 
     async with Client(app, mode="legacy", list_roots_callback=list_roots) as client:
         report = structured(await client.call_tool("validate_batch_file", {"path": str(outside)}))
@@ -101,7 +103,7 @@ async def test_client_roots_widen_the_workspace_in_the_handshake_era(
 
 async def test_validate_knows_the_emulator_deployments(app: MCPServer[AppState], workspace: Path) -> None:
     path = workspace / "unknown-model.jsonl"
-    path.write_bytes(request_line(1, deployment="no-such-deployment") + b"\n")
+    path.write_bytes(question_line(1, deployment="no-such-deployment") + b"\n")
     async with Client(app, mode="legacy") as client:
         report = structured(await client.call_tool("validate_batch_file", {"path": path.name}))
     assert report["issue_counts"] == {"model_not_found": 1}
@@ -117,7 +119,7 @@ async def test_upload_for_a_deployment_that_does_not_exist_names_the_ones_that_d
     app: MCPServer[AppState], workspace: Path
 ) -> None:
     path = workspace / "gpt5.jsonl"
-    path.write_bytes(request_line(1, deployment="gpt-5") + b"\n")
+    path.write_bytes(question_line(1, deployment="gpt-5") + b"\n")
     async with Client(app, mode="legacy") as client:
         result = await client.call_tool("upload_file", {"path": path.name})
         files = structured(await client.call_tool("list_files", {}))
@@ -134,12 +136,12 @@ async def test_list_files_pages_the_uploaded_files_newest_first(
     async with Client(app, mode=mode) as client:
         ids = []
         for n in range(3):
-            path = write_batch_file(workspace, f"in{n}.jsonl", requests=1)
-            ids.append(structured(await client.call_tool("upload_file", {"path": path.name}))["file"]["id"])  # type: ignore[index]
+            path = write_workspace_batch(workspace, f"in{n}.jsonl", requests=1)
+            ids.append(structured(await client.call_tool("upload_file", {"path": path.name}))["file"]["id"])
         first = structured(await client.call_tool("list_files", {"limit": 2}))
         rest = structured(await client.call_tool("list_files", {"limit": 2, "after": first["last_id"]}))
         refused = await client.call_tool("list_files", {"limit": 0})
-    listed = first["files"] + rest["files"]  # type: ignore[operator]
+    listed = first["files"] + rest["files"]
     assert [info["id"] for info in listed] == ids[::-1]
     assert (first["has_more"], rest["has_more"]) == (True, False)
     assert {"id", "filename", "bytes", "status", "purpose", "created_at", "expires_at"} <= set(listed[0])

@@ -9,15 +9,9 @@ from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.emulator import FakeClock
 from server.state import AppState
-from tests.server.harness import MODES, WAIT, error_details, error_kind, structured, write_batch_file
-
-HOURS = 3600.0
-
-
-async def start_batch(client: Client, path: Path, **create: object) -> dict[str, object]:
-    uploaded = structured(await client.call_tool("upload_file", {"path": path.name}))
-    file_id = uploaded["file"]["id"]  # type: ignore[index]
-    return structured(await client.call_tool("create_batch", {"input_file_id": file_id, **create}))
+from tests.support.batch_files import write_workspace_batch
+from tests.support.clock import HOURS
+from tests.support.mcp import MODES, WAIT, error_details, error_kind, start_batch, structured
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -65,7 +59,7 @@ async def test_the_same_idempotency_key_never_creates_a_second_batch(
         again = await start_batch(client, batch_file, idempotency_key="run-1")
         listed = structured(await client.call_tool("list_batches", {}))
     assert again["id"] == first["id"]
-    assert [b["id"] for b in listed["batches"]] == [first["id"]]  # type: ignore[union-attr]
+    assert [b["id"] for b in listed["batches"]] == [first["id"]]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -97,12 +91,12 @@ async def test_list_batches_pages_with_after_and_last_id(app: MCPServer[AppState
     async with Client(app, mode="legacy") as client:
         ids = []
         for n in range(5):
-            ids.append((await start_batch(client, write_batch_file(workspace, f"in-{n}.jsonl")))["id"])
+            ids.append((await start_batch(client, write_workspace_batch(workspace, f"in-{n}.jsonl")))["id"])
         first = structured(await client.call_tool("list_batches", {"limit": 2}))
         second = structured(await client.call_tool("list_batches", {"limit": 2, "after": first["last_id"]}))
         rest = structured(await client.call_tool("list_batches", {"limit": 2, "after": second["last_id"]}))
     pages = [first, second, rest]
-    seen = [batch["id"] for page in pages for batch in page["batches"]]  # type: ignore[attr-defined]
+    seen = [batch["id"] for page in pages for batch in page["batches"]]
     assert sorted(seen) == sorted(ids)
     assert len(set(seen)) == 5
     assert [page["has_more"] for page in pages] == [True, True, False]
@@ -114,9 +108,9 @@ async def test_list_batches_filters_by_status(
     async with Client(app, mode="legacy") as client:
         done = await start_batch(client, batch_file)
         fake_clock.advance(2 * HOURS)
-        running = await start_batch(client, write_batch_file(workspace, "second.jsonl"))
+        running = await start_batch(client, write_workspace_batch(workspace, "second.jsonl"))
         completed = structured(await client.call_tool("list_batches", {"status": "completed"}))
-    assert [b["id"] for b in completed["batches"]] == [done["id"]]  # type: ignore[union-attr]
+    assert [b["id"] for b in completed["batches"]] == [done["id"]]
     assert running["id"] != done["id"]
 
 
@@ -159,7 +153,7 @@ async def test_a_cancelled_wait_ends_and_the_server_keeps_serving(
                 )
             listed = structured(await client.call_tool("list_batches", {}))
     assert waiting.cancelled_caught
-    assert [batch["id"] for batch in listed["batches"]] == [created["id"]]  # type: ignore[union-attr]
+    assert [batch["id"] for batch in listed["batches"]] == [created["id"]]
 
 
 @pytest.mark.parametrize(

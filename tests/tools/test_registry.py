@@ -15,8 +15,8 @@ from mcp_types import ToolAnnotations
 from aoai_batch.emulator import FakeClock
 from aoai_batch.limits import DEFAULT_COMPLETION_WINDOW, MAX_FILE_EXPIRY_DAYS, MAX_WAIT_SECONDS, MIN_FILE_EXPIRY_DAYS
 from server.state import AppState
-from tests.server.harness import structured
-from tests.tools.test_jobs import HOURS, start_batch
+from tests.support.clock import HOURS
+from tests.support.mcp import start_batch, structured
 from tools import all_tools, build, files, jobs, results
 from tools.registry import ToolSpec, compact_schema, output_schemas
 

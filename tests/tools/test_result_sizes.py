@@ -7,7 +7,7 @@ from mcp import Client
 from aoai_batch.emulator import Emulator
 from aoai_batch.models import Batch, BatchError, BatchPage, FetchSummary, ResultRow
 from server.app import build_server
-from tests.server.harness import error_kind, make_settings
+from tests.support.mcp import error_kind, make_settings
 from tools.deps import MAX_RESULT_CHARS, result_chars
 from tools.jobs import MAX_LISTED_ERRORS, fitted, trimmed
 from tools.results import fitted as fitted_summary

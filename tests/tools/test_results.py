@@ -10,8 +10,8 @@ from mcp_types import TextContent
 
 from aoai_batch.emulator import FakeClock
 from server.state import AppState
-from tests.server.harness import MODES, error_details, error_kind, structured
-from tests.tools.test_jobs import HOURS, start_batch
+from tests.support.clock import HOURS
+from tests.support.mcp import MODES, error_details, error_kind, start_batch, structured
 
 
 def read(path: object) -> bytes:
@@ -26,10 +26,10 @@ def jsonl_files(folder: Path) -> list[Path]:
 async def test_fetch_results_writes_one_row_per_request_in_the_workspace(
     app: MCPServer[AppState], batch_file: Path, workspace: Path, fake_clock: FakeClock, mode: str
 ) -> None:
-    progress: list[float] = []
+    reported: list[float] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append(done)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reported.append(progress)
 
     async with Client(app, mode=mode) as client:
         created = await start_batch(client, batch_file)
@@ -46,10 +46,10 @@ async def test_fetch_results_writes_one_row_per_request_in_the_workspace(
     assert results.parent == workspace / "results"
     assert len(read(results).splitlines()) == 3
     assert fetched["counts"] == {"succeeded": 3, "failed": 0, "missing": 0}
-    assert len(fetched["preview"]) == 2  # type: ignore[arg-type]
+    assert len(fetched["preview"]) == 2
     assert json.loads(resource.contents[0].text)["results_path"] == str(results)  # type: ignore[union-attr]
     assert job["results_path"] == str(results)
-    assert progress
+    assert reported
 
 
 async def test_fetching_a_running_batch_is_a_tool_error(app: MCPServer[AppState], batch_file: Path) -> None:

@@ -14,11 +14,11 @@ import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.settings import EmulatorSettings
-from tests.aoai_batch.emulator.helpers import DONE, request_line
-from tests.aoai_batch.emulator.seeds import batch_samples
+from tests.support.batch_files import request_line
+from tests.support.clients import Q
+from tests.support.clock import DONE, VALIDATION
+from tests.support.seeds import batch_samples
 
-Q = "?api-version=2024-10-21"
-VALIDATION = 300  # the default validation_seconds at time_scale 1
 Drive = Callable[[httpx2.AsyncClient, FakeClock, str], Awaitable[None]]
 
 
@@ -97,8 +97,8 @@ async def test_a_batch_has_every_field_of_the_seeds_samples_at_every_status(
                 transport=emulator.transport(), base_url="http://emu", headers={"api-key": emulator.key}
             ) as http,
         ):
-            form = {"data": {"purpose": "batch"}, "files": {"file": ("in.jsonl", body, "application/jsonl")}}
-            file_id = (await http.post(f"/openai/files{Q}", **form)).json()["id"]
+            files = {"file": ("in.jsonl", body, "application/jsonl")}
+            file_id = (await http.post(f"/openai/files{Q}", data={"purpose": "batch"}, files=files)).json()["id"]
             create = {"input_file_id": file_id, "endpoint": "/chat/completions", "completion_window": "24h"}
             created = (await http.post(f"/openai/batches{Q}", json=create)).json()
             await drive(http, fake_clock, created["id"])

@@ -12,7 +12,8 @@ from aoai_batch.emulator.forward import ForwardEngine
 from aoai_batch.emulator.lifecycle import Engine
 from aoai_batch.emulator.records import EmulatedBatch
 from aoai_batch.settings import EmulatorSettings
-from tests.aoai_batch.emulator.helpers import azure_client, start_batch, write_batch_file
+from tests.support.batch_files import write_batch_file
+from tests.support.clients import azure_client, start_sdk_batch
 
 REQUESTS = 4
 
@@ -25,7 +26,7 @@ def make_engine(name: str, settings: EmulatorSettings) -> Engine:
 
 async def in_progress_batch(emulator: Emulator, clock: FakeClock, tmp_path: Path) -> EmulatedBatch:
     client = azure_client("http://emulator", emulator.key, emulator.transport())
-    batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl", count=REQUESTS))
+    batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl", count=REQUESTS))
     clock.advance(300)  # past validation
     assert (await client.batches.retrieve(batch_id)).status == "in_progress"
     record = emulator.operations.state.get_batch(batch_id)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,10 @@ import openai
 import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
-from tests.aoai_batch.emulator.helpers import DONE, azure_client, upload, v1_client, write_batch_file
+from tests.support.batch_files import write_batch_file
+from tests.support.clients import Q, azure_client, upload, v1_client
+from tests.support.clock import DONE
 
-Q = "?api-version=2024-10-21"
 FOURTEEN_DAYS = 1_209_600
 THIRTY_DAYS = 2_592_000
 COMPLETED = 1_000  # clock seconds by which a 3-request batch has completed (300 + 3 x 60 + 300)
@@ -37,7 +37,8 @@ async def test_output_expires_after_sets_the_output_and_error_files_expiry(
             file_id = await upload(client, write_batch_file(tmp_path / "in.jsonl"))
             batch = await client.batches.create(
                 input_file_id=file_id,
-                endpoint="/chat/completions",
+                # Azure's path: openai's Literal for `endpoint` lists only OpenAI's /v1/... paths
+                endpoint="/chat/completions",  # type: ignore[arg-type]
                 completion_window="24h",
                 output_expires_after=expires,  # type: ignore[arg-type]
             )
@@ -61,20 +62,16 @@ async def test_output_files_do_not_expire_without_output_expires_after(
         async with azure_client("http://emu", emulator.key, emulator.transport()) as client:
             file_id = await upload(client, write_batch_file(tmp_path / "in.jsonl"))
             batch = await client.batches.create(
-                input_file_id=file_id, endpoint="/chat/completions", completion_window="24h"
+                input_file_id=file_id,
+                # Azure's path: openai's Literal for `endpoint` lists only OpenAI's /v1/... paths
+                endpoint="/chat/completions",  # type: ignore[arg-type]
+                completion_window="24h",
             )
             fake_clock.advance(DONE)
             batch = await client.batches.retrieve(batch.id)
             assert batch.output_file_id
             output = await client.files.retrieve(batch.output_file_id)
     assert output.expires_at is None
-
-
-@pytest.fixture
-async def http(emulator: Emulator) -> AsyncIterator[httpx2.AsyncClient]:
-    headers = {"api-key": emulator.key}
-    async with httpx2.AsyncClient(transport=emulator.transport(), base_url="http://emu", headers=headers) as client:
-        yield client
 
 
 async def uploaded_file(http: httpx2.AsyncClient, prefix: str = "/openai", **fields: str) -> httpx2.Response:

@@ -13,8 +13,8 @@ import pytest
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.emulator.faults import Faults
 from aoai_batch.settings import EmulatorSettings
-from tests.aoai_batch.emulator.helpers import azure_client, v1_client
-from tests.conftest import EmulatorServer, ServerThread
+from tests.support.clients import azure_client, v1_client
+from tests.support.http_server import EmulatorServer, ServerThread
 
 
 def serve(tmp_path: Path, faults: str) -> Iterator[str]:

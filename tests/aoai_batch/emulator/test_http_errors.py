@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +12,15 @@ import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.settings import EmulatorSettings
+from tests.support.clients import Q
 
 AZURE_CODES = {"conflict", "invalidPayload", "notFound", "unexpectedEntityState", "quotaExceeded", "unauthorized"}
-Q = "?api-version=2024-10-21"
 
 
-@pytest.fixture
-async def http(emulator: Emulator) -> AsyncIterator[httpx2.AsyncClient]:
-    headers = {"api-key": emulator.key}
-    async with httpx2.AsyncClient(transport=emulator.transport(), base_url="http://emu", headers=headers) as client:
-        yield client
-
-
-def upload_form(content: bytes = b"{}\n", purpose: str | None = "batch", **fields: str) -> dict[str, Any]:
-    data = {"purpose": purpose, **fields} if purpose is not None else dict(fields)
+def upload_form(
+    content: bytes = b"{}\n", purpose: str | None = "batch", fields: dict[str, str] | None = None
+) -> dict[str, Any]:
+    data = {"purpose": purpose, **(fields or {})} if purpose is not None else dict(fields or {})
     return {"data": data, "files": {"file": ("in.jsonl", content, "application/jsonl")}}
 
 
@@ -127,9 +121,9 @@ async def test_huge_json_body_is_413(http: httpx2.AsyncClient) -> None:
         upload_form(purpose=None),
         upload_form(purpose="fine-tune"),
         {"data": {"purpose": "batch"}, "files": {"other": ("a.jsonl", b"{}", "application/jsonl")}},
-        upload_form(**{"expires_after[anchor]": "created_at", "expires_after[seconds]": "60"}),
-        upload_form(**{"expires_after[anchor]": "now", "expires_after[seconds]": "1209600"}),
-        upload_form(**{"expires_after[anchor]": "created_at", "expires_after[seconds]": "soon"}),
+        upload_form(fields={"expires_after[anchor]": "created_at", "expires_after[seconds]": "60"}),
+        upload_form(fields={"expires_after[anchor]": "now", "expires_after[seconds]": "1209600"}),
+        upload_form(fields={"expires_after[anchor]": "created_at", "expires_after[seconds]": "soon"}),
     ],
 )
 async def test_bad_uploads_are_400(http: httpx2.AsyncClient, request_kwargs: dict[str, Any]) -> None:
@@ -167,7 +161,7 @@ async def test_files_without_expiry_stop_at_the_quota_but_expiring_ones_do_not(
     ):
         statuses = [(await client.post(f"/openai/files{Q}", **upload_form())).status_code for _ in range(2)]
         refused = await client.post(f"/openai/files{Q}", **upload_form())
-        accepted = await client.post(f"/openai/files{Q}", **upload_form(**expiring))
+        accepted = await client.post(f"/openai/files{Q}", **upload_form(fields=expiring))
     assert statuses == [201, 201]
     assert assert_azure_error(refused, 400)["code"] == "quotaExceeded"
     assert accepted.status_code == 201

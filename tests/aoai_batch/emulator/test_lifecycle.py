@@ -7,7 +7,9 @@ from pathlib import Path
 import anyio
 
 from aoai_batch.emulator import Emulator, FakeClock
-from tests.aoai_batch.emulator.helpers import DONE, azure_client, jsonl, write_batch_file
+from tests.support.batch_files import jsonl, write_batch_file
+from tests.support.clients import azure_client
+from tests.support.clock import DONE
 
 
 async def test_batch_runs_from_validating_to_completed_with_output_lines(
@@ -21,7 +23,10 @@ async def test_batch_runs_from_validating_to_completed_with_output_lines(
         assert uploaded.purpose == "batch"
         assert uploaded.bytes == path.stat().st_size
         batch = await client.batches.create(
-            input_file_id=uploaded.id, endpoint="/chat/completions", completion_window="24h"
+            input_file_id=uploaded.id,
+            # Azure's path: openai's Literal for `endpoint` lists only OpenAI's /v1/... paths
+            endpoint="/chat/completions",  # type: ignore[arg-type]
+            completion_window="24h",
         )
         assert batch.status == "validating"
         fake_clock.advance(300)

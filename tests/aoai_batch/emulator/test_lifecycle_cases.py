@@ -10,20 +10,13 @@ from typing import Any
 import anyio
 import httpx2
 import openai
-import orjson
 import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.settings import EmulatorSettings
-from tests.aoai_batch.emulator.helpers import (
-    DONE,
-    azure_client,
-    content,
-    request_line,
-    start_batch,
-    upload,
-    write_batch_file,
-)
+from tests.support.batch_files import request_line, write_batch_file, write_lines
+from tests.support.clients import azure_client, content, start_sdk_batch, upload
+from tests.support.clock import DONE
 
 Client = openai.AsyncAzureOpenAI
 
@@ -37,11 +30,6 @@ async def running(tmp_path: Path, clock: FakeClock, **settings: Any) -> AsyncIte
             azure_client("http://emu", emulator.key, emulator.transport()) as client,
         ):
             yield emulator, client
-
-
-def write_lines(path: Path, lines: list[Any]) -> Path:
-    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
-    return path
 
 
 BAD_FILES: list[tuple[str, Callable[[], list[Any]], str, int | None]] = [
@@ -58,7 +46,7 @@ async def test_a_bad_input_file_fails_the_batch_with_azure_codes_and_lines(
     tmp_path: Path, fake_clock: FakeClock, name: str, lines: Callable[[], list[Any]], code: str, line: int | None
 ) -> None:
     async with running(tmp_path, fake_clock) as (_, client):
-        batch_id = await start_batch(client, write_lines(tmp_path / "in.jsonl", lines()))
+        batch_id = await start_sdk_batch(client, write_lines(tmp_path / "in.jsonl", *lines()))
         fake_clock.advance(DONE)
         batch = await client.batches.retrieve(batch_id)
     assert batch.status == "failed"
@@ -72,7 +60,7 @@ async def test_a_bad_input_file_fails_the_batch_with_azure_codes_and_lines(
 
 async def test_a_file_for_another_endpoint_fails_with_url_mismatch(tmp_path: Path, fake_clock: FakeClock) -> None:
     async with running(tmp_path, fake_clock) as (_, client):
-        batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl"), endpoint="/embeddings")
+        batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl"), endpoint="/embeddings")
         fake_clock.advance(DONE)
         batch = await client.batches.retrieve(batch_id)
     assert batch.errors is not None
@@ -81,7 +69,7 @@ async def test_a_file_for_another_endpoint_fails_with_url_mismatch(tmp_path: Pat
 
 async def test_cancel_keeps_the_requests_done_so_far(tmp_path: Path, fake_clock: FakeClock) -> None:
     async with running(tmp_path, fake_clock) as (_, client):
-        batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl", count=10))
+        batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl", count=10))
         fake_clock.advance(300 + 3 * 60)
         cancelling = await client.batches.cancel(batch_id)
         again = await client.batches.cancel(batch_id)
@@ -99,7 +87,7 @@ async def test_cancel_keeps_the_requests_done_so_far(tmp_path: Path, fake_clock:
 
 async def test_cancel_of_a_completed_batch_is_an_error(tmp_path: Path, fake_clock: FakeClock) -> None:
     async with running(tmp_path, fake_clock) as (_, client):
-        batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl"))
+        batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl"))
         fake_clock.advance(DONE)
         with pytest.raises(openai.BadRequestError) as caught:
             await client.batches.cancel(batch_id)
@@ -109,7 +97,7 @@ async def test_cancel_of_a_completed_batch_is_an_error(tmp_path: Path, fake_cloc
 async def test_a_batch_past_its_window_expires_with_partial_output(tmp_path: Path, fake_clock: FakeClock) -> None:
     # 10 requests of 3 hours each do not fit in 24 hours: 7 are done (300 s of validation first).
     async with running(tmp_path, fake_clock, seconds_per_request=3 * 3600, max_processing_seconds=10**9) as (_, c):
-        batch_id = await start_batch(c, write_batch_file(tmp_path / "in.jsonl", count=10))
+        batch_id = await start_sdk_batch(c, write_batch_file(tmp_path / "in.jsonl", count=10))
         fake_clock.advance(DONE)
         batch = await c.batches.retrieve(batch_id)
         output = await content(c, batch.output_file_id)
@@ -126,7 +114,7 @@ async def test_failures_follow_the_rate_and_the_same_ids_fail_every_run(tmp_path
     failed: list[list[str]] = []
     for run in range(2):
         async with running(tmp_path / str(run), fake_clock, fail_rate=0.3) as (_, client):
-            batch_id = await start_batch(client, write_batch_file(tmp_path / f"in{run}.jsonl", count=40))
+            batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / f"in{run}.jsonl", count=40))
             fake_clock.advance(DONE)
             batch = await client.batches.retrieve(batch_id)
             errors = await content(client, batch.error_file_id)
@@ -144,7 +132,7 @@ async def test_an_all_failed_batch_has_no_output_file_only_when_asked(
     tmp_path: Path, fake_clock: FakeClock, switch: bool, has_output: bool
 ) -> None:
     async with running(tmp_path, fake_clock, fail_rate=1.0, no_output_when_all_failed=switch) as (_, client):
-        batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl"))
+        batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl"))
         fake_clock.advance(DONE)
         batch = await client.batches.retrieve(batch_id)
     assert batch.status == "completed"
@@ -154,7 +142,7 @@ async def test_an_all_failed_batch_has_no_output_file_only_when_asked(
 
 async def test_legacy_format_answers_iso_times_and_capitalised_status(tmp_path: Path, fake_clock: FakeClock) -> None:
     async with running(tmp_path, fake_clock, format="legacy") as (emulator, client):
-        batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl"))
+        batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl"))
         async with httpx2.AsyncClient(transport=emulator.transport(), base_url="http://emu") as http:
             url = f"/openai/batches/{batch_id}?api-version=2024-10-21"
             first = (await http.get(url, headers={"api-key": "k"})).json()
@@ -176,7 +164,8 @@ async def test_a_file_is_pending_until_processed(tmp_path: Path, fake_clock: Fak
         file_id = await upload(client, write_batch_file(tmp_path / "in.jsonl"))
         pending = await client.files.retrieve(file_id)
         with pytest.raises(openai.BadRequestError):
-            await client.batches.create(input_file_id=file_id, endpoint="/chat/completions", completion_window="24h")
+            # Azure's path: openai's Literal for `endpoint` lists only OpenAI's /v1/... paths
+            await client.batches.create(input_file_id=file_id, endpoint="/chat/completions", completion_window="24h")  # type: ignore[arg-type]
         fake_clock.advance(30)
         processed = await client.files.retrieve(file_id)
     assert (pending.status, processed.status) == ("pending", "processed")
@@ -197,7 +186,7 @@ async def test_deleting_a_file_removes_it_unless_a_running_batch_reads_it(
     tmp_path: Path, fake_clock: FakeClock
 ) -> None:
     async with running(tmp_path, fake_clock) as (_, client):
-        batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl"))
+        batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl"))
         batch = await client.batches.retrieve(batch_id)
         with pytest.raises(openai.ConflictError):
             await client.files.delete(batch.input_file_id)
@@ -214,7 +203,10 @@ async def test_batches_list_newest_first_in_pages(tmp_path: Path, fake_clock: Fa
         ids = []
         for _ in range(5):
             batch = await client.batches.create(
-                input_file_id=file_id, endpoint="/chat/completions", completion_window="24h"
+                input_file_id=file_id,
+                # Azure's path: openai's Literal for `endpoint` lists only OpenAI's /v1/... paths
+                endpoint="/chat/completions",  # type: ignore[arg-type]
+                completion_window="24h",
             )
             ids.append(batch.id)
         first = await client.batches.list(limit=2)
@@ -229,7 +221,10 @@ async def test_token_limit_fault_fails_the_batch_at_create(tmp_path: Path, fake_
     async with running(tmp_path, fake_clock, faults="token_limit_exceeded:1") as (_, client):
         file_id = await upload(client, write_batch_file(tmp_path / "in.jsonl"))
         batch = await client.batches.create(
-            input_file_id=file_id, endpoint="/chat/completions", completion_window="24h"
+            input_file_id=file_id,
+            # Azure's path: openai's Literal for `endpoint` lists only OpenAI's /v1/... paths
+            endpoint="/chat/completions",  # type: ignore[arg-type]
+            completion_window="24h",
         )
     assert batch.status == "failed"
     assert batch.errors is not None
@@ -238,7 +233,7 @@ async def test_token_limit_fault_fails_the_batch_at_create(tmp_path: Path, fake_
 
 async def test_a_restarted_emulator_resumes_its_batches_where_they_were(tmp_path: Path, fake_clock: FakeClock) -> None:
     async with running(tmp_path, fake_clock) as (_, client):
-        batch_id = await start_batch(client, write_batch_file(tmp_path / "in.jsonl", count=10))
+        batch_id = await start_sdk_batch(client, write_batch_file(tmp_path / "in.jsonl", count=10))
         fake_clock.advance(300 + 4 * 60)
         before = await client.batches.retrieve(batch_id)
     async with running(tmp_path, fake_clock) as (_, client):

@@ -12,10 +12,9 @@ import pytest
 from openai import AzureOpenAI, OpenAI
 
 from aoai_batch.emulator import Emulator
-from tests.aoai_batch.emulator.helpers import API_VERSION
-from tests.conftest import EmulatorServer
+from tests.support.clients import API_VERSION, Q
+from tests.support.http_server import EmulatorServer
 
-Q = f"?api-version={API_VERSION}"
 FILES = 5
 LIST_PATHS = {"azure": "/openai/files", "azure_v1": "/openai/v1/files", "openai": "/v1/files"}
 

@@ -24,8 +24,9 @@ import orjson
 import pytest
 
 from aoai_batch.emulator import FakeClock
-from tests.aoai_batch.emulator.helpers import DONE
-from tests.aoai_batch.emulator.seed_replay import (
+from tests.support.clock import DONE
+from tests.support.http_server import EmulatorServer
+from tests.support.seed_replay import (
     EmulatorCredential,
     Notebook,
     Substitution,
@@ -36,15 +37,7 @@ from tests.aoai_batch.emulator.seed_replay import (
     substituted,
     substituted_cells,
 )
-from tests.aoai_batch.emulator.seeds import (
-    curl_commands,
-    json_objects,
-    missing_keys,
-    python_cells,
-    seed_text,
-    seed_texts,
-)
-from tests.conftest import EmulatorServer
+from tests.support.seeds import curl_commands, json_objects, missing_keys, python_cells, seed_text, seed_texts
 
 DEPLOYMENT = "gpt-4o-mini"
 PLACEHOLDER_MODEL = "REPLACE-WITH-MODEL-DEPLOYMENT-NAME"
@@ -302,8 +295,8 @@ def test_every_input_sample_of_the_seeds_runs_to_completion(emulator_server: Emu
         ids = []
         for block in blocks:
             body = ("\n".join(block) + "\n").encode()
-            form = {"data": {"purpose": "batch"}, "files": {"file": ("test.jsonl", body, "application/json")}}
-            file_id = http.post(f"/files{q}", **form).raise_for_status().json()["id"]
+            files = {"file": ("test.jsonl", body, "application/json")}
+            file_id = http.post(f"/files{q}", data={"purpose": "batch"}, files=files).raise_for_status().json()["id"]
             create = {"input_file_id": file_id, "endpoint": "/chat/completions", "completion_window": "24h"}
             ids.append(http.post(f"/batches{q}", json=create).raise_for_status().json()["id"])
         emulator_server.clock.advance(DONE)

@@ -18,7 +18,9 @@ from aoai_batch.emulator.lease import LEASE_SECONDS
 from aoai_batch.results.fetch import fetch_results
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.store import Store
-from tests.aoai_batch.emulator.helpers import DONE, azure_client, content, start_batch, write_batch_file
+from tests.support.batch_files import write_batch_file
+from tests.support.clients import azure_client, content, start_sdk_batch
+from tests.support.clock import DONE, PER_REQUEST, VALIDATION
 
 KEY = "test-key"
 START = 1_750_000_000.0  # FakeClock's default start
@@ -68,7 +70,7 @@ async def create_batches(home: Path, folder: Path) -> list[str]:
         Emulator(settings_for(home), clock=FakeClock(START)) as emulator,
         azure_client("http://emulator", emulator.key, emulator.transport()) as client,
     ):
-        return [await start_batch(client, folder / "in.jsonl") for _ in range(BATCHES)]
+        return [await start_sdk_batch(client, folder / "in.jsonl") for _ in range(BATCHES)]
 
 
 def advance_in_processes(home: Path, batch_ids: list[str], processes: int) -> list[str]:
@@ -132,8 +134,6 @@ async def test_two_processes_on_one_home_finalize_each_batch_once_with_complete_
     assert summary.counts.model_dump() == {"succeeded": REQUESTS, "failed": 0, "missing": 0}
 
 
-VALIDATION = 300.0  # the emulator's validation time in clock seconds (time_scale 1)
-PER_REQUEST = 60.0
 STOPPED_AT = START + VALIDATION + 4 * PER_REQUEST  # where the stopped owner's clock is: 4 requests done
 
 # An emulator on the same home that runs the batch part way, then starts another step (takes the lease,
@@ -187,7 +187,7 @@ async def test_a_batch_whose_owner_stopped_is_taken_over_once_its_lease_expires(
         Emulator(settings_for(home), clock=clock) as emulator,
         azure_client("http://emulator", emulator.key, emulator.transport()) as client,
     ):
-        batch_id = await start_batch(client, tmp_path / "in.jsonl")
+        batch_id = await start_sdk_batch(client, tmp_path / "in.jsonl")
     assert stop_an_owner_mid_step(home, batch_id) == ["in_progress", "4"]
 
     clock = FakeClock(STOPPED_AT + LEASE_SECONDS / 3)  # before the stopped owner's lease expires

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS_DIR = Path(os.environ.get("AOAI_SEEDS_DIR") or ROOT.parent / "shared" / "seeds")
 PYTHON_FENCE = re.compile(r"^```[Pp]ython\n(.*?)^```", re.DOTALL | re.MULTILINE)
 TRAILING_COMMA = re.compile(r",(\s*[}\]])")

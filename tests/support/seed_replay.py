@@ -16,7 +16,7 @@ from typing import IO, Any
 import httpx2
 from azure.core.credentials import AccessToken
 
-from tests.aoai_batch.emulator.seeds import json_objects
+from tests.support.seeds import json_objects
 
 POLL_LIMIT = 1_000  # sleeps a polling cell may take before the replay calls it a hang
 
