@@ -23,7 +23,7 @@ from aoai_batch.splitwriter import SplitWriter
 from aoai_batch.templates import Template, cell_text
 from aoai_batch.validation import EXACT_TOKENS_BYTES, Checker
 
-ENDPOINTS = ("/chat/completions", "/responses")
+BUILDABLE_ENDPOINTS = ("/chat/completions", "/responses")
 RESERVED_BODY_FIELDS = frozenset({"model", "messages", "input"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 REMOTE_IMAGE_PREFIXES = ("https://", "http://", "data:image/")
@@ -68,8 +68,8 @@ def build_batch_file(
     known = sorted(deployments) if deployments is not None else None
     if known is not None and deployment not in known:
         raise UnknownDeployment(deployment, known)
-    if endpoint not in ENDPOINTS:
-        raise InvalidInput(f"endpoint {endpoint!r} is not supported; use one of {', '.join(ENDPOINTS)}.")
+    if endpoint not in BUILDABLE_ENDPOINTS:
+        raise InvalidInput(f"endpoint {endpoint!r} is not supported; use one of {', '.join(BUILDABLE_ENDPOINTS)}.")
     defaults = dict(body or {})
     if reserved := sorted(RESERVED_BODY_FIELDS & defaults.keys()):
         raise InvalidInput(f"body must not set {', '.join(reserved)}; use deployment and the prompt inputs.")

@@ -43,7 +43,7 @@ class ErrorDetails(TypedDict, total=False):
     retry_after: float  # seconds the service asked to wait before retrying
 
 
-AuthMode = Literal["key", "entra"]
+AuthInUse = Literal["key", "entra"]  # how requests were signed (settings.AuthMode adds "auto")
 Missing = Literal["batch", "file"]
 KEY_SETTINGS: dict[Backend, str] = {
     "azure": "AZURE_OPENAI_API_KEY",
@@ -151,11 +151,11 @@ class AuthenticationFailed(BatchToolError, kind="auth"):
     """The service refused the credentials of `backend`, sent by `auth` (a key, or an Entra ID token)."""
 
     def __init__(
-        self, message: str, *, backend: Backend = "azure", auth: AuthMode = "key", request_id: str | None = None
+        self, message: str, *, backend: Backend = "azure", auth: AuthInUse = "key", request_id: str | None = None
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.backend: Backend = backend
-        self.auth: AuthMode = auth
+        self.auth: AuthInUse = auth
 
     @property
     def key_setting(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -22,6 +22,7 @@ from aoai_batch.client import (
     AsyncCredential,
     BatchClient,
     Connection,
+    Sleep,
     connection_from_settings,
     emulator_connection,
 )
@@ -61,7 +62,6 @@ from aoai_batch.validation import validate_file
 if TYPE_CHECKING:
     import httpx2
 
-Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
 # The longest pause between two looks at an upload being processed: the emulator processes at once.

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from aoai_batch.errors import AuthInUse
 from aoai_batch.limits import (
     DEFAULT_COMPLETION_WINDOW,
     DEFAULT_FILE_EXPIRY_DAYS,
@@ -237,7 +238,7 @@ class ConfigView(BaseModel):
     endpoint_host: str | None = Field(description="the service's host name; null on the embedded emulator")
     api_version: str
     auth: AuthMode = Field(description="the auth mode asked for (AOAI_BATCH_AUTH)")
-    auth_in_use: Literal["key", "entra"] = Field(description="how requests are signed: an api key or Entra ID")
+    auth_in_use: AuthInUse = Field(description="how requests are signed: an api key or Entra ID")
     api_key_configured: bool
     home: str = Field(description="AOAI_BATCH_HOME: the state database and the embedded emulator's data")
     state_path: str = Field(description="the job registry (SQLite)")
@@ -294,7 +295,7 @@ def config_view(settings: Settings) -> ConfigView:
     )
 
 
-def _auth_in_use(settings: Settings) -> Literal["key", "entra"]:
+def _auth_in_use(settings: Settings) -> AuthInUse:
     """As the client will sign (aoai_batch.client.connection): Entra ID when asked, or on Azure with no key."""
     if settings.provider == "openai" or settings.embedded_emulator:
         return "key"

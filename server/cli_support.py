@@ -23,7 +23,7 @@ from server.cli_errors import report_error
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 BAR_WIDTH = 30
 Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
-Outcome = Callable[[Any, argparse.Namespace], int]
+ExitCodeOf = Callable[[Any, argparse.Namespace], int]
 """The exit code of a command whose result was printed (by default 0)."""
 
 
@@ -44,7 +44,7 @@ def add_service_command(
     help_text: str,
     action: Action,
     show: Callable[[Any], str],
-    outcome: Outcome | None = None,
+    outcome: ExitCodeOf | None = None,
 ) -> argparse.ArgumentParser:
     """A sub-command that opens the service, runs `action` and prints its result (`--json` or `show`)."""
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -54,7 +54,7 @@ def add_service_command(
 
 
 def run_action(
-    action: Action, show: Callable[[Any], str], args: argparse.Namespace, outcome: Outcome | None = None
+    action: Action, show: Callable[[Any], str], args: argparse.Namespace, outcome: ExitCodeOf | None = None
 ) -> int:
     settings = load_settings()
     if settings is None:

@@ -234,7 +234,7 @@ async def _check_server(client: Client) -> None:
 
 
 async def _call(
-    client: Client, model: type[M], tool: str, arguments: dict[str, Any], bar: ProgressBar | None = None
+    client: Client, model: type[M], tool: str, arguments: dict[str, Any], bar: BatchProgress | None = None
 ) -> M:
     try:
         result = await client.call_tool(tool, arguments, progress_callback=bar.on_progress if bar else None)
@@ -250,7 +250,7 @@ async def _call(
 
 
 async def _watch(client: Client, batch: Batch) -> Batch:
-    bar = ProgressBar(sys.stdout)
+    bar = BatchProgress(sys.stdout)
     bar.show(batch)
     while not batch.terminal:
         arguments = {"batch_id": batch.id, "wait_seconds": WAIT_SECONDS}
@@ -260,7 +260,7 @@ async def _watch(client: Client, batch: Batch) -> Batch:
     return batch
 
 
-class ProgressBar:
+class BatchProgress:
     """A live one-line bar on a terminal; elsewhere (logs, CI, tests) a line per change of the batch."""
 
     WIDTH = 30

@@ -13,8 +13,8 @@ from aoai_batch.text import truncate
 from tools.deps import MAX_RESULT_CHARS, client_roots, deps, expected_errors, progress, result_chars
 from tools.registry import ToolSpec
 
-PREVIEW_CHARS = 300
-INPUT_CHARS = 80
+FITTED_PREVIEW_CHARS = 300
+FITTED_INPUT_CHARS = 80
 
 
 def fitted(summary: FetchSummary) -> FetchSummary:
@@ -23,7 +23,10 @@ def fitted(summary: FetchSummary) -> FetchSummary:
         return summary
     rows = [
         row.model_copy(
-            update={"content": truncate(row.content, PREVIEW_CHARS), "input": truncate(row.input, INPUT_CHARS)}
+            update={
+                "content": truncate(row.content, FITTED_PREVIEW_CHARS),
+                "input": truncate(row.input, FITTED_INPUT_CHARS),
+            }
         )
         for row in summary.preview
     ]
