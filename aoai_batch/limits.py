@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import NamedTuple, TypedDict
+from typing import TypedDict
 
 from aoai_batch.errors import InvalidInput
 
@@ -37,14 +37,6 @@ MAX_USER_METADATA_PAIRS = MAX_METADATA_PAIRS - 1
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 MAX_IDEMPOTENCY_KEY_CHARS = MAX_METADATA_VALUE_CHARS  # it is stored as a metadata value
-
-
-class FileLimits(NamedTuple):
-    max_requests: int
-    max_bytes: int
-
-
-DEFAULT_LIMITS = FileLimits(max_requests=100_000, max_bytes=200_000_000)
 
 
 class RuleKeywords(TypedDict):
@@ -67,17 +59,21 @@ class FileRules:
         return RuleKeywords(max_requests=self.max_requests, max_bytes=self.max_bytes, deployments=self.deployments)
 
 
+DEFAULT_LIMITS = FileRules(max_requests=100_000, max_bytes=200_000_000)
+
+
 MAX_REQUESTS_VARIABLE = "AOAI_BATCH_MAX_REQUESTS"
 MAX_BYTES_VARIABLE = "AOAI_BATCH_MAX_BYTES"
 
 
-def file_limits(environ: Mapping[str, str] | None = None) -> FileLimits:
-    """The limits from `AOAI_BATCH_MAX_REQUESTS` and `AOAI_BATCH_MAX_BYTES` (unset or empty: the defaults).
+def file_limits(environ: Mapping[str, str] | None = None) -> FileRules:
+    """The limits from `AOAI_BATCH_MAX_REQUESTS` and `AOAI_BATCH_MAX_BYTES` (unset or empty: the defaults),
+    with no deployments to check names against.
 
     Raises InvalidInput naming the variable (never its value) when one is not a whole number above 0.
     """
     env = os.environ if environ is None else environ
-    return FileLimits(
+    return FileRules(
         max_requests=_positive_int(env, MAX_REQUESTS_VARIABLE, DEFAULT_LIMITS.max_requests),
         max_bytes=_positive_int(env, MAX_BYTES_VARIABLE, DEFAULT_LIMITS.max_bytes),
     )

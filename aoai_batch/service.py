@@ -136,7 +136,7 @@ class BatchService:
         async with AsyncExitStack() as stack:
             store = await Store.open(settings.state_db, now=now)
             stack.push_async_callback(store.close)
-            if settings.provider == "emulator" and not settings.endpoint:
+            if settings.embedded_emulator:
                 connection, transport = await _embedded_emulator(settings, transport, stack)
             else:
                 connection = connection_from_settings(settings)

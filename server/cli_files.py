@@ -12,7 +12,7 @@ tests/server/test_cli_imports.py keeps it so. `build` imports the builder when i
 from __future__ import annotations
 
 import argparse
-import sys
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,12 +127,12 @@ def _rules(args: argparse.Namespace, deployments: Sequence[str] | None) -> FileR
     except InvalidInput as exc:
         report_error(exc, as_json=args.json)
         return None
-    max_requests = limits.max_requests if args.max_requests is None else args.max_requests
-    max_bytes = limits.max_bytes if args.max_bytes is None else args.max_bytes
-    if max_requests < 1 or max_bytes < 1:
-        print("error: --max-requests and --max-bytes must be positive", file=sys.stderr)
-        return None
-    return FileRules(max_requests, max_bytes, tuple(deployments) if deployments is not None else None)
+    return dataclasses.replace(
+        limits,
+        max_requests=limits.max_requests if args.max_requests is None else args.max_requests,
+        max_bytes=limits.max_bytes if args.max_bytes is None else args.max_bytes,
+        deployments=tuple(deployments) if deployments is not None else None,
+    )
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -100,9 +100,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.time_scale <= 0 or args.timeout <= 0:
-        print("demo: --time-scale and --timeout must be positive", file=sys.stderr)
-        return USAGE
     home = (args.home or Path(tempfile.mkdtemp(prefix="aoai-batch-demo-"))).expanduser().resolve()
     workspace = (args.workspace or home / "workspace").expanduser().resolve()
     try:
