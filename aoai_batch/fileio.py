@@ -44,7 +44,7 @@ def atomic_writer(path: Path, *, overwrite: bool = False, buffering: int = -1) -
     """
     path = Path(path)
     if not overwrite and path.exists():
-        raise _taken(path)
+        raise FileInTheWay(path)
     tmp, fd = open_temp_beside(path)
     try:
         with os.fdopen(fd, "wb", buffering=buffering) as handle:
@@ -83,15 +83,11 @@ def publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError as exc:
-        raise _taken(path) from exc
+        raise FileInTheWay(path) from exc
     except OSError:  # file systems without hard links
         if path.exists():
-            raise _taken(path) from None
+            raise FileInTheWay(path) from None
         os.replace(tmp, path)
-
-
-def _taken(path: Path) -> FileInTheWay:
-    return FileInTheWay(path)
 
 
 def free_path(path: Path) -> Path:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from server.cli_args import OUTPUT_RULE, HelpFormatter
+from server.cli_args import OUTPUT_RULE, USAGE, HelpFormatter
 
 # command -> (module exposing `register(subparsers)`, one-line summary); each parser sets
 # `run=callable(args) -> int`.
@@ -33,7 +33,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("server.cli_config", "show the resolved settings and where state and files are (no secrets)"),
 }
 
-USAGE_ERROR = 2
 DISTRIBUTION = "aoai-batch-mcp"
 
 
@@ -95,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(args, "run", None)
     if run is None:
         parser.print_help()
-        return USAGE_ERROR
+        return USAGE
     try:
         code = int(run(args))
         sys.stdout.flush()  # inside the try: a closed pipe raises here, not at interpreter exit

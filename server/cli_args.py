@@ -10,6 +10,9 @@ import argparse
 import math
 from collections.abc import Callable
 
+# The exit codes of every command: done, an expected failure (said on stderr), a usage error.
+OK, FAILED, USAGE = 0, 1, 2
+
 OUTPUT_RULE = "Files are written into the current folder, or into --output-dir DIR."
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 
 from aoai_batch.settings import ConfigView, config_view
-from server.cli_support import FAILED, OK, load_settings
+from server.cli_args import FAILED, OK
+from server.cli_support import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,9 +12,8 @@ import socket
 import sys
 from typing import Any
 
-from server.cli_args import PORT, float_in, int_in, positive_number
+from server.cli_args import PORT, USAGE, float_in, int_in, positive_number
 
-USAGE_ERROR = 2
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 # flag destination -> EmulatorSettings field
@@ -95,12 +94,12 @@ def run(args: argparse.Namespace) -> int:
         emulator = Emulator(settings)
     except (ValidationError, ValueError) as exc:
         print(f"aoai-batch-mcp emulator: {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return USAGE
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
         print(f"aoai-batch-mcp emulator: cannot listen on {args.host}:{args.port} ({exc.strerror}).", file=sys.stderr)
-        return USAGE_ERROR
+        return USAGE
     port = sock.getsockname()[1]
     _announce(args.host, port, settings.key is not None, emulator.key, str(settings.home))
     config = uvicorn.Config(emulator.app, log_level="warning", lifespan="off", ws="none")

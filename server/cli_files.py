@@ -22,13 +22,11 @@ import orjson
 from aoai_batch.errors import InvalidInput
 from aoai_batch.limits import FileRules, file_limits
 from aoai_batch.validation import Findings, check_file
-from server.cli_args import OUTPUT_RULE, int_in
+from server.cli_args import FAILED, OK, OUTPUT_RULE, USAGE, int_in
 from server.cli_errors import report_error
 
 if TYPE_CHECKING:
     from aoai_batch.models import BuildResult
-
-OK, FAILED, USAGE = 0, 1, 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -27,8 +27,8 @@ from aoai_batch.limits import (
 )
 from aoai_batch.models import Batch, BatchEndpoint, BatchError, BatchPage, BatchStatus, FilePage, UploadResult
 from aoai_batch.service import TRANSIENT_ERRORS, BatchService
-from server.cli_args import float_in, int_in
-from server.cli_support import FAILED, OK, ProgressBar, add_service_command, progress_bar_for, progress_for
+from server.cli_args import FAILED, OK, float_in, int_in
+from server.cli_support import ProgressBar, add_service_command, progress_bar_for, progress_for
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.cli_args import PORT
+from server.cli_args import PORT, USAGE
 
-USAGE_ERROR = 2
 CLIENT_NAME = "aoai-batch"
 
 
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         # Field names and reasons only: the values may be secrets.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
         print(f"aoai-batch-mcp serve: the settings are not valid ({problems}).", file=sys.stderr)
-        return USAGE_ERROR
+        return USAGE
     server = build_server(settings)
     if args.transport == "stdio":
         serve_stdio(server, on_ready=_tell_a_person if _in_a_terminal() else lambda: None)
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         anyio.run(lambda: serve_http(server, host=args.host, port=args.port, token=token, on_ready=_tell_url))
     except InvalidInput as exc:
         print(f"aoai-batch-mcp serve: {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return USAGE
     return 0
 
 

@@ -18,9 +18,10 @@ from aoai_batch.errors import BatchToolError
 from aoai_batch.models import ProgressFn
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
+from server.cli_args import FAILED, OK
 from server.cli_errors import report_error
 
-OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+INTERRUPTED = 130
 BAR_WIDTH = 30
 Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
 ExitCodeOf = Callable[[Any, argparse.Namespace], int]

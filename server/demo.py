@@ -28,9 +28,8 @@ from pydantic import BaseModel, ValidationError
 from aoai_batch.fileio import free_path
 from aoai_batch.models import Batch, BuildResult, FetchSummary, UploadResult, ValidationReport
 from aoai_batch.text import truncate
-from server.cli_args import positive_number
+from server.cli_args import FAILED, OK, USAGE, positive_number
 
-OK, FAILED, USAGE = 0, 1, 2
 DEPLOYMENT = "gpt-4o-mini"
 # Emulated seconds per real second: the emulated batch's ~20 minutes of validating, running and finalizing
 # pass in about 4 s, slow enough to watch the counts advance.
