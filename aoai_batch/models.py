@@ -158,11 +158,9 @@ class ResultRow(BaseModel):
     error: ResultError | None = None
 
 
-class FetchSummary(BaseModel):
-    """What fetch_results wrote and found (also served as batch://jobs/{batch_id}/results)."""
+class ResultsTally(BaseModel):
+    """What a fetch wrote and found: the part a batch's and a run's results summaries share."""
 
-    batch_id: str
-    batch_status: BatchStatus
     format: Literal["jsonl", "csv"]
     results_path: str | None = None
     errors_path: str | None = None
@@ -170,12 +168,19 @@ class FetchSummary(BaseModel):
     counts: ResultCounts = Field(default_factory=ResultCounts)
     usage: Usage = Field(default_factory=Usage)
     failures_by_code: dict[str, int] = Field(default_factory=dict)
-    preview: list[ResultRow] = Field(default_factory=list, description="A few rows; content is data, truncated.")
     failed_ids: list[str] = Field(default_factory=list, description="The first few failed or missing ids.")
     unparsable_lines: int = Field(0, description="Output or error lines that were not JSON.")
     unmatched_lines: int = Field(0, description="Output or error lines whose custom_id is not in the input.")
     duplicate_lines: int = Field(0, description="Output or error lines repeating a custom_id already answered.")
     note: str | None = None
+
+
+class FetchSummary(ResultsTally):
+    """What fetch_results wrote and found (also served as batch://jobs/{batch_id}/results)."""
+
+    batch_id: str
+    batch_status: BatchStatus
+    preview: list[ResultRow] = Field(default_factory=list, description="A few rows; content is data, truncated.")
 
 
 class UploadResult(BaseModel):
