@@ -21,8 +21,10 @@ import pytest
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.emulator.quota import file_tokens
 from aoai_batch.emulator.state import SCHEMA
+from aoai_batch.errors import InvalidRequest
 from aoai_batch.quota import TOKEN_LIMIT_EXCEEDED, limit_named_in
-from aoai_batch.settings import EmulatorSettings
+from aoai_batch.service import BatchService
+from aoai_batch.settings import EmulatorSettings, Settings
 from tests.support.batch_files import request_line, write_batch_file, write_lines
 from tests.support.clients import API_VERSION, azure_client, upload
 from tests.support.clock import DONE, VALIDATION
@@ -351,3 +353,18 @@ async def test_two_processes_on_one_home_count_the_same_batches(tmp_path: Path, 
         file_id = await uploaded(client, tmp_path, "one", 1)
     outcomes = create_in_processes(tmp_path / "emu", limit, file_id, processes=2)
     assert sorted(outcomes) == ["token_limit_exceeded"] * 7 + ["validating"] * 5
+
+
+async def test_the_embedded_emulator_reads_the_quota_and_the_service_says_which_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOAI_EMULATOR_ENQUEUED_TOKENS", "gpt-4o-mini=15")
+    settings = Settings(home=tmp_path / "home", workspace=str(tmp_path), provider="emulator")
+    path = write_batch_file(tmp_path / "in.jsonl", count=2)  # 20 tokens
+    with anyio.fail_after(30):
+        async with BatchService.open(settings) as service:
+            uploaded = await service.upload_file(path)
+            with pytest.raises(InvalidRequest) as caught:
+                await service.create_batch(uploaded.file.id)
+    assert caught.value.code == TOKEN_LIMIT_EXCEEDED
+    assert limit_named_in(str(caught.value)) == 15
