@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -34,6 +34,19 @@ AuthMode = Literal["auto", "key", "entra"]
 DEFAULT_API_VERSION = "2024-10-21"
 DEFAULT_TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_DEPLOYMENTS = "gpt-4o-mini=gpt-4o-mini-2024-07-18,gpt-4o=gpt-4o-2024-08-06"
+
+
+def name_model_pairs(text: str) -> dict[str, str]:
+    """`name=model,name=model` as a dict; ValueError naming an entry that is not `name=model`."""
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, sep, model = item.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            raise ValueError(f"expected name=model entries separated by commas, got {item.strip()!r}")
+        pairs[name.strip()] = model.strip()
+    return pairs
 
 
 def _default_home() -> Path:
@@ -136,6 +149,22 @@ class Settings(_FromNamedVariables):
         validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days"),
     )
     http_token: SecretStr | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_HTTP_TOKEN", "http_token"))
+    deployment_models_text: str | None = Field(
+        None, validation_alias=AliasChoices("AOAI_BATCH_DEPLOYMENT_MODELS", "deployment_models")
+    )
+    prices_path: Path | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_PRICES", "prices"))
+
+    @field_validator("deployment_models_text")
+    @classmethod
+    def _pairs(cls, text: str | None) -> str | None:
+        if text is not None:
+            name_model_pairs(text)
+        return text
+
+    @property
+    def deployment_models(self) -> dict[str, str]:
+        """AOAI_BATCH_DEPLOYMENT_MODELS: deployment name -> the model it runs (empty when unset)."""
+        return name_model_pairs(self.deployment_models_text or "")
 
     @property
     def provider(self) -> Provider:
