@@ -30,6 +30,7 @@ ErrorKind = Literal[
     "rate_limited",  # quota or rate limit: retry after `retry_after` seconds, or later
     "unavailable",  # the service (or the registry) cannot be used now: retry later
     "no_space",  # the disk is full: free space, or write somewhere else
+    "over_budget",  # the job would cost more than the limit given: raise the limit, or make the job smaller
 ]
 ERROR_KEY = "io.github.aoai-batch-mcp/error"
 """The one name under which the edges hand `details()` to programs (MCP `_meta` keys are namespaced)."""
@@ -111,6 +112,23 @@ class NotConfigured(InvalidInput, kind="not_configured"):
     def __init__(self, message: str, *, setting: str) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class BadPriceFile(NotConfigured):
+    """The price file `AOAI_BATCH_PRICES` names cannot be read, or an entry of it is wrong; `path` is the file."""
+
+    def __init__(self, message: str, *, path: Path | str) -> None:
+        super().__init__(message, setting="AOAI_BATCH_PRICES")
+        self.path = Path(path)
+
+
+class CostAboveLimit(BatchToolError, kind="over_budget"):
+    """The job's estimated cost is above the `max_cost` given (or cannot be estimated); nothing was started."""
+
+    def __init__(self, message: str, *, max_cost: float, estimate: float | None) -> None:
+        super().__init__(message)
+        self.max_cost = max_cost
+        self.estimate = estimate
 
 
 class NotFound(BatchToolError, kind="not_found"):

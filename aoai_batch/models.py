@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -91,6 +91,41 @@ class FileInfo(BaseModel):
     backend: Backend
 
 
+ModelFrom = Literal["setting", "emulator", "provider", "output", "deployment_name"]
+"""How the model behind a deployment was known: AOAI_BATCH_DEPLOYMENT_MODELS, the embedded emulator's deployments,
+the OpenAI provider (the deployment is the model), the output lines' `model`, or the deployment's own name
+(a match, said so in `reason`)."""
+
+
+class EstimatedCost(BaseModel):
+    """What a batch file will cost at most, from the price book; the amounts are null when `reason` says why."""
+
+    currency: str | None = None
+    model: str | None = None
+    model_from: ModelFrom | None = None
+    input: float | None = Field(None, description="The estimated input tokens at the input price.")
+    output_upper_bound: float | None = Field(None, description="The lines' max output tokens at the output price.")
+    total_upper_bound: float | None = None
+    price_date: date | None = None
+    reason: str | None = Field(None, description="Why an amount is null, or how the model was guessed.")
+
+
+class Cost(BaseModel):
+    """What a batch cost, from the usage its output lines report (cached input tokens at their price)."""
+
+    currency: str | None = None
+    models: list[str] = Field(default_factory=list)
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    input: float | None = None
+    cached_input: float | None = None
+    output: float | None = None
+    total: float | None = None
+    price_date: date | None = None
+    reason: str | None = Field(None, description="Why an amount is null (a model without a price).")
+
+
 class ValidationIssue(BaseModel):
     code: IssueCode
     line: int | None = Field(None, description="1-based line number; none for whole-file issues.")
@@ -111,6 +146,10 @@ class ValidationReport(BaseModel):
     issue_counts: dict[str, int] = Field(default_factory=dict, description="Every issue, counted by code.")
     estimated_input_tokens: int = 0
     tokens_exact: bool = Field(True, description="False when the token count is an approximation.")
+    max_output_tokens: int | None = Field(
+        None, description="Sum of the lines' max_tokens (or max_completion_tokens, max_output_tokens), if all set."
+    )
+    estimated_cost: EstimatedCost | None = None
 
 
 class BuiltFile(BaseModel):
@@ -127,6 +166,7 @@ class BuildResult(BaseModel):
     split: bool
     estimated_input_tokens: int
     tokens_exact: bool
+    estimated_cost: EstimatedCost | None = None
     validation: list[ValidationReport] = Field(description="One report per file written.")
 
 
@@ -173,6 +213,7 @@ class ResultsTally(BaseModel):
     unparsable_lines: int = Field(0, description="Output or error lines that were not JSON.")
     unmatched_lines: int = Field(0, description="Output or error lines whose custom_id is not in the input.")
     duplicate_lines: int = Field(0, description="Output or error lines repeating a custom_id already answered.")
+    cost: Cost | None = None
     note: str | None = None
 
 
@@ -189,6 +230,7 @@ class UploadResult(BaseModel):
 
     file: FileInfo
     validation: ValidationReport | None = None
+    estimated_cost: EstimatedCost | None = None
 
 
 class BatchPage(BaseModel):

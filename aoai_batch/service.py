@@ -7,6 +7,7 @@ Its contract: parameters after the id are keyword-only; every public method list
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -26,6 +27,7 @@ from aoai_batch.client import (
     connection_from_settings,
     emulator_connection,
 )
+from aoai_batch.cost import Pricing, check_max_cost, pricing_for
 from aoai_batch.errors import (
     BatchToolError,
     ConnectionFailed,
@@ -47,6 +49,7 @@ from aoai_batch.models import (
     Backend,
     Batch,
     BatchPage,
+    EstimatedCost,
     FetchSummary,
     FileInfo,
     FilePage,
@@ -86,6 +89,7 @@ class BatchService:
         store: Store,
         *,
         rules: FileRules,
+        pricing: Pricing | None = None,
         sleep: Sleep = anyio.sleep,
         clock: Clock = time.monotonic,
         now: Clock = time.time,
@@ -96,6 +100,7 @@ class BatchService:
         self._store = store
         self._rules = rules
         self._resource = resource
+        self._pricing = pricing or pricing_for(settings)
         self._sleep = sleep
         self._clock = clock
         self._now = now
@@ -110,6 +115,11 @@ class BatchService:
     def file_rules(self) -> FileRules:
         """What build, validate and upload check a batch file against (the deployments: None when not known)."""
         return self._rules
+
+    @property
+    def pricing(self) -> Pricing:
+        """The price book and the deployments' models: what estimates and costs are priced with."""
+        return self._pricing
 
     @property
     def poll_seconds(self) -> float:
@@ -138,9 +148,11 @@ class BatchService:
 
         Raises:
             NotConfigured: the backend needs a setting that is not set (an endpoint, a key).
+            BadPriceFile: the price file AOAI_BATCH_PRICES names cannot be read, or an entry is wrong.
             NotWritable: the registry's folder (`AOAI_BATCH_HOME`) cannot be written.
             RegistryLocked: another process held the registry's lock past its timeout.
         """
+        pricing = pricing_for(settings)
         async with AsyncExitStack() as stack:
             if store is None:
                 store = await Store.open(settings.state_db, now=now)
@@ -158,7 +170,17 @@ class BatchService:
             )
             stack.push_async_callback(client.aclose)
             rules = file_rules(settings)
-            yield cls(settings, client, store, rules=rules, sleep=sleep, clock=clock, now=now, resource=resource)
+            yield cls(
+                settings,
+                client,
+                store,
+                rules=rules,
+                pricing=pricing,
+                sleep=sleep,
+                clock=clock,
+                now=now,
+                resource=resource,
+            )
 
     # files
 
@@ -199,10 +221,11 @@ class BatchService:
             )
             if not report.ok:
                 raise invalid_file_error(path, report, self._rules.deployments)
+            report = self._pricing.priced_report(report)
         days = expires_after_days or self._settings.file_expiry_days
         info = await self._client.upload_file(path, expires_after_days=days, wait=wait, progress=progress)
         await self._store.save_file(info, local_path=str(path))
-        return UploadResult(file=info, validation=report)
+        return UploadResult(file=info, validation=report, estimated_cost=report.estimated_cost if report else None)
 
     async def get_file(self, file_id: str) -> FileInfo:
         """An uploaded file's metadata, as the service reports it now (kept in the registry).
@@ -234,8 +257,12 @@ class BatchService:
         completion_window: str = DEFAULT_COMPLETION_WINDOW,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        max_cost: float | None = None,
     ) -> Batch:
         """Start a batch; the same idempotency key returns the batch it created before, never a second one.
+
+        With `max_cost`, the input file is estimated first (the local copy this server uploaded, else the
+        service's) and nothing starts when the estimate is above it (`cost.check_max_cost`).
 
         Raises:
             NotAFileId: `input_file_id` is a local path or a batch id (refused before any request).
@@ -243,6 +270,7 @@ class BatchService:
                 reserved key), an empty or too long `idempotency_key`, or an empty `input_file_id`.
             NotFound: the service has no file `input_file_id`.
             InvalidRequest: the service refused the batch (its `code`, e.g. `token_limit_exceeded`).
+            CostAboveLimit: the estimate is above `max_cost`, or cannot be made (an unknown model or price).
         """
         folders = [Path.cwd(), *self._settings.workspace_dirs]
         await anyio.to_thread.run_sync(check_input_file_id, input_file_id, folders)
@@ -250,8 +278,10 @@ class BatchService:
         if completion_window not in COMPLETION_WINDOWS:
             raise InvalidInput(f"The completion window must be one of {sorted(COMPLETION_WINDOWS)}.")
         check_metadata(metadata)
+        if max_cost is not None and not 0 <= max_cost < float("inf"):
+            raise InvalidInput(f"max_cost must be an amount of 0 or more (it was {max_cost}).")
         if idempotency_key is None:
-            return await self._create(input_file_id, endpoint, completion_window, metadata, None)
+            return await self._create(input_file_id, endpoint, completion_window, metadata, None, max_cost)
         key = idempotency_key.strip()
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
             raise InvalidInput(f"An idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.")
@@ -259,7 +289,7 @@ class BatchService:
             known = await self._store.find_by_idempotency_key(key)
             if known is not None:
                 return known.batch
-            return await self._create(input_file_id, endpoint, completion_window, metadata, key)
+            return await self._create(input_file_id, endpoint, completion_window, metadata, key, max_cost)
 
     async def _create(
         self,
@@ -268,7 +298,10 @@ class BatchService:
         completion_window: str,
         metadata: Mapping[str, str] | None,
         key: str | None,
+        max_cost: float | None,
     ) -> Batch:
+        if max_cost is not None:
+            check_max_cost(await self.estimate_file(input_file_id), max_cost)
         batch = await self._client.create_batch(
             input_file_id,
             endpoint=endpoint,
@@ -278,6 +311,30 @@ class BatchService:
         )
         key = batch.metadata.get(IDEMPOTENCY_METADATA_KEY)
         return (await self._store.save_batch(self._here(batch), idempotency_key=key)).batch
+
+    async def estimate_file(self, file_id: str) -> EstimatedCost:
+        """What an uploaded file's batch would cost at most: its local copy (if this server uploaded it and it is
+        unchanged) or the service's, counted and priced.
+
+        Raises:
+            NotFound: the service has no file `file_id`.
+            InvalidInput: `file_id` is empty.
+        """
+        record = await self._store.get_file(file_id)
+        local = Path(record.local_path) if record is not None and record.local_path else None
+        size = await anyio.to_thread.run_sync(_size_of, local) if local is not None else None
+        if local is not None and size is not None and record is not None and record.file.bytes in (None, size):
+            return await self._estimate(local)
+        with tempfile.TemporaryDirectory(prefix="aoai-batch-estimate-") as folder:
+            copy = Path(folder) / "input.jsonl"
+            await self._client.download_file(file_id, copy)
+            return await self._estimate(copy)
+
+    async def _estimate(self, path: Path) -> EstimatedCost:
+        report = await anyio.to_thread.run_sync(
+            lambda: validate_file(path, **self._rules.keywords(), exact_tokens=False)  # as upload's check counts
+        )
+        return self._pricing.estimate(report.deployment, report.estimated_input_tokens, report.max_output_tokens)
 
     async def get_batch(self, batch_id: str, *, wait_seconds: float = 0, progress: ProgressFn | None = None) -> Batch:
         """The batch as the service reports it now; with `wait_seconds`, wait up to that long for a change.
@@ -380,6 +437,7 @@ class BatchService:
             preview=preview,
             overwrite=overwrite,
             progress=progress,
+            pricing=self._pricing,
         )
 
     # the registry
@@ -449,6 +507,13 @@ class BatchService:
             if _changed(record.batch, current):
                 changed.append(current)
         return changed
+
+
+def _size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
 
 
 def _existing_file(path: Path) -> Path:

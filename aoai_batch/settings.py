@@ -38,6 +38,19 @@ DEFAULT_TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 DEFAULT_DEPLOYMENTS = "gpt-4o-mini=gpt-4o-mini-2024-07-18,gpt-4o=gpt-4o-2024-08-06"
 
 
+def name_model_pairs(text: str) -> dict[str, str]:
+    """`name=model,name=model` as a dict; ValueError naming an entry that is not `name=model`."""
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, sep, model = item.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            raise ValueError(f"expected name=model entries separated by commas, got {item.strip()!r}")
+        pairs[name.strip()] = model.strip()
+    return pairs
+
+
 def _default_home() -> Path:
     return Path(user_data_dir("aoai-batch-mcp", appauthor=False))
 
@@ -167,6 +180,23 @@ class Settings(_FromNamedVariables):
     @classmethod
     def _expand_pool_path(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    deployment_models_text: str | None = Field(
+        None, validation_alias=AliasChoices("AOAI_BATCH_DEPLOYMENT_MODELS", "deployment_models")
+    )
+    prices_path: Path | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_PRICES", "prices"))
+
+    @field_validator("deployment_models_text")
+    @classmethod
+    def _pairs(cls, text: str | None) -> str | None:
+        if text is not None:
+            name_model_pairs(text)
+        return text
+
+    @property
+    def deployment_models(self) -> dict[str, str]:
+        """AOAI_BATCH_DEPLOYMENT_MODELS: deployment name -> the model it runs (empty when unset)."""
+        return name_model_pairs(self.deployment_models_text or "")
 
     @property
     def provider(self) -> Provider:

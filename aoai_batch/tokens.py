@@ -218,3 +218,24 @@ class TokenEstimator:
     def exact(self) -> bool:
         """True when every text was tokenized with a real encoding and no image was involved."""
         return self.counter.exact and self._sampled_chars == self._chars and not self._images
+
+
+OUTPUT_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+"""The body fields that cap a request's output (chat's old and new names, and /responses')."""
+
+
+@dataclass
+class OutputBound:
+    """The most output tokens a file's requests can produce: the sum of their limits, None once one has none."""
+
+    total: int | None = 0
+
+    def add(self, body: dict[str, Any]) -> None:
+        if self.total is None:
+            return
+        for name in OUTPUT_LIMIT_FIELDS:
+            limit = body.get(name)
+            if type(limit) is int and limit > 0:
+                self.total += limit
+                return
+        self.total = None  # one request without a limit: the output has no bound

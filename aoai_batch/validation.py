@@ -24,7 +24,7 @@ import orjson
 from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading, skip_rest_of_line
 from aoai_batch.text import truncate
-from aoai_batch.tokens import APPROXIMATE, TokenEstimator, get_counter
+from aoai_batch.tokens import APPROXIMATE, OutputBound, TokenEstimator, get_counter
 
 if TYPE_CHECKING:
     from aoai_batch.models import IssueCode, ValidationReport
@@ -126,6 +126,8 @@ class Findings:
     issue_counts: dict[str, int]
     estimated_input_tokens: int
     tokens_exact: bool
+    max_output_tokens: int | None
+    estimated_cost: None = None  # priced later, by whoever knows the deployment's model (`aoai_batch.cost`)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (the same as `to_report().model_dump()`)."""
@@ -163,6 +165,7 @@ class Checker:
         self.max_requests = max_requests
         self.deployments = frozenset(deployments) if deployments is not None else None
         self.tokens: TokenEstimator | None = None
+        self.output_bound = OutputBound()
         if count_tokens:
             counter = get_counter() if exact_tokens else APPROXIMATE
             self.tokens = TokenEstimator(sample_every=sample_every, counter=counter)
@@ -205,6 +208,7 @@ class Checker:
         remember = seen.add
         roles = MESSAGE_ROLES
         tokens = self.tokens
+        bound = self.output_bound
         url = model = None  # the file's chat url and model, once known
         total = 0
         requests = self.requests
@@ -261,6 +265,7 @@ class Checker:
                         remember(key)
                     if tokens is not None:
                         tokens.add("/chat/completions", body)
+                        bound.add(body)
                     continue
             self.requests = requests
             check(number, obj)
@@ -330,6 +335,7 @@ class Checker:
             self.add("invalid_request", number, problem)
         elif self.tokens is not None:
             self.tokens.add(endpoint, body)
+            self.output_bound.add(body)
 
     def check_custom_id(self, number: int, custom_id: object) -> None:
         if custom_id is None or custom_id == "":
@@ -403,6 +409,7 @@ class Checker:
             issue_counts=dict(self.counts),
             estimated_input_tokens=tokens.total if tokens else 0,
             tokens_exact=tokens.exact if tokens else False,
+            max_output_tokens=self.output_bound.total if tokens and self.requests else None,
         )
 
 

@@ -16,8 +16,10 @@ import orjson
 
 from aoai_batch.errors import (
     AuthenticationFailed,
+    BadPriceFile,
     BatchToolError,
     ConnectionFailed,
+    CostAboveLimit,
     FileInTheWay,
     InvalidBatchFile,
     NotAFileId,
@@ -94,6 +96,12 @@ def _not_a_file_id(exc: NotAFileId) -> str:
     return f"`{PROG} status {shlex.quote(exc.value)}` shows it; `{PROG} files` lists the uploaded files."
 
 
+def _over_budget(exc: CostAboveLimit) -> str:
+    if exc.estimate is None:
+        return "Leave out --max-cost to start it anyway."
+    return "Raise --max-cost, or make the job smaller (fewer requests, a lower max_tokens) and upload it again."
+
+
 def _unreachable(exc: ConnectionFailed) -> str | None:
     if exc.endpoint_setting is None:
         return None  # not an address anyone set (the embedded emulator, a server shutting down)
@@ -104,7 +112,9 @@ def _unreachable(exc: ConnectionFailed) -> str | None:
 _ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
     (FileInTheWay, lambda exc: "Add --overwrite to replace existing files, or choose another name."),
     (InvalidBatchFile, lambda exc: f"`{PROG} validate {shlex.quote(str(exc.path))}` lists every issue."),
+    (BadPriceFile, lambda exc: f"Fix that file, or unset {exc.setting}, and run the command again."),
     (NotConfigured, lambda exc: f"Set {exc.setting} and run the command again."),
+    (CostAboveLimit, _over_budget),
     (NotAFileId, _not_a_file_id),
     (NotFound, _not_found),
     (NotReady, _not_ready),

@@ -181,13 +181,14 @@ def _deployment(report: Findings) -> str:
 def run_build(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `validate` runs without them (the builder and settings bring pydantic).
     from aoai_batch.builder import build_batch_file
+    from aoai_batch.cost import pricing_for
     from aoai_batch.fileio import free_path
     from aoai_batch.settings import known_deployments
     from server.cli_support import load_settings
 
     settings = load_settings()
     rules = _rules(args, known_deployments(settings)) if settings is not None else None
-    if rules is None:
+    if settings is None or rules is None:
         return USAGE
     try:
         requests = _read_requests(args.requests) if args.requests is not None else None
@@ -208,6 +209,7 @@ def run_build(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             **rules.keywords(),
         )
+        result = pricing_for(settings).priced_build(result)
     except InvalidInput as exc:
         report_error(exc, as_json=args.json)
         return FAILED
@@ -237,4 +239,8 @@ def show_build(result: BuildResult) -> str:
     if not all(report.deployment_checked for report in result.validation):
         lines.append("  the deployment was not checked: this backend does not list its deployments")
     lines += [f"  {file.path}: {file.requests} requests, {file.bytes} bytes" for file in result.files]
+    if result.estimated_cost is not None:
+        from aoai_batch.cost import describe_estimate  # with the builder: `validate` runs without pydantic
+
+        lines.append(f"  cost: {describe_estimate(result.estimated_cost)}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from typing import get_args
 import anyio
 from pydantic import BaseModel
 
+from aoai_batch.cost import describe_estimate
 from aoai_batch.limits import (
     COMPLETION_WINDOWS,
     DEFAULT_COMPLETION_WINDOW,
@@ -72,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"a label stored with the batch (repeatable, up to {MAX_USER_METADATA_PAIRS})",
     )
     create.add_argument("--idempotency-key", help="the same key never starts a second batch")
+    create.add_argument(
+        "--max-cost",
+        type=float_in(0),
+        metavar="AMOUNT",
+        help="refuse to start when the estimated cost (in the price book's currency, USD) is above AMOUNT",
+    )
 
     status = add_service_command(
         subparsers, "status", "Show a batch job's status.", _status, _show_batch, outcome=_status_outcome
@@ -127,6 +134,7 @@ async def _create(service: BatchService, args: argparse.Namespace) -> BaseModel:
         completion_window=args.completion_window,
         metadata=dict(args.metadata) or None,
         idempotency_key=args.idempotency_key,
+        max_cost=args.max_cost,
     )
 
 
@@ -231,6 +239,8 @@ def _show_upload(result: UploadResult) -> str:
     if result.validation is not None:
         report = result.validation
         rows.append(("checked", f"{report.requests} requests, ~{report.estimated_input_tokens} input tokens"))
+    if result.estimated_cost is not None:
+        rows.append(("cost", describe_estimate(result.estimated_cost)))
     return _table(rows)
 
 

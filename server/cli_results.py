@@ -10,7 +10,7 @@ import argparse
 import unicodedata
 from pathlib import Path
 
-from aoai_batch.models import FetchSummary, ResultRow
+from aoai_batch.models import Cost, FetchSummary, ResultRow
 from aoai_batch.service import BatchService
 from aoai_batch.text import truncate
 from server.cli_args import OUTPUT_RULE, int_in
@@ -61,6 +61,8 @@ def show(summary: FetchSummary) -> str:
     ):
         if path:
             lines.append(f"{label:<10} {path}")
+    if summary.cost is not None:
+        lines.append(f"cost       {describe_cost(summary.cost)}")
     if summary.failures_by_code:
         lines.append("failures   " + ", ".join(f"{code} x{n}" for code, n in summary.failures_by_code.items()))
     if summary.failed_ids:
@@ -69,6 +71,14 @@ def show(summary: FetchSummary) -> str:
         lines.append(f"note       {summary.note}")
     lines.extend(_preview_line(row) for row in summary.preview)
     return "\n".join(lines)
+
+
+def describe_cost(cost: Cost) -> str:
+    """`USD 0.0123 (input 0.001, cached 0, output 0.0113; gpt-4o-mini-2024-07-18 prices of 2026-12-02)`."""
+    if cost.total is None:
+        return f"unknown ({cost.reason})"
+    parts = f"input {cost.input:g}, cached {cost.cached_input:g}, output {cost.output:g}"
+    return f"{cost.currency} {cost.total:g} ({parts}; {', '.join(cost.models) or 'no'} prices of {cost.price_date})"
 
 
 def _preview_line(row: ResultRow) -> str:

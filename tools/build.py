@@ -74,7 +74,7 @@ async def build_batch_file(
     overwrite: Annotated[bool, Field(description="Replace an existing output file.")] = False,
 ) -> BuildResult:
     """Write a JSONL batch file from prompts, request objects or a CSV/JSONL/JSON file of rows, splitting it
-    when it exceeds Azure's limits, and check it. Returns the files written, a token estimate and the check.
+    when it exceeds Azure's limits, and check it. Returns the files written, token and cost estimates and the check.
     Next: upload_file each file written."""
     state = deps(ctx)
     with expected_errors():
@@ -109,7 +109,7 @@ async def build_batch_file(
             **service.file_rules.keywords(),
         )
         result = await anyio.to_thread.run_sync(build)
-    return fitted(result)
+    return fitted(service.pricing.priced_build(result))
 
 
 TOOLS = [

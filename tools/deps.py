@@ -25,8 +25,10 @@ from pydantic import ValidationError
 from aoai_batch.errors import (
     ERROR_KEY,
     AuthenticationFailed,
+    BadPriceFile,
     BatchToolError,
     ConnectionFailed,
+    CostAboveLimit,
     ErrorDetails,
     FileInTheWay,
     InvalidBatchFile,
@@ -146,6 +148,15 @@ def _not_a_file_id(exc: NotAFileId) -> str:
     return "Call get_batch to see it; create_batch needs an uploaded file's id (list_files shows them)."
 
 
+def _over_budget(exc: CostAboveLimit) -> str:
+    if exc.estimate is None:
+        return "Call create_batch without max_cost to start it anyway."
+    return (
+        "Raise max_cost, or make the job smaller (fewer requests, a lower max_tokens, a cheaper deployment) "
+        "and upload it again."
+    )
+
+
 def _unreachable(exc: ConnectionFailed) -> str | None:
     if exc.endpoint_setting is None:
         return None  # not an address anyone set (the embedded emulator, a server shutting down)
@@ -156,7 +167,9 @@ def _unreachable(exc: ConnectionFailed) -> str | None:
 _ADVICE: list[tuple[type[Any], Callable[[Any], str | None]]] = [
     (FileInTheWay, lambda exc: "Pass overwrite=true to replace existing files, or choose another name."),
     (InvalidBatchFile, lambda exc: "Call validate_batch_file on it for every issue, fix them, and upload again."),
+    (BadPriceFile, lambda exc: f"Fix that file, or unset {_in_env(exc.setting)}."),
     (NotConfigured, lambda exc: f"Set {_in_env(exc.setting)}."),
+    (CostAboveLimit, _over_budget),
     (NotAFileId, _not_a_file_id),
     (NotFound, _not_found),
     (NotReady, _not_ready),

@@ -22,8 +22,8 @@ BatchFilePath = Annotated[
 
 async def validate_batch_file(path: BatchFilePath, ctx: Context[Any, Any]) -> ValidationReport:
     """Check a JSONL batch file against Azure's rules without uploading it: JSON per line, unique custom_id,
-    one url and one deployment, request and size limits. If ok is false, fix the issues listed (line numbers
-    are 1-based) or rebuild with build_batch_file; if ok, call upload_file."""
+    one url and one deployment, request and size limits; estimated_cost prices it. If ok is false, fix the
+    issues listed (line numbers are 1-based) or rebuild with build_batch_file; if ok, call upload_file."""
     state = deps(ctx)
     with expected_errors():
         file = state.workspace.resolve(path, roots=await client_roots(ctx), must_exist=True)
@@ -32,7 +32,8 @@ async def validate_batch_file(path: BatchFilePath, ctx: Context[Any, Any]) -> Va
         from aoai_batch.validation import validate_file
 
         check = functools.partial(validate_file, file, **service.file_rules.keywords())
-        return await anyio.to_thread.run_sync(check, abandon_on_cancel=True)  # it only reads
+        report = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)  # it only reads
+    return service.pricing.priced_report(report)
 
 
 async def upload_file(

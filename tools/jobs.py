@@ -53,6 +53,9 @@ async def create_batch(
         str | None,
         Field(description="Any string; repeating a call with the same key returns the first batch, never a second."),
     ] = None,
+    max_cost: Annotated[
+        float | None, Field(ge=0, description="Refuse to start if the estimated cost (USD) is above this.")
+    ] = None,
 ) -> Batch:
     """Start a batch job from an uploaded file. Returns at once with status 'validating';
     then call get_batch (with wait_seconds) to follow it, and fetch_results once it is completed."""
@@ -65,6 +68,7 @@ async def create_batch(
             completion_window=completion_window,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            max_cost=max_cost,
         )
     await state.watcher.created(batch)
     return trimmed(batch)

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from tools.deps import error_result
+from tools.icons import tool_icons
 
 DEFS_PREFIX = "#/$defs/"
 # pydantic's titles repeat the property names; `$defs` is rebuilt with only the definitions still used.
@@ -183,6 +184,7 @@ def build_tools(specs: Iterable[ToolSpec]) -> list[Tool]:
             title=spec.title,
             description=spec.description,
             annotations=spec.annotations,
+            icons=tool_icons(spec.fn.__name__),
             structured_output=False,  # the output model and schema are set below, from the shared pass
         )
         tool.fn_metadata.output_model = spec.output

@@ -11,6 +11,7 @@
 - `lines`: the general reader of every line shape (the question of an input line, the outcome of an
   output or error line) and the answer columns a row is made of (`plain_answer_columns`).
 - `csv_table`: the results file as CSV, spreadsheet-safe.
+- `usage_tally`: the tokens the output file reports, by model (cached ones apart): what the cost is priced from.
 - `summary`: the `FetchSummary` of a join (or of a batch that never ran), with a note for each special case.
 
 Nothing is re-exported here: import from the module (`from aoai_batch.results.join import join_results`),

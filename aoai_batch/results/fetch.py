@@ -15,12 +15,14 @@ from pathlib import Path
 import anyio.to_thread
 
 from aoai_batch.client import BatchClient
+from aoai_batch.cost import Pricing
 from aoai_batch.errors import InvalidInput, NotFound, NotReady, NotWritable
 from aoai_batch.fileio import publish, remove_stale_scratch, scratch_folder, writing_into
 from aoai_batch.models import Batch, FetchSummary, ProgressFn
 from aoai_batch.results.join import MAX_PREVIEW, Joined, ResultFormat, join_results
 from aoai_batch.results.paths import ResultPaths, plan_paths
 from aoai_batch.results.summary import not_run_summary, summarize
+from aoai_batch.results.usage_tally import tally_usage
 from aoai_batch.store import Store
 
 FORMATS = ("jsonl", "csv")
@@ -36,8 +38,11 @@ async def fetch_results(
     preview: int = 3,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    pricing: Pricing | None = None,
 ) -> FetchSummary:
     """Write the results, errors and retry files of a finished batch into `output_dir`; return the summary.
+
+    With `pricing`, the summary's `cost` is priced from the usage the output lines report.
 
     Raises NotReady for a batch still running, NotFound for an unknown batch or an input that is gone,
     InvalidInput for bad parameters or files that exist (without `overwrite`).
@@ -49,7 +54,9 @@ async def fetch_results(
     if _never_ran(batch):
         summary = not_run_summary(batch, format)
     else:
-        summary = await _download_and_join(client, store, batch, Path(output_dir), format, preview, overwrite, progress)
+        summary = await _download_and_join(
+            client, store, batch, Path(output_dir), format, preview, overwrite, progress, pricing
+        )
     await store.save_results_summary(summary)
     await report(progress, 1, 1, f"Results of {batch.id}: {_counts_text(summary)}")
     return summary
@@ -94,6 +101,7 @@ async def _download_and_join(
     preview: int,
     overwrite: bool,
     progress: ProgressFn | None,
+    pricing: Pricing | None,
 ) -> FetchSummary:
     with writing_into(output_dir):
         paths = await anyio.to_thread.run_sync(_prepare, output_dir, batch.id, format, overwrite)
@@ -115,9 +123,10 @@ async def _download_and_join(
                     overwrite=True,  # in a folder of its own: nothing there to keep
                 )
             )
+            cost = pricing.usage_cost(await anyio.to_thread.run_sync(tally_usage, output)) if pricing else None
             kept_errors = errors if errors is not None and errors.stat().st_size else None  # Azure: 0 bytes on success
             await anyio.to_thread.run_sync(_publish_all, joined, kept_errors, paths, overwrite)
-    return summarize(
+    summary = summarize(
         joined,
         batch_id=batch.id,
         batch_status=batch.status,
@@ -126,6 +135,7 @@ async def _download_and_join(
         had_output_file=output is not None,
         batch_errors=batch.errors,
     )
+    return summary.model_copy(update={"cost": cost})
 
 
 def _prepare(folder: Path, batch_id: str, format: ResultFormat, overwrite: bool) -> ResultPaths:

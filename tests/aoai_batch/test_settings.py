@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from aoai_batch.settings import EmulatorSettings, Settings, config_view, variable_names
@@ -154,3 +155,23 @@ def test_the_config_view_of_azure_names_the_host_only(tmp_path: Path, monkeypatc
     assert view.emulator_home is None
     assert view.emulator_deployments is None
     assert view.poll_seconds == 60
+
+
+def test_the_deployment_models_and_the_price_file_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AOAI_BATCH_DEPLOYMENT_MODELS", "batch-mini = gpt-4o-mini-2024-07-18, big=gpt-4o,")
+    monkeypatch.setenv("AOAI_BATCH_PRICES", str(tmp_path / "prices.toml"))
+
+    settings = Settings()
+
+    assert settings.deployment_models == {"batch-mini": "gpt-4o-mini-2024-07-18", "big": "gpt-4o"}
+    assert settings.prices_path == tmp_path / "prices.toml"
+
+
+@pytest.mark.parametrize("value", ["batch-mini", "=gpt-4o", "a=gpt-4o,b="])
+def test_a_deployment_model_that_is_not_name_equals_model_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AOAI_BATCH_DEPLOYMENT_MODELS", value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert caught.value.errors()[0]["loc"] == ("AOAI_BATCH_DEPLOYMENT_MODELS",)

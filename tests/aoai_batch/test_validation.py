@@ -471,3 +471,45 @@ def test_lines_that_are_not_json_count_as_requests_between_plain_ones(tmp_path: 
         ("invalid_json_line", 2),
         ("blank_line", 6),
     ]
+
+
+@pytest.mark.parametrize(
+    ("bodies", "bound"),
+    [
+        ([{"max_tokens": 10}, {"max_completion_tokens": 30}], 40),
+        ([{"max_tokens": 10}, {}], None),
+        ([{"max_tokens": 10}, {"max_tokens": 0}], None),
+        ([{"max_tokens": 10}, {"max_tokens": "5"}], None),
+    ],
+)
+def test_the_output_bound_is_the_sum_of_every_lines_limit(
+    tmp_path: Path, bodies: list[dict[str, object]], bound: int | None
+) -> None:
+    lines = [
+        request(f"t{i}", body={"model": "m", "messages": [{"role": "user", "content": "x"}], **body})
+        for i, body in enumerate(bodies)
+    ]
+    path = write_lines(tmp_path / "b.jsonl", *lines)
+
+    assert validate(path).max_output_tokens == bound
+
+
+def test_a_responses_file_is_bounded_by_max_output_tokens(tmp_path: Path) -> None:
+    lines = [
+        request(f"t{i}", url="/responses", body={"model": "m", "input": "x", "max_output_tokens": 7}) for i in range(3)
+    ]
+    path = write_lines(tmp_path / "r.jsonl", *lines)
+
+    report = validate(path)
+
+    assert report.ok
+    assert report.max_output_tokens == 21
+
+
+def test_without_counting_tokens_there_is_no_output_bound(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "b.jsonl",
+        request(body={"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}),
+    )
+    assert validate(path, count_tokens=False).max_output_tokens is None
+    assert validate(path).estimated_cost is None  # priced only by whoever knows the deployment's model

@@ -22,8 +22,10 @@ from aoai_batch.client import BatchClient, Connection, emulator_connection
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import (
     AuthenticationFailed,
+    BadPriceFile,
     BatchToolError,
     ConnectionFailed,
+    CostAboveLimit,
     FileInTheWay,
     InvalidBatchFile,
     InvalidInput,
@@ -84,6 +86,24 @@ CASES: list[tuple[BatchToolError, str, str, tuple[str, ...]]] = [
         "OPENAI_API_KEY",
         "OPENAI_API_KEY",
         ("AZURE_OPENAI_API_KEY",),
+    ),
+    (
+        BadPriceFile("The price file /w/p.toml, entry models.'x': source must say where.", path="/w/p.toml"),
+        "AOAI_BATCH_PRICES",
+        "AOAI_BATCH_PRICES",
+        (),
+    ),
+    (
+        CostAboveLimit("The batch would cost up to USD 3, above the limit of 1.", max_cost=1, estimate=3),
+        "--max-cost",
+        "max_cost",
+        (),
+    ),
+    (
+        CostAboveLimit("A cost limit of 1 was given, but the cost cannot be estimated.", max_cost=1, estimate=None),
+        "--max-cost",
+        "max_cost",
+        (),
     ),
     (NotFound("No batch batch_x.", missing="batch"), "aoai-batch-mcp list", "list_batches", ("files",)),
     (NotFound("No file file-x.", missing="file"), "aoai-batch-mcp files", "list_files", ("list_batches",)),
