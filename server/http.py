@@ -1,10 +1,15 @@
-"""Streamable HTTP at /mcp: loopback with DNS-rebinding protection, or any address behind a bearer token."""
+"""Streamable HTTP at /mcp: loopback with DNS-rebinding protection, or any address behind a guard.
+
+The guard is either the static `AOAI_BATCH_HTTP_TOKEN` (`BearerToken`) or signed-in users (`server/oauth.py`,
+which the SDK applies inside the app); never both (`Settings.sign_in` refuses that).
+"""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
@@ -65,13 +70,19 @@ class BearerToken:
         return hmac.compare_digest(given, self._expected)
 
 
-def http_app(server: MCPServer[Any], *, host: str, token: str | None) -> ASGIApp:
-    """The ASGI app for `host`; a non-loopback address without a token is refused."""
-    if not is_loopback(host) and not token:
+def require_guard(host: str, *, token: str | None, sign_in: bool) -> None:
+    """Raises InvalidInput for a non-loopback `host` with neither a token nor sign-in to guard it."""
+    if not is_loopback(host) and not token and not sign_in:
         raise InvalidInput(
             f"Refusing to serve on {host}, which is not a loopback address, without a token: "
-            "set AOAI_BATCH_HTTP_TOKEN (clients then send 'Authorization: Bearer <token>'), or bind 127.0.0.1."
+            "set AOAI_BATCH_HTTP_TOKEN (clients then send 'Authorization: Bearer <token>'), or sign-in "
+            "(AOAI_BATCH_OAUTH_ISSUER and AOAI_BATCH_OAUTH_AUDIENCE), or bind 127.0.0.1."
         )
+
+
+def http_app(server: MCPServer[Any], *, host: str, token: str | None) -> ASGIApp:
+    """The ASGI app for `host`; a non-loopback address with neither a token nor sign-in is refused."""
+    require_guard(host, token=token, sign_in=server.settings.auth is not None)
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH, host=host, transport_security=security_for(host)
     )
@@ -96,10 +107,40 @@ class Uvicorn(QuietServer):
             self._on_ready(url_for(self.config.host, self.bound_port()))
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` (0: a free port), as uvicorn binds one.
+
+    Raises:
+        InvalidInput: the address cannot be bound (in use, or not this machine's).
+    """
+    bare = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bare, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"Cannot listen on {host} port {port}: {exc.strerror or exc}.") from exc
+    return sock
+
+
 async def serve_http(
-    server: MCPServer[Any], *, host: str, port: int, token: str | None, on_ready: Callable[[str], None]
+    app_for: Callable[[str], Awaitable[ASGIApp]],
+    *,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    public_url: str | None = None,
 ) -> None:
-    """Serve until Ctrl-C or SIGTERM; `on_ready` gets the URL once the socket is bound."""
-    app = http_app(server, host=host, token=token)
-    config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning", lifespan="on")
-    await Uvicorn(config, on_ready).serve()
+    """Serve until Ctrl-C or SIGTERM; `on_ready` gets the URL once the socket is bound.
+
+    `app_for` gets the URL clients reach the server at (`public_url`, or this host and the bound port):
+    signed-in users' tokens are checked against it, so the port is bound before the app is built.
+    """
+    sock = listening_socket(host, port)
+    try:
+        app = await app_for(public_url or url_for(host, sock.getsockname()[1]))
+        config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning", lifespan="on")
+        await Uvicorn(config, on_ready).serve(sockets=[sock])
+    finally:
+        sock.close()
