@@ -48,7 +48,7 @@ class SignedInServer:
 async def issuer() -> AsyncIterator[Issuer]:
     issuer = Issuer()
     async with served_here(issuer.app) as url:
-        issuer.url = url
+        issuer.base = url
         yield issuer
 
 
@@ -137,7 +137,7 @@ def tampered(issuer: Issuer) -> str:
 def signed_by_a_stranger(issuer: Issuer) -> str:
     """A well-formed ES256 token naming a key id the issuer does not publish."""
     stranger = Issuer()
-    stranger.url = issuer.url
+    stranger.base = issuer.base
     stranger.keys = {"es-x": other_key()}
     return stranger.token(kid="es-x")
 

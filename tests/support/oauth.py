@@ -26,21 +26,28 @@ SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 class Issuer:
     """An authorization server's public face, as Entra ID shows it: discovery document, JWK set, tokens.
 
-    Serve `app` (e.g. with `served_here`) and set `url` to where it listens; `url` is also the issuer (`iss`).
+    Serve `app` (e.g. with `served_here`) and set `base` to where it listens. The issuer (`iss`, `url`) is
+    `base` + `path`, as Entra ID's `https://login.microsoftonline.com/TENANT/v2.0`; its discovery document is
+    under it (`url` + `/.well-known/openid-configuration`), and its keys at `jwks_url`.
     """
 
-    def __init__(self) -> None:
-        self.url = ""
+    def __init__(self, path: str = "/tenant-1/v2.0") -> None:
+        self.base = ""
+        self.path = path
         self.keys: dict[str, SigningKey] = {"rsa-1": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
         self.key_fetches = 0
         self.discovery_issuer: str | None = None  # set to publish a discovery document naming another issuer
         self.app = Starlette(
-            routes=[Route("/.well-known/openid-configuration", self._discovery), Route(JWKS_PATH, self._jwks)]
+            routes=[Route(path + "/.well-known/openid-configuration", self._discovery), Route(JWKS_PATH, self._jwks)]
         )
 
     @property
+    def url(self) -> str:
+        return self.base + self.path
+
+    @property
     def jwks_url(self) -> str:
-        return self.url + JWKS_PATH
+        return self.base + JWKS_PATH
 
     def add_key(self, kid: str, key: SigningKey) -> None:
         """Publishes another key (as an issuer does before it rotates to it)."""
@@ -91,8 +98,8 @@ class Issuer:
             {
                 "issuer": self.discovery_issuer or self.url,
                 "jwks_uri": self.jwks_url,
-                "authorization_endpoint": self.url + "/oauth2/v2.0/authorize",
-                "token_endpoint": self.url + "/oauth2/v2.0/token",
+                "authorization_endpoint": self.base + "/oauth2/v2.0/authorize",
+                "token_endpoint": self.base + "/oauth2/v2.0/token",
             }
         )
 
