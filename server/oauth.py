@@ -13,6 +13,7 @@ The token only says who is asking. It is never sent on: the server reaches Azure
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ def server_auth(
         issuer=sign_in.issuer,
         audience=sign_in.audience,
         resource_url=resource_url,
+        required_scopes=sign_in.scopes,
         keys=JwksCache(sign_in.issuer, jwks_url=sign_in.jwks_url, transport=jwks_transport),
     )
     settings = AuthSettings(
@@ -66,11 +68,20 @@ def server_auth(
 class JwtVerifier(TokenVerifier):
     """Checks a JWT access token; None (401) for any token that is not good, with the reason in the log."""
 
-    def __init__(self, *, issuer: str, audience: str, resource_url: str, keys: JwksCache) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        resource_url: str,
+        keys: JwksCache,
+        required_scopes: Sequence[str] = (),
+    ) -> None:
         self._issuer = issuer
         self._audience = audience
         self._resource_url = resource_url
         self._keys = keys
+        self._required_scopes = tuple(required_scopes)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -81,7 +92,7 @@ class JwtVerifier(TokenVerifier):
         return AccessToken(
             token=token,
             client_id=_first_str(claims, CLIENT_CLAIMS) or claims["sub"],
-            scopes=_scopes(claims),
+            scopes=_with_full_names(_scopes(claims), self._required_scopes),
             expires_at=int(claims["exp"]),
             # The audience check above is what ties the token to this server: Entra ID's audience is the app
             # registration's id, not this URL, so the SDK's own resource check is handed the URL it expects.
@@ -124,6 +135,16 @@ def _scopes(claims: dict[str, Any]) -> list[str]:
         elif isinstance(value, list):
             scopes.extend(item for item in value if isinstance(item, str))
     return scopes
+
+
+def _with_full_names(scopes: list[str], required: tuple[str, ...]) -> list[str]:
+    """`scopes`, and each required scope written as a URI (`api://APP/batches.use`) whose name is among them.
+
+    Entra ID is asked for a scope by its full name, which is what the metadata must offer clients, but puts
+    only the name (`batches.use`) in `scp`. The audience check has already tied the token to this app.
+    """
+    named = [scope for scope in required if "/" in scope and scope.rsplit("/", 1)[1] in scopes]
+    return scopes + [scope for scope in named if scope not in scopes]
 
 
 def _first_str(claims: dict[str, Any], names: tuple[str, ...]) -> str | None:

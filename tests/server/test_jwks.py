@@ -165,3 +165,17 @@ async def test_a_verified_token_carries_the_subject_the_scopes_and_the_client(is
     assert (token.subject, token.scopes, token.client_id) == ("user-sub-1", ["a", "b"], "client-app-1")
     assert token.resource == "http://server.test/mcp"
     assert token.claims == {"iss": issuer.url, "oid": "00000000-0000-0000-0000-0000000000aa", "tid": "tenant-1"}
+
+
+async def test_a_required_scope_written_as_entras_full_name_is_met_by_its_name_in_scp(issuer: Issuer) -> None:
+    full = f"{AUDIENCE}/batches.use"
+    keys = cache_for(issuer)
+    verifier = JwtVerifier(
+        issuer=issuer.url, audience=AUDIENCE, resource_url="http://s/mcp", keys=keys, required_scopes=[full]
+    )
+    met = await verifier.verify_token(issuer.token(scp="batches.use"))
+    unmet = await verifier.verify_token(issuer.token(scp="other.use"))
+    assert met is not None
+    assert unmet is not None
+    assert met.scopes == ["batches.use", full]
+    assert unmet.scopes == ["other.use"]
