@@ -87,7 +87,7 @@ class JwtVerifier(TokenVerifier):
         try:
             claims = await self._verified_claims(token)
         except (jwt.PyJWTError, KeysUnavailable) as exc:
-            logger.info("Refused a bearer token: %s", exc)  # the reason, never the token
+            logger.warning("Refused a bearer token: %s", exc)  # the reason, never the token
             return None
         return AccessToken(
             token=token,
