@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +15,7 @@ import anyio
 import httpx2
 import jwt
 import pytest
+from anyio.abc import Process
 from cryptography.hazmat.primitives.asymmetric import ec
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
@@ -22,9 +26,11 @@ from aoai_batch.emulator import Emulator
 from server.app import build_server
 from server.http import MCP_PATH, http_app
 from server.oauth import server_auth
+from tests.support.cli import isolate_cli
 from tests.support.http_server import served_for_url, served_here
 from tests.support.mcp import WAIT, make_settings, structured
 from tests.support.oauth import AUDIENCE, OBJECT_ID, SCOPE, SUBJECT, HeaderRecorder, Issuer
+from tests.support.paths import REPO_ROOT
 from tools.identity import signed_in_user
 
 METADATA_PATH = "/.well-known/oauth-protected-resource" + MCP_PATH
@@ -34,6 +40,8 @@ INITIALIZE = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
+SUBPROCESS_WAIT = 60.0  # start-up imports the SDKs
+URL = re.compile(r"http://\S+/mcp\b")
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
@@ -233,3 +241,38 @@ async def test_a_key_the_issuer_rotates_to_is_fetched_when_a_token_names_it(
         rotated = await post_initialize(signed_in.url, {"authorization": f"Bearer {issuer.token(kid='es-2')}"})
     assert (first.status_code, rotated.status_code) == (200, 200)
     assert issuer.key_fetches == 2
+
+
+async def read_stderr_line(process: Process) -> str:
+    assert process.stderr is not None
+    buffer = bytearray()
+    while b"\n" not in buffer:
+        buffer.extend(await process.stderr.receive())
+    return buffer.partition(b"\n")[0].decode()
+
+
+async def test_serve_http_with_sign_in_checks_tokens_against_the_port_it_was_given(
+    issuer: Issuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command as an operator runs it: `--port 0`, and the metadata names the port actually bound."""
+    isolate_cli(tmp_path, monkeypatch)
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_ISSUER", issuer.url)
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_AUDIENCE", AUDIENCE)
+    command = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", "0"]
+    with anyio.fail_after(SUBPROCESS_WAIT):
+        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
+        try:
+            found = URL.search(await read_stderr_line(process))
+            assert found is not None
+            url = found.group(0)
+            refused = await post_initialize(url, {})
+            async with signed_in_client(url, issuer.token()) as client:
+                tools = await client.list_tools()
+        finally:
+            process.terminate()
+            await process.wait()
+            await process.aclose()
+    base = url.removesuffix(MCP_PATH)
+    assert refused.status_code == 401
+    assert f'resource_metadata="{base}{METADATA_PATH}"' in challenge(refused)
+    assert "list_batches" in {tool.name for tool in tools.tools}
