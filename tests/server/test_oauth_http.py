@@ -276,3 +276,12 @@ async def test_serve_http_with_sign_in_checks_tokens_against_the_port_it_was_giv
     assert refused.status_code == 401
     assert f'resource_metadata="{base}{METADATA_PATH}"' in challenge(refused)
     assert "list_batches" in {tool.name for tool in tools.tools}
+
+
+async def test_without_sign_in_no_user_is_known(tmp_path: Path, emulator: Emulator) -> None:
+    server = build_server(make_settings(tmp_path), transport=emulator.transport())
+    server.add_tool(whoami)
+    with anyio.fail_after(WAIT):
+        async with Client(server) as client:
+            me = structured(await client.call_tool("whoami", {}))
+    assert me == {"owner": None, "subject": None}
