@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -186,6 +186,13 @@ class Settings(_FromNamedVariables):
         """Whether the emulator runs in this process (no endpoint to reach)."""
         return self.provider == "emulator" and not self.endpoint
 
+    @field_validator("oauth_issuer", "oauth_jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value):
+            raise ValueError("must be an http(s) URL, e.g. https://login.microsoftonline.com/TENANT/v2.0")
+        return value
+
     @property
     def oauth_scopes(self) -> list[str]:
         """AOAI_BATCH_OAUTH_SCOPES, space or comma separated: every one must be in a signed-in user's token."""
@@ -308,6 +315,12 @@ class ConfigView(BaseModel):
     http_token_configured: bool = Field(False, description="AOAI_BATCH_HTTP_TOKEN is set (HTTP clients send it)")
     sign_in: OAuthSettings | None = Field(None, description="signed-in users over HTTP; null when off")
     read_only: bool = Field(False, description="only the tools that change nothing are served")
+
+
+def is_http_url(text: str) -> bool:
+    """An absolute http(s) URL with a host: an issuer, a key set, the URL clients reach the server at."""
+    parsed = urlparse(text)
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
 
 
 def known_deployments(settings: Settings) -> list[str] | None:

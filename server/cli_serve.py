@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.cli_args import PORT, USAGE
+from server.cli_args import PORT, USAGE, http_url
 
 CLIENT_NAME = "aoai-batch"
 
@@ -30,6 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=PORT, default=8000, help="HTTP port; 0 picks a free one")
     parser.add_argument(
         "--public-url",
+        type=http_url,
         help="HTTP with sign-in: the /mcp URL clients use, when it is not http://HOST:PORT/mcp (e.g. behind a proxy)",
     )
     parser.add_argument(

@@ -115,3 +115,20 @@ def test_serve_http_on_a_port_in_use_is_a_usage_error(
         taken.listen()
         assert main(["serve", "--transport", "http", "--port", str(taken.getsockname()[1])]) == 2
     assert "Cannot listen" in capsys.readouterr().err
+
+
+def test_serve_with_a_sign_in_issuer_that_is_not_a_url_is_a_usage_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    isolate_cli(tmp_path, monkeypatch)
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_ISSUER", "login.example.com")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_AUDIENCE", "api://x")
+    assert main(["serve", "--transport", "http", "--port", "0"]) == 2
+    assert "AOAI_BATCH_OAUTH_ISSUER" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["batch.example.com/mcp", "ftp://batch.example.com/mcp", "https:///mcp"])
+def test_serve_with_a_public_url_that_is_not_one_is_argparses_usage_error(url: str) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["serve", "--transport", "http", "--public-url", url])
+    assert raised.value.code == 2
