@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aoai_batch.errors import InvalidInput
 from server.uvicorn_server import QuietServer
@@ -86,7 +86,36 @@ def http_app(server: MCPServer[Any], *, host: str, token: str | None) -> ASGIApp
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH, host=host, transport_security=security_for(host)
     )
+    scopes = server.settings.auth.required_scopes if server.settings.auth else None
+    if scopes:
+        app = ChallengeScopes(app, scopes)
     return BearerToken(app, token) if token else app
+
+
+class ChallengeScopes:
+    """Adds `scope="..."` to the SDK's 401 and 403 challenges, as MCP's authorization spec asks: a client
+    signs in for the scopes the challenge names (RFC 6750 §3), else for all the metadata lists."""
+
+    def __init__(self, app: ASGIApp, scopes: list[str]) -> None:
+        self.app = app
+        self._scope = (' scope="' + " ".join(scopes) + '"').encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_scope(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+                message = {**message, "headers": [self._with_scope(name, value) for name, value in message["headers"]]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_scope)
+
+    def _with_scope(self, name: bytes, value: bytes) -> tuple[bytes, bytes]:
+        if name.lower() == b"www-authenticate" and value.startswith(b"Bearer ") and b" scope=" not in value:
+            return name, value + b"," + self._scope
+        return name, value
 
 
 def url_for(host: str, port: int) -> str:

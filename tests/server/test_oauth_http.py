@@ -183,6 +183,7 @@ async def test_a_bad_token_is_401_with_a_challenge_pointing_at_the_metadata(
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
     assert f'resource_metadata="{signed_in.base}{METADATA_PATH}"' in challenge(response)
+    assert f'scope="{SCOPE}"' in challenge(response)
 
 
 async def test_no_token_is_401_with_a_challenge_pointing_at_the_metadata(signed_in: SignedInServer) -> None:
@@ -200,6 +201,7 @@ async def test_a_token_without_the_required_scope_is_403_insufficient_scope(
     assert response.status_code == 403
     assert response.json()["error"] == "insufficient_scope"
     assert 'error="insufficient_scope"' in challenge(response)
+    assert f'scope="{SCOPE}"' in challenge(response)
 
 
 async def test_a_scope_in_the_rfc_9068_scope_claim_counts_too(signed_in: SignedInServer, issuer: Issuer) -> None:
