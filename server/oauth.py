@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
 import jwt
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -45,16 +44,14 @@ class ServerAuth:
     verifier: TokenVerifier
 
 
-def server_auth(
-    sign_in: OAuthSettings, *, resource_url: str, jwks_transport: httpx2.AsyncBaseTransport | None = None
-) -> ServerAuth:
+def server_auth(sign_in: OAuthSettings, *, resource_url: str) -> ServerAuth:
     """Sign-in for the server clients reach at `resource_url` (its /mcp URL, as clients write it)."""
     verifier = JwtVerifier(
         issuer=sign_in.issuer,
         audience=sign_in.audience,
         resource_url=resource_url,
         required_scopes=sign_in.scopes,
-        keys=JwksCache(sign_in.issuer, jwks_url=sign_in.jwks_url, transport=jwks_transport),
+        keys=JwksCache(sign_in.issuer, jwks_url=sign_in.jwks_url),
     )
     settings = AuthSettings(
         issuer_url=sign_in.issuer,  # pydantic validates the strings into URLs
