@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from aoai_batch.errors import AuthInUse, NotConfigured
+from aoai_batch.errors import AuthInUse, InvalidInput, NotConfigured
 from aoai_batch.limits import (
     DEFAULT_COMPLETION_WINDOW,
     DEFAULT_FILE_EXPIRY_DAYS,
@@ -27,6 +27,8 @@ from aoai_batch.limits import (
     MIN_FILE_EXPIRY_DAYS,
     FileRules,
 )
+from aoai_batch.pool_file import PoolAuth, PoolEntry, read_pool
+from aoai_batch.quota import parse_token_limits
 
 Provider = Literal["azure", "openai", "emulator"]
 AuthMode = Literal["auto", "key", "entra"]
@@ -98,6 +100,19 @@ class _FromNamedVariables(BaseSettings):
         return init_settings, NamedVariables(settings_cls)
 
 
+def token_limits(value: object, variable: str) -> object:
+    """A `name=tokens,...` text as {deployment: tokens} (anything else is left to the field's type).
+
+    Raises ValueError naming `variable` and what is wrong with the text.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_token_limits(value)
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
+
+
 class OAuthSettings(BaseModel):
     """How `serve --transport http` checks a signed-in user's token (none of it is secret)."""
 
@@ -145,6 +160,7 @@ class Settings(_FromNamedVariables):
         validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days"),
     )
     http_token: SecretStr | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_HTTP_TOKEN", "http_token"))
+    # Team server (SPEC §10): signed-in users over HTTP, and read-only serving.
     oauth_issuer: str | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_ISSUER", "oauth_issuer"))
     oauth_audience: str | None = Field(
         None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_AUDIENCE", "oauth_audience")
@@ -156,6 +172,29 @@ class Settings(_FromNamedVariables):
         None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_SCOPES", "oauth_scopes")
     )
     read_only: bool = Field(False, validation_alias=AliasChoices("AOAI_BATCH_READ_ONLY", "read_only"))
+    # Runs (SPEC §9): the enqueued-token limit per deployment (name -> tokens; none: unknown), and a pool file
+    # of deployments on other resources.
+    enqueued_tokens: dict[str, int] = Field(
+        default_factory=dict, validation_alias=AliasChoices("AOAI_BATCH_ENQUEUED_TOKENS", "enqueued_tokens")
+    )
+    pool_path: Path | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_POOL", "pool_path"))
+
+    @field_validator("enqueued_tokens", mode="before")
+    @classmethod
+    def _read_token_limits(cls, value: object) -> object:
+        return token_limits(value, "AOAI_BATCH_ENQUEUED_TOKENS")
+
+    @field_validator("pool_path")
+    @classmethod
+    def _expand_pool_path(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("oauth_issuer", "oauth_jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value):
+            raise ValueError("must be an http(s) URL, e.g. https://login.microsoftonline.com/TENANT/v2.0")
+        return value
 
     @property
     def provider(self) -> Provider:
@@ -185,13 +224,6 @@ class Settings(_FromNamedVariables):
     def embedded_emulator(self) -> bool:
         """Whether the emulator runs in this process (no endpoint to reach)."""
         return self.provider == "emulator" and not self.endpoint
-
-    @field_validator("oauth_issuer", "oauth_jwks_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not is_http_url(value):
-            raise ValueError("must be an http(s) URL, e.g. https://login.microsoftonline.com/TENANT/v2.0")
-        return value
 
     @property
     def oauth_scopes(self) -> list[str]:
@@ -242,6 +274,10 @@ class Settings(_FromNamedVariables):
 
 EngineName = Literal["echo", "forward"]
 WireFormat = Literal["standard", "legacy"]
+QuotaMode = Literal["fail_fast", "validate"]
+"""How the emulator says a deployment's enqueued tokens are used up, as Azure does in one region or another:
+`fail_fast` refuses the create (HTTP 400 `token_limit_exceeded`); `validate` accepts the batch, which then
+fails in validation with that code."""
 
 
 class EmulatorSettings(_FromNamedVariables):
@@ -277,6 +313,14 @@ class EmulatorSettings(_FromNamedVariables):
     max_files_without_expiry: int = Field(500, ge=0)
     max_requests: int = Field(DEFAULT_LIMITS.max_requests, gt=0)
     max_bytes: int = Field(DEFAULT_LIMITS.max_bytes, gt=0)
+    # The enqueued-token quota (SPEC §9): deployment -> tokens its batches not yet terminal may hold; none: no limit.
+    enqueued_tokens: dict[str, int] = Field(default_factory=dict)
+    quota_mode: QuotaMode = "fail_fast"
+
+    @field_validator("enqueued_tokens", mode="before")
+    @classmethod
+    def _read_token_limits(cls, value: object) -> object:
+        return token_limits(value, "AOAI_EMULATOR_ENQUEUED_TOKENS")
 
     @property
     def deployment_models(self) -> dict[str, str]:
@@ -294,6 +338,24 @@ class Limits(BaseModel):
     max_bytes: int
     file_expiry_days: int
     completion_window: str = DEFAULT_COMPLETION_WINDOW
+
+
+class PoolEntryView(BaseModel):
+    """A pool file's deployment as shown: the name of its key variable, never the key."""
+
+    name: str
+    deployment: str
+    endpoint_host: str
+    auth: PoolAuth
+    api_key_env: str | None = Field(description="the variable holding its key (its name only)")
+    api_version: str
+    enqueued_tokens: int | None
+
+
+class PoolView(BaseModel):
+    path: str = Field(description="AOAI_BATCH_POOL: the pool file")
+    deployments: list[PoolEntryView]
+    error: str | None = Field(None, description="why the file could not be used, if it cannot")
 
 
 class ConfigView(BaseModel):
@@ -315,6 +377,11 @@ class ConfigView(BaseModel):
     http_token_configured: bool = Field(False, description="AOAI_BATCH_HTTP_TOKEN is set (HTTP clients send it)")
     sign_in: OAuthSettings | None = Field(None, description="signed-in users over HTTP; null when off")
     read_only: bool = Field(False, description="only the tools that change nothing are served")
+
+    enqueued_tokens: dict[str, int] = Field(
+        default_factory=dict, description="AOAI_BATCH_ENQUEUED_TOKENS: enqueued-token limit per deployment"
+    )
+    pool: PoolView | None = Field(None, description="the deployments of the AOAI_BATCH_POOL file; null when unset")
 
 
 def is_http_url(text: str) -> bool:
@@ -369,6 +436,8 @@ def config_view(settings: Settings) -> ConfigView:
         http_token_configured=settings.http_token is not None,
         sign_in=_sign_in_shown(settings),
         read_only=settings.read_only,
+        enqueued_tokens=settings.enqueued_tokens,
+        pool=_pool_view(settings),
     )
 
 
@@ -382,6 +451,45 @@ def _sign_in_shown(settings: Settings) -> OAuthSettings | None:
         jwks_url=settings.oauth_jwks_url,
         scopes=settings.oauth_scopes,
     )
+
+
+def load_pool(settings: Settings) -> list[PoolEntry]:
+    """The deployments of the `AOAI_BATCH_POOL` file (none when unset), their key variables read here.
+
+    Raises:
+        NotConfigured: the file does not exist, or an entry's key variable is not set (`setting` names it).
+        InvalidInput: the file is not TOML, or an entry is wrong (the message names the file and the entry).
+    """
+    if settings.pool_path is None:
+        return []
+    return read_pool(settings.pool_path, api_version=settings.api_version, key_of=_secret_variable)
+
+
+def _secret_variable(name: str) -> SecretStr | None:
+    value = os.environ.get(name)
+    return SecretStr(value) if value else None  # blank is unset, as for every setting
+
+
+def _pool_view(settings: Settings) -> PoolView | None:
+    if settings.pool_path is None:
+        return None
+    try:
+        entries = load_pool(settings)
+    except InvalidInput as exc:  # shown, so `config` is where a broken pool file is diagnosed
+        return PoolView(path=str(settings.pool_path), deployments=[], error=str(exc))
+    views = [
+        PoolEntryView(
+            name=entry.name,
+            deployment=entry.deployment,
+            endpoint_host=entry.endpoint_host,
+            auth=entry.auth,
+            api_key_env=entry.api_key_env,
+            api_version=entry.api_version,
+            enqueued_tokens=entry.enqueued_tokens,
+        )
+        for entry in entries
+    ]
+    return PoolView(path=str(settings.pool_path), deployments=views)
 
 
 def _auth_in_use(settings: Settings) -> AuthInUse:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from aoai_batch.settings import ConfigView, config_view
+from aoai_batch.quota import token_amount
+from aoai_batch.settings import ConfigView, PoolView, config_view
 from server.cli_args import FAILED, OK
 from server.cli_support import load_settings
 
@@ -57,6 +58,8 @@ def show(view: ConfigView) -> str:
         ("http token", "configured" if view.http_token_configured else "not set"),
         ("sign-in", _sign_in(view)),
         ("tools", "read-only" if view.read_only else "all"),
+        ("enqueued tokens", ", ".join(f"{name}={token_amount(n)}" for name, n in view.enqueued_tokens.items()) or "-"),
+        ("pool", _pool(view.pool)),
     ]
     width = max(len(name) for name, _ in rows)
     indent = "\n" + " " * (width + 2)
@@ -72,3 +75,16 @@ def _sign_in(view: ConfigView) -> str:
     if view.sign_in.scopes:
         shown += f"\nscopes {' '.join(view.sign_in.scopes)}"
     return shown
+
+
+def _pool(pool: PoolView | None) -> str:
+    if pool is None:
+        return "-"
+    if pool.error:
+        return f"{pool.path}\n{pool.error}"
+    lines = [pool.path]
+    for entry in pool.deployments:
+        limit = f", {token_amount(entry.enqueued_tokens)} enqueued tokens" if entry.enqueued_tokens else ""
+        key = f" ({entry.api_key_env})" if entry.api_key_env else ""
+        lines.append(f"{entry.name}: {entry.deployment} on {entry.endpoint_host}, {entry.auth}{key}{limit}")
+    return "\n".join(lines)
