@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from aoai_batch.errors import AuthInUse, InvalidInput
+from aoai_batch.errors import AuthInUse, InvalidInput, NotConfigured
 from aoai_batch.limits import (
     DEFAULT_COMPLETION_WINDOW,
     DEFAULT_FILE_EXPIRY_DAYS,
@@ -126,6 +126,15 @@ def token_limits(value: object, variable: str) -> object:
         raise ValueError(f"{variable}: {exc}") from None
 
 
+class OAuthSettings(BaseModel):
+    """How `serve --transport http` checks a signed-in user's token (none of it is secret)."""
+
+    issuer: str = Field(description="AOAI_BATCH_OAUTH_ISSUER: the token's `iss`; its discovery document gives the keys")
+    audience: str = Field(description="AOAI_BATCH_OAUTH_AUDIENCE: the token's `aud` (Entra: the app's client id)")
+    jwks_url: str | None = Field(description="AOAI_BATCH_OAUTH_JWKS_URL: the keys, instead of the discovery document")
+    scopes: list[str] = Field(description="AOAI_BATCH_OAUTH_SCOPES: every one must be in the token")
+
+
 class Settings(_FromNamedVariables):
     """What the server, the CLI and the client are configured with."""
 
@@ -164,6 +173,18 @@ class Settings(_FromNamedVariables):
         validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days"),
     )
     http_token: SecretStr | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_HTTP_TOKEN", "http_token"))
+    # Team server (SPEC §10): signed-in users over HTTP, and read-only serving.
+    oauth_issuer: str | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_ISSUER", "oauth_issuer"))
+    oauth_audience: str | None = Field(
+        None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_AUDIENCE", "oauth_audience")
+    )
+    oauth_jwks_url: str | None = Field(
+        None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_JWKS_URL", "oauth_jwks_url")
+    )
+    oauth_scopes_text: str | None = Field(
+        None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_SCOPES", "oauth_scopes")
+    )
+    read_only: bool = Field(False, validation_alias=AliasChoices("AOAI_BATCH_READ_ONLY", "read_only"))
     # Runs (SPEC §9): the enqueued-token limit per deployment (name -> tokens; none: unknown), and a pool file
     # of deployments on other resources.
     enqueued_tokens: dict[str, int] = Field(
@@ -198,6 +219,13 @@ class Settings(_FromNamedVariables):
         """AOAI_BATCH_DEPLOYMENT_MODELS: deployment name -> the model it runs (empty when unset)."""
         return name_model_pairs(self.deployment_models_text or "")
 
+    @field_validator("oauth_issuer", "oauth_jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value):
+            raise ValueError("must be an http(s) URL, e.g. https://login.microsoftonline.com/TENANT/v2.0")
+        return value
+
     @property
     def provider(self) -> Provider:
         """The backend in use: explicit, else endpoint -> azure, only an OpenAI key -> openai, else emulator."""
@@ -226,6 +254,44 @@ class Settings(_FromNamedVariables):
     def embedded_emulator(self) -> bool:
         """Whether the emulator runs in this process (no endpoint to reach)."""
         return self.provider == "emulator" and not self.endpoint
+
+    @property
+    def oauth_scopes(self) -> list[str]:
+        """AOAI_BATCH_OAUTH_SCOPES, space or comma separated: every one must be in a signed-in user's token."""
+        return [scope for scope in (self.oauth_scopes_text or "").replace(",", " ").split() if scope]
+
+    @property
+    def sign_in(self) -> OAuthSettings | None:
+        """Signed-in users over HTTP (SPEC §10), or None when off.
+
+        Raises:
+            NotConfigured: only one of the issuer and the audience is set, or AOAI_BATCH_HTTP_TOKEN is set too
+                (two guards on one server would leave it unclear which one a client must satisfy).
+        """
+        if not (self.oauth_issuer or self.oauth_audience):
+            return None
+        if not self.oauth_issuer:
+            raise NotConfigured(
+                "AOAI_BATCH_OAUTH_AUDIENCE is set but AOAI_BATCH_OAUTH_ISSUER is not.",
+                setting="AOAI_BATCH_OAUTH_ISSUER",
+            )
+        if not self.oauth_audience:
+            raise NotConfigured(
+                "AOAI_BATCH_OAUTH_ISSUER is set but AOAI_BATCH_OAUTH_AUDIENCE is not.",
+                setting="AOAI_BATCH_OAUTH_AUDIENCE",
+            )
+        if self.http_token is not None:
+            raise NotConfigured(
+                "Both AOAI_BATCH_HTTP_TOKEN and AOAI_BATCH_OAUTH_ISSUER are set: signed-in users replace the "
+                "static token.",
+                setting="AOAI_BATCH_HTTP_TOKEN",
+            )
+        return OAuthSettings(
+            issuer=self.oauth_issuer,
+            audience=self.oauth_audience,
+            jwks_url=self.oauth_jwks_url,
+            scopes=self.oauth_scopes,
+        )
 
     @property
     def state_db(self) -> Path:
@@ -338,10 +404,20 @@ class ConfigView(BaseModel):
     workspace: list[str] = Field(description="the folders the tools may read and write; the first gets new files")
     limits: Limits
     poll_seconds: float = Field(description="the background watcher's interval")
+    http_token_configured: bool = Field(False, description="AOAI_BATCH_HTTP_TOKEN is set (HTTP clients send it)")
+    sign_in: OAuthSettings | None = Field(None, description="signed-in users over HTTP; null when off")
+    read_only: bool = Field(False, description="only the tools that change nothing are served")
+
     enqueued_tokens: dict[str, int] = Field(
         default_factory=dict, description="AOAI_BATCH_ENQUEUED_TOKENS: enqueued-token limit per deployment"
     )
     pool: PoolView | None = Field(None, description="the deployments of the AOAI_BATCH_POOL file; null when unset")
+
+
+def is_http_url(text: str) -> bool:
+    """An absolute http(s) URL with a host: an issuer, a key set, the URL clients reach the server at."""
+    parsed = urlparse(text)
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
 
 
 def known_deployments(settings: Settings) -> list[str] | None:
@@ -387,8 +463,23 @@ def config_view(settings: Settings) -> ConfigView:
             file_expiry_days=settings.file_expiry_days,
         ),
         poll_seconds=settings.poll_seconds,
+        http_token_configured=settings.http_token is not None,
+        sign_in=_sign_in_shown(settings),
+        read_only=settings.read_only,
         enqueued_tokens=settings.enqueued_tokens,
         pool=_pool_view(settings),
+    )
+
+
+def _sign_in_shown(settings: Settings) -> OAuthSettings | None:
+    """The sign-in settings as given, even half-given (what `serve` would refuse is still shown)."""
+    if not (settings.oauth_issuer or settings.oauth_audience):
+        return None
+    return OAuthSettings(
+        issuer=settings.oauth_issuer or "",
+        audience=settings.oauth_audience or "",
+        jwks_url=settings.oauth_jwks_url,
+        scopes=settings.oauth_scopes,
     )
 
 

@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.settings import Settings
 from prompts import register_prompts
+from server.oauth import ServerAuth
 from server.resources import register_resources
 from server.service_handle import ServiceHandle
 from server.state import AppState
@@ -18,6 +19,7 @@ from server.subscriptions import Subscriptions
 from server.watcher import Watcher
 from tools import all_tools
 from tools.icons import SERVER_ICONS
+from tools.registry import ToolSurface
 from tools.workspace import Workspace
 
 NAME = "aoai-batch"
@@ -50,14 +52,25 @@ def instructions(settings: Settings) -> str:
 
 
 def build_server(
-    settings: Settings, *, transport: Any = None, first_poll_delay: float | None = None
+    settings: Settings,
+    *,
+    transport: Any = None,
+    first_poll_delay: float | None = None,
+    tools: frozenset[str] | None = None,
+    auth: ServerAuth | None = None,
 ) -> MCPServer[AppState]:
-    """The MCP server over `settings`; `transport` (an httpx2 transport) reaches a test emulator."""
+    """The MCP server over `settings`; `transport` (an httpx2 transport) reaches a test emulator.
+
+    `tools` (`serve --tools`) and `settings.read_only` narrow the tools it offers (`narrow_tools`); `auth`
+    makes it an OAuth resource server on HTTP (`server.oauth.server_auth`).
+    """
     subscriptions = Subscriptions()
     delay = max(settings.poll_seconds, FIRST_POLL_DELAY) if first_poll_delay is None else first_poll_delay
+    surface = ToolSurface(read_only=settings.read_only, allowed=tools)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        await narrow_tools(server, surface)
         workspace = Workspace(settings.workspace_dirs)
         workspace.ensure()
         services = ServiceHandle(settings, transport)
@@ -84,8 +97,26 @@ def build_server(
         lifespan=lifespan,
         subscriptions=subscriptions.bus,
         tools=all_tools(),
+        auth=auth.settings if auth else None,
+        token_verifier=auth.verifier if auth else None,
     )
     subscriptions.install(server)
     register_resources(server)
     register_prompts(server)
     return server
+
+
+async def narrow_tools(server: MCPServer[Any], surface: ToolSurface) -> None:
+    """Removes the tools `surface` does not keep, whoever registered them and however (so it runs once every
+    tool is in: at start-up, from the lifespan). The same again removes nothing.
+
+    Raises:
+        InvalidInput: `--tools` names an unknown tool, or one that read-only serving drops.
+    """
+    if not surface.narrows:
+        return
+    registered = {tool.name: tool.annotations for tool in await server.list_tools()}
+    surface.check(registered)
+    for name, hints in registered.items():
+        if not surface.keeps(name, hints):
+            server.remove_tool(name)

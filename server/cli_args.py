@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from urllib.parse import urlparse
 
 # The exit codes of every command: done, an expected failure (said on stderr), a usage error.
 OK, FAILED, USAGE = 0, 1, 2
@@ -77,3 +78,11 @@ def positive_number(text: str) -> float:
 
 
 PORT = int_in(0, 65535)
+
+
+def http_url(text: str) -> str:
+    """An absolute http(s) URL with a host (as `Settings` wants its URLs), e.g. https://batch.example.com/mcp."""
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL, e.g. https://batch.example.com/mcp")
+    return text

@@ -55,12 +55,26 @@ def show(view: ConfigView) -> str:
         ("file expiry", f"{limits.file_expiry_days} days"),
         ("window", limits.completion_window),
         ("poll interval", f"{view.poll_seconds:g} s"),
+        ("http token", "configured" if view.http_token_configured else "not set"),
+        ("sign-in", _sign_in(view)),
+        ("tools", "read-only" if view.read_only else "all"),
         ("enqueued tokens", ", ".join(f"{name}={token_amount(n)}" for name, n in view.enqueued_tokens.items()) or "-"),
         ("pool", _pool(view.pool)),
     ]
     width = max(len(name) for name, _ in rows)
     indent = "\n" + " " * (width + 2)
     return "\n".join(f"{name.ljust(width)}  {value.replace(chr(10), indent)}" for name, value in rows)
+
+
+def _sign_in(view: ConfigView) -> str:
+    if view.sign_in is None:
+        return "off"
+    shown = f"issuer {view.sign_in.issuer or '(not set)'}\naudience {view.sign_in.audience or '(not set)'}"
+    if view.sign_in.jwks_url:
+        shown += f"\nkeys {view.sign_in.jwks_url}"
+    if view.sign_in.scopes:
+        shown += f"\nscopes {' '.join(view.sign_in.scopes)}"
+    return shown
 
 
 def _pool(pool: PoolView | None) -> str:

@@ -28,6 +28,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from aoai_batch.errors import InvalidInput
 from tools.deps import error_result
 from tools.icons import tool_icons
 
@@ -192,3 +193,42 @@ def build_tools(specs: Iterable[ToolSpec]) -> list[Tool]:
         tool.parameters = compact_schema(tool.parameters, output=False)
         tools.append(tool)
     return tools
+
+
+@dataclass(frozen=True)
+class ToolSurface:
+    """Which registered tools a server offers: `--read-only` keeps those that change nothing, `--tools` names them.
+
+    It judges a tool by what it declares (its name and `readOnlyHint`), never by a list of its own, so a tool
+    added anywhere is narrowed like the rest. A tool that does not say it is read-only is taken to change things
+    (MCP's default for `readOnlyHint`).
+    """
+
+    read_only: bool = False
+    allowed: frozenset[str] | None = None
+
+    @property
+    def narrows(self) -> bool:
+        return self.read_only or self.allowed is not None
+
+    def keeps(self, name: str, annotations: ToolAnnotations | None) -> bool:
+        if self.allowed is not None and name not in self.allowed:
+            return False
+        return not self.read_only or is_read_only(annotations)
+
+    def check(self, tools: dict[str, ToolAnnotations | None]) -> None:
+        """Raises InvalidInput when `--tools` names a tool that is not registered, or one `--read-only` drops."""
+        if self.allowed is None:
+            return
+        unknown = sorted(self.allowed - set(tools))
+        if unknown:
+            raise InvalidInput(f"Unknown tools: {', '.join(unknown)}. The tools are: {', '.join(sorted(tools))}.")
+        changing = sorted(name for name in self.allowed if self.read_only and not is_read_only(tools[name]))
+        if changing:
+            raise InvalidInput(
+                f"With read-only serving, these tools cannot be offered, as they change things: {', '.join(changing)}."
+            )
+
+
+def is_read_only(annotations: ToolAnnotations | None) -> bool:
+    return annotations is not None and annotations.read_only_hint is True

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from aoai_batch.settings import EmulatorSettings, Settings, config_view, variable_names
+from aoai_batch.errors import NotConfigured
+from aoai_batch.settings import EmulatorSettings, OAuthSettings, Settings, config_view, variable_names
 
 SETTINGS_CLASSES: list[type[BaseSettings]] = [Settings, EmulatorSettings]
 PREFIXES = ("AOAI_BATCH_", "AOAI_EMULATOR_", "AZURE_OPENAI_", "OPENAI_")
@@ -175,3 +176,62 @@ def test_a_deployment_model_that_is_not_name_equals_model_is_refused(
     with pytest.raises(ValidationError) as caught:
         Settings()
     assert caught.value.errors()[0]["loc"] == ("AOAI_BATCH_DEPLOYMENT_MODELS",)
+
+
+@pytest.mark.parametrize(
+    ("variables", "setting"),
+    [
+        ({"AOAI_BATCH_OAUTH_ISSUER": "https://login.example.com/t/v2.0"}, "AOAI_BATCH_OAUTH_AUDIENCE"),
+        ({"AOAI_BATCH_OAUTH_AUDIENCE": "api://x"}, "AOAI_BATCH_OAUTH_ISSUER"),
+        (
+            {
+                "AOAI_BATCH_OAUTH_ISSUER": "https://login.example.com/t/v2.0",
+                "AOAI_BATCH_OAUTH_AUDIENCE": "api://x",
+                "AOAI_BATCH_HTTP_TOKEN": "s3cret",
+            },
+            "AOAI_BATCH_HTTP_TOKEN",
+        ),
+    ],
+)
+def test_sign_in_half_configured_or_beside_the_static_token_is_not_configured(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], setting: str
+) -> None:
+    _clear_named_variables(monkeypatch)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(NotConfigured) as raised:
+        _ = Settings().sign_in
+    assert raised.value.setting == setting
+
+
+def test_sign_in_is_read_from_its_variables_and_shown_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clear_named_variables(monkeypatch)
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_ISSUER", "https://login.example.com/t/v2.0")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_AUDIENCE", "api://x")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_JWKS_URL", "https://login.example.com/t/keys")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_SCOPES", "batches.use, batches.read  other")
+    monkeypatch.setenv("AOAI_BATCH_READ_ONLY", "true")
+    settings = Settings(home=tmp_path)
+    expected = OAuthSettings(
+        issuer="https://login.example.com/t/v2.0",
+        audience="api://x",
+        jwks_url="https://login.example.com/t/keys",
+        scopes=["batches.use", "batches.read", "other"],
+    )
+    assert settings.sign_in == expected
+    view = config_view(settings)
+    assert (view.sign_in, view.read_only, view.http_token_configured) == (expected, True, False)
+
+
+def test_sign_in_is_off_by_default_and_the_static_token_only_shows_as_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clear_named_variables(monkeypatch)
+    monkeypatch.setenv("AOAI_BATCH_HTTP_TOKEN", "s3cret-token")
+    settings = Settings(home=tmp_path)
+    view = config_view(settings)
+    assert settings.sign_in is None
+    assert (view.sign_in, view.http_token_configured, view.read_only) == (None, True, False)
+    assert "s3cret-token" not in view.model_dump_json()

@@ -120,3 +120,23 @@ def test_the_standalone_emulator_keeps_its_state_in_the_data_dir_not_in_home(tmp
     assert f"state in {data}" in first
     assert sorted(p.name for p in tmp_path.iterdir()) == [".local"]
     assert (data / "files").is_dir()
+
+
+def test_config_table_shows_sign_in_and_read_only(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AOAI_BATCH_HTTP_TOKEN")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_ISSUER", "https://login.example.com/t/v2.0")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_AUDIENCE", "api://x")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_JWKS_URL", "https://login.example.com/t/keys")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_SCOPES", "batches.use")
+    monkeypatch.setenv("AOAI_BATCH_READ_ONLY", "1")
+    assert main(["config"]) == 0
+
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["sign-in", "issuer", "https://login.example.com/t/v2.0"] in lines
+    assert ["audience", "api://x"] in lines
+    assert ["keys", "https://login.example.com/t/keys"] in lines
+    assert ["scopes", "batches.use"] in lines
+    assert ["tools", "read-only"] in lines
+    assert ["http", "token", "not", "set"] in lines

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx2
@@ -9,6 +10,8 @@ from aoai_batch.errors import InvalidInput
 from server.app import build_server
 from server.cli import main
 from server.http import BearerToken, http_app, is_loopback, security_for
+from server.oauth import server_auth
+from tests.support.cli import isolate_cli
 from tests.support.mcp import make_settings
 
 
@@ -71,3 +74,61 @@ async def test_the_bearer_token_guards_every_request(headers: dict[str, str], st
 def test_serve_with_invalid_settings_exits_with_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AOAI_BATCH_MAX_REQUESTS", "not a number")
     assert main(["serve"]) == 2
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"AOAI_BATCH_OAUTH_ISSUER": "https://login.example.com/t/v2.0"},
+        {
+            "AOAI_BATCH_OAUTH_ISSUER": "https://login.example.com/t/v2.0",
+            "AOAI_BATCH_OAUTH_AUDIENCE": "api://x",
+            "AOAI_BATCH_HTTP_TOKEN": "s3cret-token",
+        },
+    ],
+)
+def test_serve_http_with_sign_in_half_set_or_beside_the_token_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], variables: dict[str, str]
+) -> None:
+    isolate_cli(tmp_path, monkeypatch)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--transport", "http", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "AOAI_BATCH_OAUTH" in err
+    assert "s3cret-token" not in err
+
+
+def test_a_non_loopback_address_with_sign_in_is_served(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, oauth_issuer="https://login.example.com/t/v2.0", oauth_audience="api://x")
+    assert settings.sign_in is not None
+    auth = server_auth(settings.sign_in, resource_url="https://batch.example.com/mcp")
+    assert http_app(build_server(settings, auth=auth), host="0.0.0.0", token=None) is not None
+
+
+def test_serve_http_on_a_port_in_use_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    isolate_cli(tmp_path, monkeypatch)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["serve", "--transport", "http", "--port", str(taken.getsockname()[1])]) == 2
+    assert "Cannot listen" in capsys.readouterr().err
+
+
+def test_serve_with_a_sign_in_issuer_that_is_not_a_url_is_a_usage_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    isolate_cli(tmp_path, monkeypatch)
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_ISSUER", "login.example.com")
+    monkeypatch.setenv("AOAI_BATCH_OAUTH_AUDIENCE", "api://x")
+    assert main(["serve", "--transport", "http", "--port", "0"]) == 2
+    assert "AOAI_BATCH_OAUTH_ISSUER" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["batch.example.com/mcp", "ftp://batch.example.com/mcp", "https:///mcp"])
+def test_serve_with_a_public_url_that_is_not_one_is_argparses_usage_error(url: str) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["serve", "--transport", "http", "--public-url", url])
+    assert raised.value.code == 2

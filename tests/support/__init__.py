@@ -4,7 +4,8 @@
 - `clients`: SDK clients on the emulator (Azure-style and /v1), upload, start a batch, read a file's lines.
 - `clock`: how far to move the emulator's fake clock for a batch to reach a state.
 - `credentials`: a stand-in for DefaultAzureCredential.
-- `http_server`: an ASGI app (the emulator, or a fake upstream) served by uvicorn on a loopback port.
+- `http_server`: an ASGI app (the emulator, a fake upstream, the MCP server) served by uvicorn on a loopback port.
+- `oauth`: an OAuth issuer on loopback that signs access tokens; a transport recording the headers sent on.
 - `inbox`: the notifications an MCP client receives, waited on by kind.
 - `mcp`: the MCP harness: settings on the emulator, a tool's structured answer, a batch started by tools.
 - `cli`: a CLI run isolated from the shell's Azure settings.

@@ -6,9 +6,10 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Literal
 
 import anyio
 import uvicorn
@@ -80,15 +81,30 @@ async def served_here(app: ASGIApp) -> AsyncIterator[str]:
     """Serves `app` with uvicorn in the current event loop (so it can share anyio events with the test);
     yields its base URL. The socket listens before uvicorn starts, so a connection made meanwhile waits in
     its backlog: there is no start-up to wait for."""
+    async with _served(lambda _: app, lifespan="off") as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def served_for_url(app_for: Callable[[str], ASGIApp]) -> AsyncIterator[str]:
+    """As `served_here`, for an app that must know its own base URL (`app_for` gets it) and has a lifespan
+    (the MCP server's streamable HTTP app: its session manager runs there)."""
+    async with _served(app_for, lifespan="on") as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _served(app_for: Callable[[str], ASGIApp], *, lifespan: Literal["on", "off"]) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off", ws="none"))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app_for(url), log_level="critical", lifespan=lifespan, ws="none"))
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(server.serve, [sock])
             try:
-                yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+                yield url
             finally:
                 server.should_exit = True
     finally:
