@@ -15,8 +15,10 @@ from server.resources import register_resources
 from server.service_handle import ServiceHandle
 from server.state import AppState
 from server.subscriptions import Subscriptions
+from server.view import install_view, view_extension
 from server.watcher import Watcher
 from tools import all_tools
+from tools.view import app_tools
 from tools.workspace import Workspace
 
 NAME = "aoai-batch"
@@ -77,9 +79,11 @@ def build_server(
         instructions=instructions(settings),
         lifespan=lifespan,
         subscriptions=subscriptions.bus,
-        tools=all_tools(),
+        tools=[*all_tools(), *app_tools()],
+        extensions=[view_extension()],
     )
     subscriptions.install(server)
     register_resources(server)
     register_prompts(server)
+    install_view(server)
     return server
