@@ -41,10 +41,9 @@ async def _hide_app_only_tools(ctx: ServerRequestContext[Any, Any], call_next: C
     result = await call_next(ctx)
     if ctx.method != "tools/list" or client_supports_apps(ctx):
         return result
-    tools = result.get("tools") if isinstance(result, dict) else None  # this tier sees the serialised result
-    if not isinstance(tools, list):
+    if not (isinstance(result, dict) and isinstance(result.get("tools"), list)):  # this tier sees it serialised
         return result
-    return {**result, "tools": [tool for tool in tools if not is_app_only(tool.get("_meta"))]}
+    return {**result, "tools": [tool for tool in result["tools"] if not is_app_only(tool.get("_meta"))]}
 
 
 def install_view(server: MCPServer[Any]) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -43,7 +44,8 @@ def read_page(path: Path, *, offset: int = 0, limit: int = 20, text_limit: int =
     offset = max(offset, 0)
     with open_for_reading(path) as handle:
         reader = _csv_rows(handle) if Path(path).suffix.lower() == ".csv" else _jsonl_rows(handle)
-        found = list(islice(reader, offset, offset + limit + 1))
+        with closing(reader):  # before the file closes: the CSV reader lets go of it then
+            found = list(islice(reader, offset, offset + limit + 1))
     rows = [_shortened(row, text_limit) for row in found[:limit]]
     return RowPage(offset=offset, rows=rows, next_offset=offset + limit if len(found) > limit else None)
 
@@ -53,7 +55,7 @@ def _shortened(row: ResultRow, text_limit: int) -> ResultRow:
     return row.model_copy(update=shorter)
 
 
-def _jsonl_rows(handle: IO[bytes]) -> Iterator[ResultRow]:
+def _jsonl_rows(handle: IO[bytes]) -> Generator[ResultRow, None, None]:
     for line in handle:
         if not line.strip():
             continue
@@ -63,13 +65,16 @@ def _jsonl_rows(handle: IO[bytes]) -> Iterator[ResultRow]:
             continue  # a results file this program wrote has none; another file's odd line is not a row
 
 
-def _csv_rows(handle: IO[bytes]) -> Iterator[ResultRow]:
+def _csv_rows(handle: IO[bytes]) -> Generator[ResultRow, None, None]:
     text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-    for record in csv.DictReader(text):
-        try:
-            yield _csv_row(record)
-        except ValidationError:
-            continue
+    try:
+        for record in csv.DictReader(text):
+            try:
+                yield _csv_row(record)
+            except ValidationError:
+                continue
+    finally:
+        text.detach()  # the caller owns the file and closes it
 
 
 def _csv_row(record: dict[str, str]) -> ResultRow:
