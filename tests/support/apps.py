@@ -113,6 +113,7 @@ class HostBridge:
                 Route("/", self.host_page),
                 Route("/view", self.view),
                 Route("/rpc", self.rpc, methods=["POST"]),
+                Route("/favicon.ico", lambda request: Response(status_code=204)),
             ]
         )
 
