@@ -30,7 +30,7 @@ VIEWED_TOOLS = ("get_batch", "fetch_results")
 """The tools whose results the view renders (`link_view` adds more, e.g. the runs' tools)."""
 PAGE_ROWS = 20
 PAGE_TEXT_CHARS = 400  # a page of 20 rows stays well under the result size limit
-REFRESH_SECONDS = (2.0, 30.0)  # the view's refresh interval: the service's poll interval, kept in these bounds
+REFRESH_SECONDS = (2.0, 10.0)  # the view's refresh interval: the service's poll interval, kept in these bounds
 
 
 def view_meta(uri: str = VIEW_URI, *, app_only: bool = False) -> dict[str, Any]:
