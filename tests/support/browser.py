@@ -30,11 +30,11 @@ def browser_required() -> bool:
     return bool(os.environ.get("REQUIRE_BROWSER") or os.environ.get("CI"))
 
 
-def chromium_or_skip() -> Path:
+def chromium_or_skip(executable: Path = CHROMIUM) -> Path:
     """Chromium's path; a missing one fails the test where a browser is required, else skips it."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the view's test"
+    if executable.exists():
+        return executable
+    reason = f"{executable} is missing: install Debian's chromium (apt-get install -y chromium) for the view's test"
     if browser_required():
         pytest.fail(reason)
     pytest.skip(reason)
