@@ -24,6 +24,8 @@ from tests.support.http_server import served_here
 from tests.support.mcp import WAIT, start_batch, structured
 from tools.view import PAGE_ROWS, VIEW_URI
 
+pytestmark = pytest.mark.slow
+
 REQUESTS = PAGE_ROWS + 5  # two pages of rows
 WAIT_MS = WAIT * 1000
 
