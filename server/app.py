@@ -16,10 +16,12 @@ from server.resources import register_resources
 from server.service_handle import ServiceHandle
 from server.state import AppState
 from server.subscriptions import Subscriptions
+from server.view import install_view, view_extension
 from server.watcher import Watcher
 from tools import all_tools
 from tools.icons import SERVER_ICONS
 from tools.registry import ToolSurface
+from tools.view import app_tools
 from tools.workspace import Workspace
 
 NAME = "aoai-batch"
@@ -96,13 +98,15 @@ def build_server(
         icons=SERVER_ICONS,
         lifespan=lifespan,
         subscriptions=subscriptions.bus,
-        tools=all_tools(),
+        tools=[*all_tools(), *app_tools()],
+        extensions=[view_extension()],
         auth=auth.settings if auth else None,
         token_verifier=auth.verifier if auth else None,
     )
     subscriptions.install(server)
     register_resources(server)
     register_prompts(server)
+    install_view(server)
     return server
 
 

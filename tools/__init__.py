@@ -6,8 +6,11 @@ from mcp.server.mcpserver.tools import Tool
 
 from tools import build, files, jobs, results
 from tools.registry import build_tools
+from tools.view import VIEWED_TOOLS, link_view
 
 
 def all_tools() -> list[Tool]:
-    """The tools of SPEC §3 (and list_files, §7)."""
-    return build_tools([*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS])
+    """The tools of SPEC §3 (and list_files, §7); those the job view renders link to it (`tools.view`)."""
+    tools = build_tools([*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS])
+    link_view(tools, VIEWED_TOOLS)
+    return tools

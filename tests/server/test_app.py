@@ -10,6 +10,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from server.app import build_server
 from server.state import AppState
 from tests.support.mcp import MODES, error_kind, make_settings
+from tools.view import VIEW_URI
 
 TOOLS = {
     "build_batch_file": {"deployment", "prompts", "requests", "source_path", "template", "system_prompt", "id_field",
@@ -82,7 +83,7 @@ async def test_resources_templates_and_prompts_are_listed(app: MCPServer[AppStat
         resources = {str(r.uri) for r in (await client.list_resources()).resources}
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
         prompts = {p.name for p in (await client.list_prompts()).prompts}
-    assert resources == {"batch://jobs", "batch://config"}
+    assert resources == {"batch://jobs", "batch://config", VIEW_URI}  # the view's page too, so hosts can preload it
     assert templates == {"batch://jobs/{batch_id}", "batch://jobs/{batch_id}/results", "batch://files/{file_id}"}
     assert prompts == {"plan_batch_job", "troubleshoot_batch", "summarize_results"}
 

@@ -8,6 +8,8 @@
 - `oauth`: an OAuth issuer on loopback that signs access tokens; a transport recording the headers sent on.
 - `inbox`: the notifications an MCP client receives, waited on by kind.
 - `mcp`: the MCP harness: settings on the emulator, a tool's structured answer, a batch started by tools.
+- `apps`: MCP Apps: a client that shows views, and a loopback host page that runs the job view in a browser.
+- `browser`: Debian's chromium under Playwright (skipped, or failed in CI, without it), and where screenshots go.
 - `cli`: a CLI run isolated from the shell's Azure settings.
 - `paths`: the repository's root and its test fixtures.
 - `seeds`, `seed_replay`: Azure's documentation pages and their code, replayed against the emulator.
