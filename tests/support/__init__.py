@@ -8,6 +8,7 @@
 - `inbox`: the notifications an MCP client receives, waited on by kind.
 - `mcp`: the MCP harness: settings on the emulator, a tool's structured answer, a batch started by tools.
 - `cli`: a CLI run isolated from the shell's Azure settings.
+- `runs`: runs on the emulator's fake clock (a clock-moving sleep, a run driven to its end, batches counted).
 - `paths`: the repository's root and its test fixtures.
 - `seeds`, `seed_replay`: Azure's documentation pages and their code, replayed against the emulator.
 

@@ -1,0 +1,38 @@
+"""RunService on the in-process emulator: a run from start to merged results, its view, its listing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aoai_batch.emulator import Emulator, FakeClock
+from aoai_batch.runs.service import RunService
+from tests.support.batch_files import request_line, write_lines
+from tests.support.runs import drive, emulator_batches, result_rows
+
+
+def requests(count: int) -> list[dict[str, object]]:
+    return [request_line(f"task-{n}", f"Question {n}?") for n in range(count)]
+
+
+async def test_a_run_goes_through_its_shards_and_merges_in_input_order(
+    runs: RunService, emulator: Emulator, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    source = write_lines(tmp_path / "big.jsonl", *requests(25))
+    started = await runs.start_run(deployments=["gpt-4o-mini"], batch_path=source, name="big")
+    assert started.status == "running"
+    assert started.id.startswith("run_")
+    assert started.requests == 25
+    assert sum(shard.requests for shard in started.shards) == 25
+
+    finished = await drive(runs, fake_clock, started.id)
+
+    assert finished.status == "completed"
+    assert finished.request_counts.completed == 25
+    assert finished.progress_percent == 100.0
+    assert len(await emulator_batches(emulator)) == len(finished.shards)
+    summary = await runs.fetch_run_results(finished.id, output_dir=tmp_path / "out")
+    rows = result_rows(summary.results_path)
+    assert [row["custom_id"] for row in rows] == [f"task-{n}" for n in range(25)]
+    assert {row["status"] for row in rows} == {"succeeded"}
+    assert finished.shard_counts == {"done": 3}
+    assert finished.waiting_for is None
