@@ -18,13 +18,14 @@ SHARD_REQUESTS = 10  # the runs' tests' AOAI_BATCH_MAX_REQUESTS: a few requests 
 
 
 class ClockedSleep:
-    """A sleep that moves the emulator's fake clock instead of waiting."""
+    """A sleep that moves the emulator's fake clock instead of waiting (by at least `minimum` seconds)."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock, minimum: float = 0.0) -> None:
         self.clock = clock
+        self.minimum = minimum
 
     async def __call__(self, seconds: float) -> None:
-        self.clock.advance(seconds)
+        self.clock.advance(max(seconds, self.minimum))
         await anyio.lowlevel.checkpoint()
 
 
