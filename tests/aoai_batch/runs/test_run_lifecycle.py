@@ -11,6 +11,7 @@ import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady, UnknownDeployment
+from aoai_batch.runs.models import Run
 from aoai_batch.runs.records import LEASE_SECONDS, RunRecords
 from aoai_batch.runs.service import RunService
 from aoai_batch.service import BatchService
@@ -171,8 +172,8 @@ async def work_two_runs(runs: RunService, fake_clock: FakeClock, tmp_path: Path)
     two = await runs.start_run(deployments=["gpt-4o"], batch_path=source(tmp_path, 12))
     changes: list[list[str]] = []
 
-    async def on_change(changed: list[object]) -> None:
-        changes.append([getattr(run, "id", "") for run in changed])
+    async def on_change(changed: list[Run]) -> None:
+        changes.append([run.id for run in changed])
 
     with anyio.fail_after(20):
         await runs.work(on_change=on_change)

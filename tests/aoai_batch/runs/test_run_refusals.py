@@ -62,11 +62,12 @@ async def test_a_refused_shard_backs_off_and_is_resubmitted_never_twice_per_atte
 
     assert finished.status == "completed"
     batches = [await emulator.operations.get_batch(batch_id) for batch_id in await emulator_batches(emulator)]
-    keys = [batch.metadata["idempotency_key"] for batch in batches]
+    metadata = [batch.metadata or {} for batch in batches]
+    keys = [data["idempotency_key"] for data in metadata]
     assert len(keys) == len(set(keys))  # one batch per shard attempt
     assert len(batches) == sum(shard.attempt for shard in finished.shards)
     assert sum(batch.status == "failed" for batch in batches) >= 1
-    assert {batch.metadata["run_id"] for batch in batches} == {started.id}
+    assert {data["run_id"] for data in metadata} == {started.id}
 
 
 async def test_requests_failed_for_a_retryable_cause_are_resubmitted_up_to_retries(
