@@ -50,7 +50,7 @@ class ShardResults:
     errors_path: Path | None  # raw error lines
     batch_id: str
     attempt: int  # the request's attempt number in this shard (1 for input shards)
-    first_line: int = 0  # an input shard's first line in input.jsonl (0-based); orders the input shards
+    first_line: int = 0  # an input shard's first line in input.jsonl (0-based): input shards are merged in its order
 
 
 class _Usage(msgspec.Struct, gc=False):
@@ -193,13 +193,16 @@ class _Merger:
             pending: list[bytes] = []
             dumps = orjson.dumps
             source = self.stack.enter_context(open_for_reading(self.input_path))
-            for number, line in enumerate(iter(functools.partial(source.readline, MAX_LINE_BYTES), b"")):
+            for line in iter(functools.partial(source.readline, MAX_LINE_BYTES), b""):
                 request = read_request(line)
                 if request is None:
                     continue  # the run's input was checked: every line is a request
                 custom_id, question = request
-                found = cursor.row_for(number, custom_id)
-                batch_id, attempts = (cursor.batch_id, 1) if found is not None else (None, 0)
+                batch_id: str | None = None
+                attempts = 0
+                found: bytes | None = None
+                if (from_input := cursor.row_for(custom_id)) is not None:
+                    (found, batch_id), attempts = from_input, 1
                 where = latest.get(hash(custom_id)) if latest else None
                 if where is not None:
                     part = (where >> PART_SHIFT) & PART_MASK
@@ -316,41 +319,42 @@ class _Merger:
 
 
 class _InputCursor:
-    """The input shards' results rows, read in step with the run's input (each shard's range in turn)."""
+    """The input shards' results rows, read in step with the run's input: the shards in input order, each one's
+    rows in its range's order, so the next row is the next request's unless that request's shard was never
+    collected (then it is missing, and the cursor waits at the next collected shard's first row)."""
 
     def __init__(self, parts: list[ShardResults], stack: contextlib.ExitStack) -> None:
-        self.parts = parts
+        self.parts = iter(parts)
         self.stack = stack
-        self.next_part = 0
         self.handle: IO[bytes] | None = None
         self.batch_id: str | None = None
         self.row: bytes | None = None
         self.row_id: object = None
-
-    def row_for(self, number: int, custom_id: str) -> bytes | None:
-        """The row of input line `number` (0-based) with `custom_id`, or None when no collected shard has it."""
-        while self.next_part < len(self.parts) and self.parts[self.next_part].first_line <= number:
-            self._open(self.parts[self.next_part])
-            self.next_part += 1
-        if self.row is not None and self.row_id == custom_id:
-            found = self.row
-            self._advance()
-            return found
-        return None
-
-    def _open(self, part: ShardResults) -> None:
-        if self.handle is not None:
-            self.handle.close()
-        self.handle = self.stack.enter_context(open_for_reading(part.results_path))
-        self.batch_id = part.batch_id
         self._advance()
 
+    def row_for(self, custom_id: str) -> tuple[bytes, str | None] | None:
+        """The row of the request `custom_id` (the run's next) and its batch, or None when no collected shard has it."""
+        if self.row_id != custom_id or self.row is None:
+            return None
+        found = self.row, self.batch_id
+        self._advance()
+        return found
+
     def _advance(self) -> None:
-        assert self.handle is not None
-        data = self.handle.readline(MAX_LINE_BYTES)
-        row = _decode(data) if data else None
-        self.row = data if row is not None else None
-        self.row_id = row.custom_id if row is not None else None
+        while True:
+            data = self.handle.readline(MAX_LINE_BYTES) if self.handle is not None else b""
+            if data:
+                row = _decode(data)
+                self.row, self.row_id = (data, row.custom_id) if row is not None else (None, None)
+                return
+            if self.handle is not None:
+                self.handle.close()
+            part = next(self.parts, None)
+            if part is None:
+                self.handle, self.row, self.row_id = None, None, None
+                return
+            self.handle = self.stack.enter_context(open_for_reading(part.results_path))
+            self.batch_id = part.batch_id
 
 
 def _decode(data: bytes) -> _Row | None:

@@ -467,3 +467,28 @@ def test_merge_gives_every_input_request_once_in_order(
     rows = [orjson.loads(line) for line in Path(str(summary.results_path)).read_bytes().splitlines()]
     assert [row["custom_id"] for row in rows] == ids_of(run.input_path)
     assert {row["custom_id"]: (row["status"], row["attempts"]) for row in rows} == expected
+
+
+def test_input_shards_in_order_need_no_first_line_and_a_shard_never_collected_is_missing(tmp_path: Path) -> None:
+    run = start(tmp_path, 9)
+    files = shard_files(run, 3)
+    for index in (0, 2):  # the middle shard was never collected
+        _, path = files[index]
+        run.collect(path, {cid: answer(cid, "a") for cid in ids_of(path)}, kind="input", attempt=1)
+
+    summary = merge_run_results(
+        run.parts,
+        input_path=run.input_path,
+        source_path=None,
+        output_dir=tmp_path / "out",
+        format="jsonl",
+        preview=0,
+        overwrite=False,
+        run_id="run_gap",
+        run_status="failed",
+    )
+
+    rows = [orjson.loads(line) for line in Path(str(summary.results_path)).read_bytes().splitlines()]
+    assert [row["status"] for row in rows] == ["succeeded"] * 3 + ["missing"] * 3 + ["succeeded"] * 3
+    assert [row["batch_id"] for row in rows[6:]] == ["batch_shard-0002-a1"] * 3
+    assert summary.counts.missing == 3
