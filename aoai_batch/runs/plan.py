@@ -299,7 +299,7 @@ def write_shard(input_path: Path, shard: ShardRange, dest: Path, *, deployment: 
     parsed and dumped again.
     """
     new_model = orjson.dumps(deployment)
-    rewrite = _line_rewriter(new_model)
+    rewrite = line_rewriter(new_model)
     written = 0
     writer = atomic_writer(Path(dest), overwrite=True, buffering=WRITE_BUFFER)
     with open_for_reading(input_path) as source, writer as out:
@@ -323,7 +323,8 @@ def write_shard(input_path: Path, shard: ShardRange, dest: Path, *, deployment: 
     return written
 
 
-def _line_rewriter(new_model: bytes) -> Callable[[bytes], bytes]:
+def line_rewriter(new_model: bytes) -> Callable[[bytes], bytes]:
+    """A function of one request line (no newline) to the same line with body.model set to `new_model` (JSON)."""
     key = b'"model":'
     head = b'"body":{"model":'
     dumps, loads = orjson.dumps, orjson.loads
