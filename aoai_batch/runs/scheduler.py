@@ -27,11 +27,12 @@ import anyio.to_thread
 from aoai_batch.errors import BatchToolError, InvalidRequest, NotFound
 from aoai_batch.models import Batch
 from aoai_batch.quota import TOKEN_LIMIT_EXCEEDED, limit_named_in
-from aoai_batch.runs._interim import PoolDeployment, write_retry_shard
 from aoai_batch.runs.ledger import Ledger, effective_limit
 from aoai_batch.runs.models import RunStatus, ShardState
 from aoai_batch.runs.plan import ShardRange, plan_shards, write_shard
+from aoai_batch.runs.pool import PoolDeployment
 from aoai_batch.runs.records import LearnedLimit, RunRecord, RunRecords, ShardRecord
+from aoai_batch.runs.retry import write_retry_shard
 from aoai_batch.service import TRANSIENT_ERRORS, BatchService
 
 BACKOFF_BASE_SECONDS = 60.0  # the first wait after a quota refusal; doubled at each refusal in a row
