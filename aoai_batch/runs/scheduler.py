@@ -189,6 +189,8 @@ class RunStep:
     async def _submit_queued(self) -> None:
         queued = sorted((s for s in self.shards.values() if s.state == "queued"), key=lambda s: s.index)
         for shard in queued:
+            if any(other.state == "failed" for other in self.shards.values()):
+                break  # the run fails once what is in flight has ended: nothing more is sent
             if shard.next_try_at is not None and shard.next_try_at > self.now():
                 continue
             ledger = await build_ledger(self.records, self.pool, self.run.deployments)
