@@ -73,6 +73,7 @@ class RunService:
         self._sleep = sleep
         self._owner = owner or new_owner()
         self._locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        self._looked_at: dict[str, float] = {}  # batch id -> when a step last asked the service about it
 
     @classmethod
     @asynccontextmanager
@@ -332,7 +333,15 @@ class RunService:
                 return await self._view(record)
             try:
                 record = await self._record(run_id)  # as it is now that no one else changes it
-                step = RunStep(self._records, self._pool, record, self._now, lambda: self._renew(run_id))
+                step = RunStep(
+                    self._records,
+                    self._pool,
+                    record,
+                    self._now,
+                    lambda: self._renew(run_id),
+                    poll_seconds=self._main.poll_seconds,
+                    looked_at=self._looked_at,
+                )
                 record = await step.advance()
             except RunLeaseLost:
                 record = await self._record(run_id)
