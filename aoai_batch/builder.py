@@ -19,7 +19,7 @@ import orjson
 from aoai_batch.errors import InvalidInput, UnknownDeployment
 from aoai_batch.jsonl import open_for_reading
 from aoai_batch.models import BuildResult, BuiltFile, ValidationReport
-from aoai_batch.results.source_rows import save_build_links
+from aoai_batch.results.source_rows import forget_build_links, save_build_links
 from aoai_batch.sources import iter_rows
 from aoai_batch.splitwriter import SplitWriter
 from aoai_batch.templates import Template, cell_text
@@ -92,12 +92,14 @@ def build_batch_file(
         sample_every=sample_every,
         deployments=known,
     )
-    if source_path is not None and sources_home is not None:
+    if sources_home is not None:
         # A link is a convenience for the results: a build that wrote its files is not undone for it.
         with contextlib.suppress(OSError):
-            save_build_links(
-                sources_home, Path(source_path), [(Path(f.path), f.requests, f.bytes) for f in result.files]
-            )
+            built = [(Path(f.path), f.requests, f.bytes) for f in result.files]
+            if source_path is not None:
+                save_build_links(sources_home, Path(source_path), built)
+            else:  # a file rebuilt from prompts or requests under the same name: its old link goes
+                forget_build_links(sources_home, [path for path, _, _ in built])
     return result
 
 
