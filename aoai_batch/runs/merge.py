@@ -70,7 +70,12 @@ class _Row(msgspec.Struct, gc=False):
     error: _Error | None = None
 
 
+class _Id(msgspec.Struct, gc=False):
+    custom_id: Any = None
+
+
 _ROW = msgspec.json.Decoder(_Row)
+_ID = msgspec.json.Decoder(_Id)
 _EMPTY_ANSWER = b'"content":null,"finish_reason":null,"usage":null,"error":null'
 
 
@@ -146,6 +151,9 @@ class _Merger:
         self.preview: list[RunResultRow] = []
         self.retried = 0
         self.stack = contextlib.ExitStack()
+        self.columns: SourceColumns | None = None
+        self.retry: IO[bytes] | None = None
+        self.retry_path = Path()
 
     # --- the retried requests' latest rows ---
 
@@ -173,88 +181,98 @@ class _Merger:
         latest = self._retry_index()
         results = work / f"results.{self.format}"
         errors = self._errors(work / "errors.jsonl")
-        retry_path = work / "retry.jsonl"
-        retry: IO[bytes] | None = None
-        retry_handles = [self.stack.enter_context(open_for_reading(part.results_path)) for part in self.retries]
+        self.retry_path = work / "retry.jsonl"
         with self.stack:
             out = self.stack.enter_context(atomic_writer(results, overwrite=True))
-            source_rows = self.link.rows_in_order() if self.link is not None else None
-            columns = (
-                SourceColumns.of(self.link, (*CSV_COLUMNS, *RUN_COLUMNS))
-                if self.link is not None and self.format == "csv"
-                else None
-            )
-            table = (
-                CsvTable(out, (*RUN_COLUMNS, *(columns.header if columns else ()))) if self.format == "csv" else None
-            )
-            if table is not None:
-                self.stack.callback(table.close)
-            cursor = _InputCursor(self.inputs, self.stack)
-            pending: list[bytes] = []
-            dumps = orjson.dumps
-            source = self.stack.enter_context(open_for_reading(self.input_path))
-            for line in iter(functools.partial(source.readline, MAX_LINE_BYTES), b""):
-                request = read_request(line)
-                if request is None:
-                    continue  # the run's input was checked: every line is a request
-                custom_id, question = request
-                batch_id: str | None = None
-                attempts = 0
-                found: bytes | None = None
-                if (from_input := cursor.row_for(custom_id)) is not None:
-                    (found, batch_id), attempts = from_input, 1
-                where = latest.get(hash(custom_id)) if latest else None
-                if where is not None:
-                    part = (where >> PART_SHIFT) & PART_MASK
-                    handle = retry_handles[part]
-                    handle.seek(where & OFFSET_MASK)
-                    retried = handle.readline(MAX_LINE_BYTES)
-                    retried_row = _decode(retried)
-                    if retried_row is not None and retried_row.custom_id == custom_id:
-                        found, batch_id, attempts = retried, self.retries[part].batch_id, where >> ATTEMPT_SHIFT
-                        self.retried += 1
-                row_bytes = found.rstrip(b"\r\n") if found is not None else _missing_row(custom_id, question)
-                status = self._tally(row_bytes, custom_id)
-                if status != "succeeded":
-                    if retry is None:
-                        retry = self.stack.enter_context(atomic_writer(retry_path, overwrite=True))
-                    retry.write(line.rstrip(b"\r\n") + b"\n")
-                source_row = next(source_rows, {}) if source_rows is not None else None
-                tail = b',"batch_id":%b,"attempts":%d' % (dumps(batch_id), attempts)
-                if source_row is not None and table is None:
-                    tail += b',"source":' + source_row_json(source_row)
-                if table is None:
-                    pending.append(row_bytes[:-1] + tail + b"}\n")
-                    if len(pending) == WRITE_ROWS:
-                        out.write(b"".join(pending))
-                        pending.clear()
-                else:
-                    self._csv_row(table, row_bytes, batch_id, attempts, columns, source_row)
-                if len(self.preview) < self.preview_rows:
-                    self.preview.append(_preview_row(row_bytes, batch_id, attempts, source_row))
-            out.write(b"".join(pending))
-        return _Written(results=results, errors=errors, retry=retry_path if retry is not None else None)
+            table = self._table(out)
+            self._rows(out, table, latest)
+        return _Written(results=results, errors=errors, retry=self.retry_path if self.retry is not None else None)
 
-    def _tally(self, row_bytes: bytes, custom_id: str) -> str:
-        row = _decode(row_bytes)
-        status = row.status if row is not None and row.status in ("succeeded", "failed", "missing") else "missing"
-        if status == "succeeded":
-            self.counts.succeeded += 1
-        else:
-            if status == "failed":
-                self.counts.failed += 1
-                code = row.error.code if row is not None and row.error is not None else None
-                self.codes[code if type(code) is str and code else "unknown_error"] += 1
+    def _table(self, out: IO[bytes]) -> CsvTable | None:
+        if self.format != "csv":
+            return None
+        if self.link is not None:
+            self.columns = SourceColumns.of(self.link, (*CSV_COLUMNS, *RUN_COLUMNS))
+        table = CsvTable(out, (*RUN_COLUMNS, *(self.columns.header if self.columns else ())))
+        self.stack.callback(table.close)
+        return table
+
+    def _rows(self, out: IO[bytes], table: CsvTable | None, latest: dict[int, int]) -> None:
+        """The hot loop: per request, one id decode, its row from the cursor (or a retry), a few counts."""
+        retry_handles = [self.stack.enter_context(open_for_reading(part.results_path)) for part in self.retries]
+        source_rows = self.link.rows_in_order() if self.link is not None else None
+        cursor = _InputCursor(self.inputs, self.stack)
+        pending: list[bytes] = []
+        add_row = pending.append
+        dumps, read_id = orjson.dumps, _ID.decode
+        succeeded = prompt = completion = total = 0
+        source = self.stack.enter_context(open_for_reading(self.input_path))
+        for line in iter(functools.partial(source.readline, MAX_LINE_BYTES), b""):
+            try:
+                custom_id = read_id(line).custom_id
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                continue  # the run's input was checked: every line is a request
+            row: _Row | None = None
+            found = batch_id = None
+            attempts = 0
+            if cursor.row_id == custom_id:
+                found, row, batch_id = cursor.row, cursor.decoded, cursor.batch_id
+                attempts = 1
+                cursor.advance()
+            if latest and (where := latest.get(hash(custom_id))) is not None:
+                number = (where >> PART_SHIFT) & PART_MASK
+                handle = retry_handles[number]
+                handle.seek(where & OFFSET_MASK)
+                retried = handle.readline(MAX_LINE_BYTES)
+                retried_row = _decode(retried)
+                if retried_row is not None and retried_row.custom_id == custom_id:
+                    found, row, batch_id = retried, retried_row, self.retries[number].batch_id
+                    attempts = where >> ATTEMPT_SHIFT
+                    self.retried += 1
+            if found is None or row is None:
+                row_bytes = _missing_row(custom_id, line)
+                self._not_succeeded(custom_id, "missing", None, line)
             else:
-                self.counts.missing += 1
-            if len(self.failed_ids) < FAILED_IDS:
-                self.failed_ids.append(custom_id)
-        usage = row.usage if row is not None else None
-        if usage is not None:
-            self.usage[0] += usage.prompt_tokens
-            self.usage[1] += usage.completion_tokens
-            self.usage[2] += usage.total_tokens
-        return status
+                row_bytes = found[:-1] if found.endswith(b"\n") else found
+                if row.status == "succeeded":
+                    succeeded += 1
+                else:
+                    self._not_succeeded(custom_id, row.status, row, line)
+                usage = row.usage
+                if usage is not None:
+                    prompt += usage.prompt_tokens
+                    completion += usage.completion_tokens
+                    total += usage.total_tokens
+            source_row = next(source_rows, {}) if source_rows is not None else None
+            if table is None:
+                tail = b',"batch_id":%b,"attempts":%d' % (dumps(batch_id), attempts)
+                if source_row is not None:
+                    tail += b',"source":' + source_row_json(source_row)
+                add_row(row_bytes.rstrip(b"\r")[:-1] + tail + b"}\n")
+                if len(pending) == WRITE_ROWS:
+                    out.write(b"".join(pending))
+                    pending.clear()
+            else:
+                self._csv_row(table, row_bytes, batch_id, attempts, source_row)
+            if len(self.preview) < self.preview_rows:
+                self.preview.append(_preview_row(row_bytes, batch_id, attempts, source_row))
+        out.write(b"".join(pending))
+        self.counts.succeeded += succeeded
+        self.usage = [prompt, completion, total]
+
+    def _not_succeeded(self, custom_id: str, status: object, row: _Row | None, line: bytes) -> None:
+        """A request that failed or is missing: counted, and its input line to the retry file."""
+        if status == "failed":
+            self.counts.failed += 1
+            code = row.error.code if row is not None and row.error is not None else None
+            self.codes[code if type(code) is str and code else "unknown_error"] += 1
+        else:
+            self.counts.missing += 1
+        if len(self.failed_ids) < FAILED_IDS:
+            self.failed_ids.append(custom_id)
+        if self.retry is None:
+            self.retry = self.stack.enter_context(atomic_writer(self.retry_path, overwrite=True))
+        self.retry.write(line.rstrip(b"\r\n") + b"\n")
 
     def _csv_row(
         self,
@@ -262,15 +280,12 @@ class _Merger:
         row_bytes: bytes,
         batch_id: str | None,
         attempts: int,
-        columns: SourceColumns | None,
         source_row: dict[str, Any] | None,
     ) -> None:
-        row = orjson.loads(row_bytes)
-        answer = orjson.dumps({key: row.get(key) for key in ("content", "finish_reason", "usage", "error")})[1:]
         extra: list[object] = [batch_id, attempts]
-        if columns is not None:
-            extra += columns.cells(source_row or {})
-        table.write(row["custom_id"], row.get("input"), row.get("status") or "missing", answer, extra)
+        if self.columns is not None:
+            extra += self.columns.cells(source_row or {})
+        table.write_row(orjson.loads(row_bytes), extra)
 
     def _errors(self, dest: Path) -> Path | None:
         """Every shard's raw error lines, input shards first (in input order), then retries."""
@@ -329,29 +344,23 @@ class _InputCursor:
         self.handle: IO[bytes] | None = None
         self.batch_id: str | None = None
         self.row: bytes | None = None
-        self.row_id: object = None
-        self._advance()
+        self.decoded: _Row | None = None
+        self.row_id: object = None  # the next row's custom_id: the next request's, unless its shard is not here
+        self.advance()
 
-    def row_for(self, custom_id: str) -> tuple[bytes, str | None] | None:
-        """The row of the request `custom_id` (the run's next) and its batch, or None when no collected shard has it."""
-        if self.row_id != custom_id or self.row is None:
-            return None
-        found = self.row, self.batch_id
-        self._advance()
-        return found
-
-    def _advance(self) -> None:
+    def advance(self) -> None:
         while True:
             data = self.handle.readline(MAX_LINE_BYTES) if self.handle is not None else b""
             if data:
                 row = _decode(data)
-                self.row, self.row_id = (data, row.custom_id) if row is not None else (None, None)
+                self.row, self.decoded = (data, row) if row is not None else (None, None)
+                self.row_id = row.custom_id if row is not None else None
                 return
             if self.handle is not None:
                 self.handle.close()
             part = next(self.parts, None)
             if part is None:
-                self.handle, self.row, self.row_id = None, None, None
+                self.handle, self.row, self.decoded, self.row_id = None, None, None, None
                 return
             self.handle = self.stack.enter_context(open_for_reading(part.results_path))
             self.batch_id = part.batch_id
@@ -364,7 +373,10 @@ def _decode(data: bytes) -> _Row | None:
         return None
 
 
-def _missing_row(custom_id: str, question: str | None) -> bytes:
+def _missing_row(custom_id: str, line: bytes) -> bytes:
+    """The row of a request no shard answered: its question from its input line, no answer."""
+    request = read_request(line)
+    question = request[1] if request is not None else None
     if question is not None and len(question) > INPUT_CHARS:
         question = truncate(question, INPUT_CHARS)
     dumps = orjson.dumps

@@ -148,6 +148,18 @@ async def test_a_batch_not_built_from_rows_has_no_source_columns(service: BatchS
     assert not (service.sources_home / "sources").exists()
 
 
+def test_a_file_rebuilt_from_prompts_loses_its_old_link(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "rows.csv", ROWS)
+    home, output = tmp_path / "home", tmp_path / "b.jsonl"
+    common: dict[str, Any] = {"deployment": "d", "output_path": output, "max_requests": 10, "max_bytes": 10**6}
+    build_batch_file(source_path=source, template="{text}", sources_home=home, **common)
+    assert load_link(link_path(home, output)) is not None
+
+    build_batch_file(prompts=["a", "b", "c"], overwrite=True, sources_home=home, **common)
+
+    assert load_link(link_path(home, output)) is None
+
+
 def test_a_link_says_why_it_cannot_be_used(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "rows.csv", ROWS)
     link = SourceLink.of(source, rows=3)

@@ -136,7 +136,7 @@ def test_built_input_refusals_are_builds_errors(tmp_path: Path) -> None:
         prepare_run_input(run_dir, deployment="x", prompts=["a"], deployments=["gpt-4o-mini"])
     with pytest.raises(InvalidInput, match="exactly one"):
         prepare_run_input(run_dir, deployment="d", prompts=["a"], requests=[{"prompt": "b"}])
-    with pytest.raises(InvalidInput, match="same id"):
+    with pytest.raises(InvalidInput, match="line 2: custom_id a is used on an earlier line"):
         prepare_run_input(run_dir, deployment="d", requests=[{"custom_id": "a", "prompt": "1"}] * 2)
     with pytest.raises(InvalidInput, match="prompts is empty"):
         prepare_run_input(run_dir, deployment="d", prompts=[])
