@@ -220,6 +220,8 @@ async def test_results_come_from_the_resource_the_batch_is_on(
     assert (await service.get_batch(batch_id)).status == "completed"
     summary = await service.fetch_results(batch_id, output_dir=tmp_path / "out", preview=0)
     assert summary.counts.succeeded == 3
+    kept = await opened.main.registry_job(batch_id)  # the registry still knows where it is
+    assert (kept.resource, kept.results_path) == (west.url, summary.results_path)
 
 
 async def test_without_a_pool_file_every_name_is_this_resources(tmp_path: Path, emulator: Emulator) -> None:
