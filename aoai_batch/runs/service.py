@@ -305,6 +305,8 @@ class RunService:
         if not record.terminal:
             raise NotReady(f"Run {run_id} is still {record.status}; fetch its results once it has ended.")
         parts = _result_parts(await self._records.shards(run_id))
+        if progress is not None:
+            await progress(0, len(parts), f"merging the results of {len(parts)} shards of {run_id}")
         summary = await anyio.to_thread.run_sync(
             lambda: merge_run_results(
                 parts,
@@ -319,6 +321,8 @@ class RunService:
             )
         )
         await self._records.save_results_summary(run_id, summary.model_dump_json())
+        if progress is not None:
+            await progress(len(parts), len(parts), f"wrote {summary.results_path}")
         return summary
 
     async def advance(self, run_id: str) -> Run:
