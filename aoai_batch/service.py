@@ -438,7 +438,13 @@ class BatchService:
             overwrite=overwrite,
             progress=progress,
             pricing=self._pricing,
+            sources_home=self._settings.home,
         )
+
+    @property
+    def sources_home(self) -> Path:
+        """Where build keeps the links from the files it built to their source rows (`results.source_rows`)."""
+        return self._settings.home
 
     # the registry
 

@@ -63,6 +63,69 @@ MIGRATIONS: tuple[str, ...] = (
         saved_at REAL NOT NULL
     );
     """,
+    # 2: runs (aoai_batch/runs/records.py reads and writes these tables)
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        status TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        deployments TEXT NOT NULL,
+        retries INTEGER NOT NULL,
+        idempotency_key TEXT UNIQUE,
+        input_path TEXT NOT NULL,
+        source_path TEXT,
+        requests INTEGER NOT NULL,
+        estimated_input_tokens INTEGER NOT NULL,
+        backend TEXT NOT NULL,
+        errors TEXT NOT NULL,
+        results_summary TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE TABLE run_shards (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        shard_index INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        first_line INTEGER NOT NULL,
+        line_count INTEGER NOT NULL,
+        start_byte INTEGER NOT NULL,
+        end_byte INTEGER NOT NULL,
+        estimated_tokens INTEGER NOT NULL,
+        lines_path TEXT,
+        request_attempt INTEGER NOT NULL,
+        parent INTEGER,
+        state TEXT NOT NULL,
+        deployment TEXT,
+        attempt INTEGER NOT NULL,
+        refusals INTEGER NOT NULL,
+        upload_path TEXT,
+        file_id TEXT,
+        file_deployment TEXT,
+        batch_id TEXT,
+        batch_status TEXT,
+        request_counts TEXT,
+        next_try_at REAL,
+        error TEXT,
+        results_path TEXT,
+        errors_path TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (run_id, shard_index)
+    );
+    CREATE INDEX run_shards_by_state ON run_shards (state, deployment);
+    CREATE TABLE learned_limits (
+        deployment TEXT PRIMARY KEY,
+        enqueued_limit INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        learned_at REAL NOT NULL
+    );
+    CREATE TABLE run_leases (
+        run_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -155,6 +218,16 @@ class Registry:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for the registry's other tables (runs); errors translated like the rest."""
+        with self._transaction() as db:
+            yield db
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Rows of a read of the registry's other tables (runs)."""
+        return self._query(sql, params)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

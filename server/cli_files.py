@@ -207,6 +207,7 @@ def run_build(args: argparse.Namespace) -> int:
             endpoint=args.endpoint,
             body=args.body,
             overwrite=args.overwrite,
+            sources_home=settings.home,
             **rules.keywords(),
         )
         result = pricing_for(settings).priced_build(result)

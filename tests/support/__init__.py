@@ -11,6 +11,7 @@
 - `apps`: MCP Apps: a client that shows views, and a loopback host page that runs the job view in a browser.
 - `browser`: Debian's chromium under Playwright (skipped, or failed in CI, without it), and where screenshots go.
 - `cli`: a CLI run isolated from the shell's Azure settings.
+- `runs`: runs on the emulator's fake clock (a clock-moving sleep, a run driven to its end, batches counted).
 - `paths`: the repository's root and its test fixtures.
 - `seeds`, `seed_replay`: Azure's documentation pages and their code, replayed against the emulator.
 
