@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from mcp.server.mcpserver.tools import Tool
 
-from tools import build, files, jobs, results
+from tools import build, files, jobs, results, runs
 from tools.registry import build_tools
 
 
 def all_tools() -> list[Tool]:
-    """The tools of SPEC §3 (and list_files, §7)."""
-    return build_tools([*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS])
+    """The tools of SPEC §3 (and list_files, §7), and the runs' (§9)."""
+    return build_tools([*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS, *runs.TOOLS])
