@@ -7,6 +7,7 @@ and bytes when a limit would be passed, and files appear only when all of them a
 from __future__ import annotations
 
 import base64
+import contextlib
 import mimetypes
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ import orjson
 from aoai_batch.errors import InvalidInput, UnknownDeployment
 from aoai_batch.jsonl import open_for_reading
 from aoai_batch.models import BuildResult, BuiltFile, ValidationReport
+from aoai_batch.results.source_rows import save_build_links
 from aoai_batch.sources import iter_rows
 from aoai_batch.splitwriter import SplitWriter
 from aoai_batch.templates import Template, cell_text
@@ -50,6 +52,7 @@ def build_batch_file(
     overwrite: bool = False,
     resolve_image: ImageResolver | None = None,
     deployments: Iterable[str] | None = None,
+    sources_home: Path | None = None,
 ) -> BuildResult:
     """Write the batch file(s) for exactly one of `prompts`, `requests` or `source_path`.
 
@@ -59,15 +62,69 @@ def build_batch_file(
     Local images (in `image_field`) are read through `resolve_image` (default: relative to the source
     file's folder, or the current folder), which may refuse a path by raising InvalidInput.
     `deployments`, when given, are the names that exist: another `deployment` is UnknownDeployment.
+    With `sources_home`, a build from `source_path` links each file written to its rows there
+    (`results.source_rows`), so fetching its results brings the rows' columns back beside the answers.
     Raises InvalidInput, with nothing written, for any bad input.
     """
     if sum(given is not None for given in (prompts, requests, source_path)) != 1:
         raise InvalidInput("Give exactly one of prompts, requests or source_path.")
+    known = sorted(deployments) if deployments is not None else None
+    lines, sample_every = request_lines(
+        deployment=deployment,
+        prompts=prompts,
+        requests=requests,
+        source_path=source_path,
+        template=template,
+        system_prompt=system_prompt,
+        id_field=id_field,
+        image_field=image_field,
+        endpoint=endpoint,
+        body=body,
+        resolve_image=resolve_image,
+        deployments=known,
+    )
+    result = write_batch(
+        lines,
+        Path(output_path),
+        max_requests=max_requests,
+        max_bytes=max_bytes,
+        overwrite=overwrite,
+        sample_every=sample_every,
+        deployments=known,
+    )
+    if source_path is not None and sources_home is not None:
+        # A link is a convenience for the results: a build that wrote its files is not undone for it.
+        with contextlib.suppress(OSError):
+            save_build_links(
+                sources_home, Path(source_path), [(Path(f.path), f.requests, f.bytes) for f in result.files]
+            )
+    return result
+
+
+def request_lines(
+    *,
+    deployment: str,
+    prompts: Sequence[str] | None,
+    requests: Sequence[Mapping[str, Any]] | None,
+    source_path: Path | None,
+    template: str | None,
+    system_prompt: str | None,
+    id_field: str | None,
+    image_field: str | None,
+    endpoint: str,
+    body: Mapping[str, Any] | None,
+    resolve_image: ImageResolver | None,
+    deployments: Sequence[str] | None,
+) -> tuple[Iterator[dict[str, Any]], int]:
+    """The request lines (lazily made, checked as they come) for one of `prompts`, `requests` or `source_path`,
+    and the token sampling rate for their size; the parameters are checked here (InvalidInput), before any line.
+
+    What `build_batch_file` writes, and a run's whole input (`runs.plan`), without the per-file limits.
+    """
     if not deployment.strip():
         raise InvalidInput("deployment is empty; give the name of a Global Batch deployment.")
-    known = sorted(deployments) if deployments is not None else None
-    if known is not None and deployment not in known:
-        raise UnknownDeployment(deployment, known)
+    if deployments is not None and deployment not in deployments:
+        raise UnknownDeployment(deployment, sorted(deployments))
     if endpoint not in BUILDABLE_ENDPOINTS:
         raise InvalidInput(f"endpoint {endpoint!r} is not supported; use one of {', '.join(BUILDABLE_ENDPOINTS)}.")
     defaults = dict(body or {})
@@ -86,15 +143,7 @@ def build_batch_file(
     )
     lines = factory.lines(_rows(prompts, requests, source_path), from_requests=requests is not None)
     size_hint = _source_size(Path(source_path)) if source_path is not None else 0
-    return write_batch(
-        lines,
-        Path(output_path),
-        max_requests=max_requests,
-        max_bytes=max_bytes,
-        overwrite=overwrite,
-        sample_every=1 + size_hint // EXACT_TOKENS_BYTES,
-        deployments=known,
-    )
+    return lines, 1 + size_hint // EXACT_TOKENS_BYTES
 
 
 def _source_size(path: Path) -> int:

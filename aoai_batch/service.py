@@ -366,7 +366,13 @@ class BatchService:
             preview=preview,
             overwrite=overwrite,
             progress=progress,
+            sources_home=self._settings.home,
         )
+
+    @property
+    def sources_home(self) -> Path:
+        """Where build keeps the links from the files it built to their source rows (`results.source_rows`)."""
+        return self._settings.home
 
     # the registry
 

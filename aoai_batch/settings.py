@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -27,6 +27,7 @@ from aoai_batch.limits import (
     MIN_FILE_EXPIRY_DAYS,
     FileRules,
 )
+from aoai_batch.quota import parse_token_limits
 
 Provider = Literal["azure", "openai", "emulator"]
 AuthMode = Literal["auto", "key", "entra"]
@@ -177,6 +178,23 @@ class Settings(_FromNamedVariables):
 
 EngineName = Literal["echo", "forward"]
 WireFormat = Literal["standard", "legacy"]
+QuotaMode = Literal["fail_fast", "validate"]
+"""How the emulator says a deployment's enqueued tokens are used up, as Azure does in one region or another:
+`fail_fast` refuses the create (HTTP 400 `token_limit_exceeded`); `validate` accepts the batch, which then
+fails in validation with that code."""
+
+
+def token_limits(value: object, variable: str) -> object:
+    """A `name=tokens,...` text as {deployment: tokens} (anything else is left to the field's type).
+
+    Raises ValueError naming `variable` and what is wrong with the text.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_token_limits(value)
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
 
 
 class EmulatorSettings(_FromNamedVariables):
@@ -212,6 +230,14 @@ class EmulatorSettings(_FromNamedVariables):
     max_files_without_expiry: int = Field(500, ge=0)
     max_requests: int = Field(DEFAULT_LIMITS.max_requests, gt=0)
     max_bytes: int = Field(DEFAULT_LIMITS.max_bytes, gt=0)
+    # The enqueued-token quota (SPEC §9): deployment -> tokens its batches not yet terminal may hold; none: no limit.
+    enqueued_tokens: dict[str, int] = Field(default_factory=dict)
+    quota_mode: QuotaMode = "fail_fast"
+
+    @field_validator("enqueued_tokens", mode="before")
+    @classmethod
+    def _read_token_limits(cls, value: object) -> object:
+        return token_limits(value, "AOAI_EMULATOR_ENQUEUED_TOKENS")
 
     @property
     def deployment_models(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ import socket
 import sys
 from typing import Any
 
+from aoai_batch.quota import EXAMPLE, parse_token_limits
 from server.cli_args import PORT, USAGE, float_in, int_in, positive_number
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -29,6 +30,8 @@ FLAG_FIELDS = {
     "wire_format": "format",
     "home": "home",
     "no_output_when_all_failed": "no_output_when_all_failed",
+    "enqueued_tokens": "enqueued_tokens",
+    "quota_mode": "quota_mode",
 }
 
 
@@ -75,7 +78,27 @@ def register(subparsers: Any) -> None:
         const=True,
         help="give a batch whose every request failed no output file, as Azure sometimes does (default: off)",
     )
+    parser.add_argument(
+        "--enqueued-tokens",
+        type=token_limits,
+        metavar="NAME=TOKENS,...",
+        help=f"enqueued-token limit per deployment, K/M/B allowed, e.g. {EXAMPLE} (default: no limit)",
+    )
+    parser.add_argument(
+        "--quota-mode",
+        choices=["fail_fast", "validate"],
+        help="over the limit, refuse the create (fail_fast) or fail the batch in validation (default: fail_fast)",
+    )
     parser.set_defaults(run=run)
+
+
+def token_limits(text: str) -> str:
+    """An argparse type: a `name=tokens,...` list, checked here so a bad one is a usage error."""
+    try:
+        parse_token_limits(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -187,7 +187,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     rules = _rules(args, known_deployments(settings)) if settings is not None else None
-    if rules is None:
+    if settings is None or rules is None:
         return USAGE
     try:
         requests = _read_requests(args.requests) if args.requests is not None else None
@@ -206,6 +206,7 @@ def run_build(args: argparse.Namespace) -> int:
             endpoint=args.endpoint,
             body=args.body,
             overwrite=args.overwrite,
+            sources_home=settings.home,
             **rules.keywords(),
         )
     except InvalidInput as exc:

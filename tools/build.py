@@ -106,6 +106,7 @@ async def build_batch_file(
             output_path=target,
             overwrite=overwrite,
             resolve_image=resolve_image,
+            sources_home=service.sources_home,
             **service.file_rules.keywords(),
         )
         result = await anyio.to_thread.run_sync(build)

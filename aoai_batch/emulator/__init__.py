@@ -7,7 +7,8 @@ this order:
     app.py          the routes of each flavor (`/openai/...`, `/openai/v1/...`, OpenAI's `/v1/...`), error bodies
     gate.py         before any route: the key, the api-version, injected latency and faults (`faults.py`)
     operations.py   what a route does to files and batches, HTTP aside: uploads (`multipart.py`, streamed to
-                    disk), expiry (`expiry.py`), `ApiError` (`api_errors.py`) for what a request got wrong
+                    disk), expiry (`expiry.py`), `ApiError` (`api_errors.py`) for what a request got wrong,
+                    and the enqueued-token quota at create (`quota.py`)
     lifecycle.py    a batch's state machine on the clock (`clock.py`): validation, its work files, cancel,
                     expiry, publishing its output; one process at a time per batch (`lease.py`)
     echo.py         the engines (`lifecycle.Engine`): echo answers inline, at the pace the clock sets;

@@ -16,6 +16,7 @@ AzureCode = Literal[
     "quotaExceeded",
     "tooManyRequests",
     "unauthorized",
+    "token_limit_exceeded",  # not in the spec's enum: what Azure answers a create beyond the enqueued-token quota
 ]
 
 

@@ -162,7 +162,7 @@ class BatchRunner:
         return False
 
     def _validate(self, record: EmulatedBatch, at: float) -> None:
-        issues = self._input_issues(record)
+        issues = [record.quota_error] if record.quota_error else self._input_issues(record)
         if issues:
             record.status, record.failed_at, record.errors = "failed", at, issues
             return

@@ -19,10 +19,12 @@ from aoai_batch.emulator.expiry import checked_expiry, upload_expiry
 from aoai_batch.emulator.faults import Faults
 from aoai_batch.emulator.lifecycle import WINDOW_SECONDS, BatchRunner, Engine
 from aoai_batch.emulator.multipart import UploadReader, boundary_of
+from aoai_batch.emulator.quota import file_tokens, limit_error, limit_message
 from aoai_batch.emulator.records import EmulatedBatch, EmulatedFile
 from aoai_batch.emulator.state import State
 from aoai_batch.endpoints import bare_endpoint
 from aoai_batch.limits import MAX_METADATA_KEY_CHARS, MAX_METADATA_PAIRS, MAX_METADATA_VALUE_CHARS
+from aoai_batch.quota import TOKEN_LIMIT_EXCEEDED
 from aoai_batch.settings import EmulatorSettings
 from aoai_batch.validation import BODY_FIELD
 
@@ -176,8 +178,37 @@ class Operations:
         if self.faults.token_limit_exceeded():
             record.status, record.failed_at = "failed", now
             record.errors = [_token_limit_error(record.model or "the deployment")]
+        elif self.settings.enqueued_tokens:
+            self._put_within_quota(record, source, now)
+            return record
         self.state.put_batch(record)
         return record
+
+    def _put_within_quota(self, record: EmulatedBatch, source: EmulatedFile, now: float) -> None:
+        """Save a new batch holding its file's tokens, if its deployment's enqueued-token limit allows.
+
+        Otherwise, `fail_fast`: refused (400 token_limit_exceeded); `validate`: saved holding nothing, to
+        fail in validation.
+        """
+        if source.tokens is None:  # worked out once per file: a batch refused for quota is often sent again
+            source.deployment, source.tokens = file_tokens(self.state.file_path(source.id))
+            self.state.put_file(source)
+        record.model, record.held_tokens = source.deployment, source.tokens
+        limit = self.settings.enqueued_tokens.get(source.deployment or "")
+        if limit is None or source.deployment is None:
+            self.state.put_batch(record)
+            return
+        with self.runner.lock:
+            for batch_id in self.state.active_batch_ids(source.deployment):  # a batch may have ended meanwhile
+                self.runner.advance(batch_id, now)
+        held = self.state.put_new_batch(record, limit=limit)
+        if held is None:
+            return
+        message = limit_message(source.deployment, limit, held, source.tokens)
+        if self.settings.quota_mode == "fail_fast":
+            raise ApiError(400, TOKEN_LIMIT_EXCEEDED, message)
+        record.held_tokens, record.quota_error = 0, limit_error(message)
+        self.state.put_batch(record)
 
     async def get_batch(self, batch_id: str) -> EmulatedBatch:
         record = await self._run(self.runner.advance, batch_id, self.clock.now())
@@ -249,4 +280,4 @@ def _token_limit_error(deployment: str) -> dict[str, Any]:
         f"The number of enqueued tokens has surpassed the configured limit for the deployment {deployment!r}. "
         "Please either increase the limit or try again once the current jobs have finished."
     )
-    return {"code": "token_limit_exceeded", "message": message, "param": None, "line": None}
+    return {"code": TOKEN_LIMIT_EXCEEDED, "message": message, "param": None, "line": None}

@@ -21,6 +21,9 @@ class EmulatedFile(BaseModel):
     ready_at: float = Field(description="When the status turns from pending to processed.")
     expires_at: float | None = None
     kind: FileKind = "upload"
+    # An input's enqueued-token estimate and the deployment its lines name, worked out at its first batch (quota.py)
+    tokens: int | None = None
+    deployment: str | None = None
 
 
 class EmulatedBatch(BaseModel):
@@ -47,6 +50,10 @@ class EmulatedBatch(BaseModel):
     output_file_id: str | None = None
     error_file_id: str | None = None
     model: str | None = Field(None, description="The deployment the input names.")
+    held_tokens: int = Field(0, description="The input's tokens counted against its deployment's quota while active.")
+    quota_error: dict[str, Any] | None = Field(
+        None, description="The `token_limit_exceeded` error it fails validation with (quota mode `validate`)."
+    )
     processing_seconds: float = Field(0.0, description="How long in_progress lasts on the clock (echo's pace).")
     done_at: float | None = Field(None, description="When an engine's worker answered the last request.")
     # Where processing stands: requests done, the byte offset of the next input line, and the sizes of

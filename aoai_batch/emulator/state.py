@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aoai_batch.emulator.lease import Leases
 from aoai_batch.emulator.records import EmulatedBatch, EmulatedFile
-from aoai_batch.sqlite_wal import connect_shared
+from aoai_batch.sqlite_wal import connect_shared, retry_while_busy
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_active ON batches (active);
 """
+# Added for the enqueued-token quota: the deployment a batch's input names and the tokens it holds while active.
+# A home made before has neither: they are added (and its batches hold nothing).
+QUOTA_COLUMNS = {"deployment": "TEXT", "held": "INTEGER NOT NULL DEFAULT 0"}
+ENQUEUED = "SELECT coalesce(sum(held), 0) FROM batches WHERE active = 1 AND deployment = ?"
 LOCK_TIMEOUT = 30.0  # seconds a statement waits for another process sharing this home
 
 
@@ -51,6 +55,7 @@ class State:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         db = connect_shared(self.home / "state.sqlite3", timeout=LOCK_TIMEOUT)
         db.executescript(SCHEMA)
+        retry_while_busy(lambda: _add_quota_columns(db), LOCK_TIMEOUT)
         self._db = db
         self.leases.open()
 
@@ -105,11 +110,42 @@ class State:
 
     def put_batch(self, record: EmulatedBatch) -> None:
         with self._lock:
-            self.db.execute(
-                "INSERT INTO batches (id, active, data) VALUES (?, ?, ?)"
-                " ON CONFLICT(id) DO UPDATE SET active = excluded.active, data = excluded.data",
-                (record.id, record.active, record.model_dump_json()),
-            )
+            self._put_batch(record)
+
+    def _put_batch(self, record: EmulatedBatch) -> None:
+        self.db.execute(
+            "INSERT INTO batches (id, active, deployment, held, data) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET active = excluded.active, deployment = excluded.deployment,"
+            " held = excluded.held, data = excluded.data",
+            (record.id, record.active, record.model, record.held_tokens, record.model_dump_json()),
+        )
+
+    def enqueued_tokens(self, deployment: str) -> int:
+        """The tokens the active batches of `deployment` hold (in every process sharing this home)."""
+        with self._lock:
+            return int(self.db.execute(ENQUEUED, (deployment,)).fetchone()[0])
+
+    def put_new_batch(self, record: EmulatedBatch, *, limit: int) -> int | None:
+        """Save a new batch holding `record.held_tokens` of its deployment's quota if they fit under `limit`.
+
+        The count and the insert are one transaction that holds the database's write lock, so two
+        processes sharing this home never both take the last tokens. Returns None when saved, else the
+        tokens the deployment's active batches held (nothing is saved).
+        """
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")  # waits out another process's write (the busy timeout)
+            try:
+                held = int(self.db.execute(ENQUEUED, (record.model,)).fetchone()[0])
+                if held + record.held_tokens > limit:
+                    self.db.execute("ROLLBACK")
+                    return held
+                self._put_batch(record)
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            return None
 
     def get_batch(self, batch_id: str) -> EmulatedBatch | None:
         with self._lock:
@@ -122,11 +158,31 @@ class State:
             rows = self.db.execute("SELECT data FROM batches ORDER BY seq DESC").fetchall()
         return [EmulatedBatch.model_validate_json(row[0]) for row in rows]
 
-    def active_batch_ids(self) -> list[str]:
+    def active_batch_ids(self, deployment: str | None = None) -> list[str]:
+        """The batches not yet terminal, oldest first (only those of `deployment`, when given)."""
         with self._lock:
-            rows = self.db.execute("SELECT id FROM batches WHERE active = 1 ORDER BY seq").fetchall()
+            if deployment is None:
+                rows = self.db.execute("SELECT id FROM batches WHERE active = 1 ORDER BY seq").fetchall()
+            else:
+                query = "SELECT id FROM batches WHERE active = 1 AND deployment = ? ORDER BY seq"
+                rows = self.db.execute(query, (deployment,)).fetchall()
         return [str(row[0]) for row in rows]
 
     def input_in_use(self, file_id: str) -> bool:
         """Whether a batch that is not finished reads this file."""
         return any(b.input_file_id == file_id for b in map(self.get_batch, self.active_batch_ids()) if b)
+
+
+def _add_quota_columns(db: sqlite3.Connection) -> None:
+    """Add the quota's columns to a home made before them (under the write lock: another process may too)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        present = {row[1] for row in db.execute("PRAGMA table_info(batches)")}
+        for name, kind in QUOTA_COLUMNS.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE batches ADD COLUMN {name} {kind}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

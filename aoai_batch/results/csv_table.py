@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import IO
 
 from aoai_batch.results.lines import answer_fields
@@ -37,13 +38,16 @@ def spreadsheet_safe(text: str | None) -> str | None:
 class CsvTable:
     """Rows written through the csv module, which quotes commas, quotes and newlines."""
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], extra_columns: Sequence[str] = ()) -> None:
         self.text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
         self.csv = csv.writer(self.text)
-        self.csv.writerow(CSV_COLUMNS)
+        self.csv.writerow((*CSV_COLUMNS, *extra_columns))
 
-    def write(self, custom_id: str, question: str | None, status: str, columns: bytes) -> None:
-        """One request's row: `columns` are its answer columns as the join keeps them (see `lines`)."""
+    def write(
+        self, custom_id: str, question: str | None, status: str, columns: bytes, extra: Sequence[object] = ()
+    ) -> None:
+        """One request's row: `columns` are its answer columns as the join keeps them (see `lines`); `extra`,
+        the cells of the extra columns (a run's batch and attempts, the source row's columns)."""
         fields = answer_fields(columns)
         usage = fields["usage"] or {}
         error = fields["error"] or {}
@@ -59,6 +63,7 @@ class CsvTable:
                 usage.get("total_tokens"),
                 error.get("code"),
                 spreadsheet_safe(error.get("message")),
+                *(spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in extra),
             )
         )
 

@@ -20,6 +20,7 @@ from aoai_batch.fileio import publish, remove_stale_scratch, scratch_folder, wri
 from aoai_batch.models import Batch, FetchSummary, ProgressFn
 from aoai_batch.results.join import MAX_PREVIEW, Joined, ResultFormat, join_results
 from aoai_batch.results.paths import ResultPaths, plan_paths
+from aoai_batch.results.source_rows import SourceLink, build_link_for
 from aoai_batch.results.summary import not_run_summary, summarize
 from aoai_batch.store import Store
 
@@ -36,8 +37,12 @@ async def fetch_results(
     preview: int = 3,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    sources_home: Path | None = None,
 ) -> FetchSummary:
     """Write the results, errors and retry files of a finished batch into `output_dir`; return the summary.
+
+    `sources_home`: where build keeps the links of the files it built from rows (`source_rows`); a batch
+    whose input is one of them gets its source rows' columns beside the answers.
 
     Raises NotReady for a batch still running, NotFound for an unknown batch or an input that is gone,
     InvalidInput for bad parameters or files that exist (without `overwrite`).
@@ -49,7 +54,9 @@ async def fetch_results(
     if _never_ran(batch):
         summary = not_run_summary(batch, format)
     else:
-        summary = await _download_and_join(client, store, batch, Path(output_dir), format, preview, overwrite, progress)
+        summary = await _download_and_join(
+            client, store, batch, Path(output_dir), format, preview, overwrite, progress, sources_home
+        )
     await store.save_results_summary(summary)
     await report(progress, 1, 1, f"Results of {batch.id}: {_counts_text(summary)}")
     return summary
@@ -94,6 +101,7 @@ async def _download_and_join(
     preview: int,
     overwrite: bool,
     progress: ProgressFn | None,
+    sources_home: Path | None,
 ) -> FetchSummary:
     with writing_into(output_dir):
         paths = await anyio.to_thread.run_sync(_prepare, output_dir, batch.id, format, overwrite)
@@ -101,6 +109,7 @@ async def _download_and_join(
             output = await _download(client, batch.output_file_id, work / "output.jsonl", "output", progress)
             errors = await _download(client, batch.error_file_id, work / "errors.jsonl", "error", progress)
             input_path = await _input_file(client, store, batch, work / "input.jsonl", progress)
+            link, source_note = await anyio.to_thread.run_sync(_source_link, sources_home, batch, input_path)
             await report(progress, 0, None, f"Joining the results of {batch.id} to its input")
             joined = await anyio.to_thread.run_sync(
                 functools.partial(
@@ -113,8 +122,10 @@ async def _download_and_join(
                     format=format,
                     preview=preview,
                     overwrite=True,  # in a folder of its own: nothing there to keep
+                    source=link,
                 )
             )
+            joined.source_note = source_note
             kept_errors = errors if errors is not None and errors.stat().st_size else None  # Azure: 0 bytes on success
             await anyio.to_thread.run_sync(_publish_all, joined, kept_errors, paths, overwrite)
     return summarize(
@@ -126,6 +137,17 @@ async def _download_and_join(
         had_output_file=output is not None,
         batch_errors=batch.errors,
     )
+
+
+def _source_link(home: Path | None, batch: Batch, input_path: Path) -> tuple[SourceLink | None, str | None]:
+    """The rows the batch's input was built from (when this program built it from rows), or why they cannot be used."""
+    if home is None or not batch.input_path:
+        return None, None
+    link = build_link_for(home, Path(batch.input_path), input_bytes=input_path.stat().st_size)
+    if link is None:
+        return None, None
+    reason = link.stale_reason()
+    return (None, reason) if reason else (link, None)
 
 
 def _prepare(folder: Path, batch_id: str, format: ResultFormat, overwrite: bool) -> ResultPaths:

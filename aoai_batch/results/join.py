@@ -29,9 +29,10 @@ from aoai_batch.errors import FileInTheWay, InvalidInput
 from aoai_batch.fileio import atomic_writer
 from aoai_batch.jsonl import BOM, MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ResultCounts, ResultError, ResultRow, Usage
-from aoai_batch.results.csv_table import CsvTable
+from aoai_batch.results.csv_table import CSV_COLUMNS, CsvTable
 from aoai_batch.results.fast_lines import read_answer, read_request
 from aoai_batch.results.lines import NO_ANSWER, Outcome, UsageTriple, answer_fields
+from aoai_batch.results.source_rows import SourceColumns, SourceLink, source_row_json
 from aoai_batch.text import truncate
 
 ResultFormat = Literal["jsonl", "csv"]
@@ -70,6 +71,7 @@ class Joined:
     unmatched_lines: int = 0
     duplicate_lines: int = 0
     skipped_input_lines: int = 0
+    source_note: str | None = None  # why the source rows' columns are not in the results, when they are not
 
 
 class _Spill:
@@ -211,10 +213,13 @@ def join_results(
     format: ResultFormat = "jsonl",
     preview: int = 3,
     overwrite: bool = False,
+    source: SourceLink | None = None,
 ) -> Joined:
     """Write one row per input request, in input order, and a retry file of the requests that did not succeed.
 
     The retry file is written only when some request failed or is missing; its lines are the input's lines.
+    With `source` (the rows the input was built from, one per request, in order), each row carries its source
+    row's columns.
     Raises InvalidInput when a file cannot be read or an output file already exists (unless `overwrite`).
     """
     if format not in ("jsonl", "csv"):
@@ -233,7 +238,8 @@ def join_results(
             unparsable_lines=answers.unparsable,
             duplicate_lines=answers.duplicates,
         )
-        _Rows(joined, answers, min(max(preview, 0), MAX_PREVIEW)).write(Path(input_path), format, overwrite)
+        rows = _Rows(joined, answers, min(max(preview, 0), MAX_PREVIEW), source)
+        rows.write(Path(input_path), format, overwrite)
         return joined
     finally:
         answers.spill.close()
@@ -242,8 +248,8 @@ def join_results(
 class _Rows:
     """The second pass: the input in order, each request with its answer; the retry file opened when needed."""
 
-    def __init__(self, joined: Joined, answers: _Answers, preview: int) -> None:
-        self.joined, self.answers, self.preview = joined, answers, preview
+    def __init__(self, joined: Joined, answers: _Answers, preview: int, source: SourceLink | None = None) -> None:
+        self.joined, self.answers, self.preview, self.source = joined, answers, preview, source
         self.codes: Counter[str] = Counter()
         self.matched: set[str] = set()
         self.usage = [0, 0, 0]  # of the answers that are tuples (the bytes-only ones were counted in pass 1)
@@ -257,10 +263,14 @@ class _Rows:
             source = stack.enter_context(open_for_reading(input_path))
             handle = stack.enter_context(atomic_writer(joined.results_path, overwrite=overwrite))
             table = None
+            columns = SourceColumns.of(self.source, CSV_COLUMNS) if self.source and format == "csv" else None
             if format == "csv":
-                table = CsvTable(handle)
+                table = CsvTable(handle, columns.header if columns else ())
                 stack.callback(table.close)
-            self._rows(source, handle, table)
+            if self.source is not None:
+                self._rows_with_source(source, handle, table, self.source, columns)
+            else:
+                self._rows(source, handle, table)
         if self.retry is None:
             joined.retry_path = None
         joined.failures_by_code = _top_codes(self.codes)
@@ -306,6 +316,44 @@ class _Rows:
         write_bytes(b"".join(pending))
         self.joined.requests = rows
         self.joined.counts.succeeded += succeeded
+
+    def _rows_with_source(
+        self,
+        source: IO[bytes],
+        handle: IO[bytes],
+        table: CsvTable | None,
+        link: SourceLink,
+        columns: SourceColumns | None,
+    ) -> None:
+        """`_rows` with each request's source row beside it (the rows are read in step with the requests)."""
+        get_answer, dumps = self.answers.by_id.get, orjson.dumps
+        rows_of_source = link.rows_in_order()
+        rows = 0
+        for line in _lines(source):
+            request = read_request(line) if len(line) < MAX_LINE_BYTES or not _unreadable(line, source) else None
+            if request is None:
+                self.joined.skipped_input_lines += bool(line.strip())
+                continue
+            custom_id, question = request
+            if question is not None and len(question) > INPUT_CHARS:
+                question = truncate(question, INPUT_CHARS)
+            answer = get_answer(custom_id)
+            if type(answer) is bytes:
+                self.matched.add(custom_id)
+                state, kept = SUCCEEDED, answer
+                self.joined.counts.succeeded += 1
+            else:
+                state, kept = self._other(custom_id, answer, line)  # type: ignore[arg-type]
+            row = next(rows_of_source, {})
+            if table is None:
+                head = ROW % (dumps(custom_id), STATUS_JSON[state], dumps(question), kept)
+                handle.write(head[:-2] + b',"source":' + source_row_json(row) + b"}\n")
+            else:
+                table.write(custom_id, question, STATUS_NAMES[state], kept, columns.cells(row) if columns else ())
+            if rows < self.preview:
+                self.joined.preview.append(_preview_row(custom_id, question, state, kept))
+            rows += 1
+        self.joined.requests = rows
 
     def _other(self, custom_id: str, answer: Answer | None, line: bytes) -> tuple[int, bytes]:
         """A request without a bytes-only answer: its state and columns, counted, and to the retry file unless done."""

@@ -76,6 +76,8 @@ def note_for(
         )
     if joined.skipped_input_lines:
         notes.append(f"{joined.skipped_input_lines} input lines were not requests (no JSON object with a custom_id).")
+    if joined.source_note:
+        notes.append(joined.source_note)
     if joined.retry_path is not None:
         notes.append(f"Upload {joined.retry_path.name} to run {_requests(counts.failed + counts.missing)} again.")
     return " ".join(notes) or None

@@ -4,70 +4,20 @@ signatures, so the scheduler and `RunService` run before those branches land. De
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-from aoai_batch.errors import InvalidInput, UnknownDeployment
+from aoai_batch.errors import UnknownDeployment
 from aoai_batch.fileio import atomic_writer
-from aoai_batch.models import ResultCounts, ValidationReport
+from aoai_batch.models import ResultCounts
 from aoai_batch.runs.models import LimitSource, RunResultsSummary, RunStatus, ShardKind
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
 from aoai_batch.tokens import APPROXIMATE, TokenEstimator
-from aoai_batch.validation import validate_file
-
-
-@dataclass(frozen=True, slots=True)
-class ShardRange:
-    first_line: int
-    line_count: int
-    start_byte: int
-    end_byte: int
-    estimated_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedRun:
-    input_path: Path
-    source_path: Path | None
-    endpoint: str
-    requests: int
-    bytes: int
-    estimated_input_tokens: int
-    validation: ValidationReport
-
-
-def prepare_run_input(
-    run_dir: Path,
-    *,
-    batch_path: Path | None = None,
-    requests: Sequence[Mapping[str, Any]] | None = None,
-    endpoint: str = "/chat/completions",
-    deployment: str,
-    **_: Any,
-) -> PreparedRun:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    input_path = run_dir / "input.jsonl"
-    if batch_path is not None:
-        shutil.copyfile(batch_path, input_path)
-    elif requests is not None:
-        with atomic_writer(input_path) as handle:
-            for request in requests:
-                handle.write(orjson.dumps(request) + b"\n")
-    else:
-        raise InvalidInput("the interim run input takes batch_path or requests only")
-    report = validate_file(input_path, max_requests=10**9, max_bytes=10**15, exact_tokens=False)
-    if not report.ok:
-        input_path.unlink()
-        raise InvalidInput(f"the run's input has issues: {report.issue_counts}")
-    return PreparedRun(
-        input_path, None, report.url or endpoint, report.requests, report.bytes, report.estimated_input_tokens, report
-    )
 
 
 def _line_tokens(line: bytes) -> int:
@@ -83,45 +33,6 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
         for line in handle:
             yield offset, line
             offset += len(line)
-
-
-def plan_shards(input_path: Path, *, max_requests: int, max_bytes: int, max_tokens: int | None) -> list[ShardRange]:
-    shards: list[ShardRange] = []
-    first = start = count = size = tokens = 0
-    index = 0
-    for offset, line in _lines(input_path):
-        if not line.strip():
-            continue
-        line_tokens = _line_tokens(line)
-        over = count >= max_requests or size + len(line) > max_bytes
-        if max_tokens is not None and tokens + line_tokens > max_tokens:
-            over = True
-        if count and over:
-            shards.append(ShardRange(first, count, start, offset, tokens))
-            first, start, count, size, tokens = index, offset, 0, 0, 0
-        count += 1
-        size += len(line)
-        tokens += line_tokens
-        index += 1
-    if count:
-        shards.append(ShardRange(first, count, start, start + size, tokens))
-    return shards
-
-
-def write_shard(input_path: Path, shard: ShardRange, dest: Path, *, deployment: str) -> int:
-    written = 0
-    with input_path.open("rb") as source, atomic_writer(dest, overwrite=True) as handle:
-        source.seek(shard.start_byte)
-        data = source.read(shard.end_byte - shard.start_byte)
-        for line in data.splitlines():
-            if not line.strip():
-                continue
-            request = orjson.loads(line)
-            request.setdefault("body", {})["model"] = deployment
-            out = orjson.dumps(request) + b"\n"
-            handle.write(out)
-            written += len(out)
-    return written
 
 
 @dataclass(frozen=True, slots=True)

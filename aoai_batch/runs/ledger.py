@@ -8,32 +8,12 @@ one learned from a `token_limit_exceeded` message when it is the smaller, the po
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aoai_batch.runs.models import DeploymentLoad, LimitSource
 from aoai_batch.runs.records import LearnedLimit, ShardRecord
-
-# "configured limit of 30K", "limit of 1,000,000 tokens", "Limit: 1.5M", "limit is 200000"
-_LIMIT = re.compile(
-    r"limit\s*(?:of|is|:|=)?\s*(?P<number>\d[\d,_]*(?:\.\d+)?)\s*(?P<unit>[kmb](?![a-z]))?", re.IGNORECASE
-)
-_UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
-
-
-def parse_limit(message: str) -> int | None:
-    """The enqueued-token limit a service error names ("the configured limit of 30K is reached"), if any."""
-    for match in _LIMIT.finditer(message):
-        number = match["number"].replace(",", "").replace("_", "")
-        try:
-            value = float(number) * _UNITS[(match["unit"] or "").lower()]
-        except ValueError:
-            continue
-        if value >= 1:
-            return int(value)
-    return None
 
 
 def tokens_text(tokens: int) -> str:
@@ -113,15 +93,18 @@ def waiting_for(shards: Sequence[ShardRecord], ledger: Ledger, deployments: Sequ
     if not queued:
         return None
     later = [shard for shard in queued if shard.next_try_at is not None and shard.next_try_at > now]
-    if len(later) == len(queued):
+    retry = None
+    if later:
         first = min(later, key=lambda shard: shard.next_try_at or 0.0)
         when = datetime.fromtimestamp(first.next_try_at or 0.0, tz=UTC).strftime("%H:%M")
         cause = (first.error or "token_limit_exceeded").split(":")[0]
         others = f" (and {len(later) - 1} more)" if len(later) > 1 else ""
-        return f"shard {first.index} retries at {when} UTC after {cause}{others}"
+        retry = f"shard {first.index} retries at {when} UTC after {cause}{others}"
+        if len(later) == len(queued):
+            return retry
     count = f"{len(queued)} shard{'s' if len(queued) != 1 else ''} queued"
-    loads = [_load_text(ledger.load(name)) for name in deployments]
-    return f"{count}: {'; '.join(loads)}"
+    loads = "; ".join(_load_text(ledger.load(name)) for name in deployments)
+    return f"{count}: {loads}" + (f"; {retry}" if retry else "")
 
 
 def _load_text(load: DeploymentLoad) -> str:

@@ -26,13 +26,14 @@ import anyio.to_thread
 
 from aoai_batch.errors import BatchToolError, InvalidRequest, NotFound
 from aoai_batch.models import Batch
-from aoai_batch.runs._interim import PoolDeployment, ShardRange, plan_shards, write_retry_shard, write_shard
-from aoai_batch.runs.ledger import Ledger, effective_limit, parse_limit
+from aoai_batch.quota import TOKEN_LIMIT_EXCEEDED, limit_named_in
+from aoai_batch.runs._interim import PoolDeployment, write_retry_shard
+from aoai_batch.runs.ledger import Ledger, effective_limit
 from aoai_batch.runs.models import RunStatus, ShardState
+from aoai_batch.runs.plan import ShardRange, plan_shards, write_shard
 from aoai_batch.runs.records import LearnedLimit, RunRecord, RunRecords, ShardRecord
 from aoai_batch.service import TRANSIENT_ERRORS, BatchService
 
-TOKEN_LIMIT_CODE = "token_limit_exceeded"
 BACKOFF_BASE_SECONDS = 60.0  # the first wait after a quota refusal; doubled at each refusal in a row
 BACKOFF_CAP_SECONDS = 1800.0
 SHARD_DONE: frozenset[ShardState] = frozenset({"done", "failed", "cancelled"})
@@ -79,6 +80,7 @@ class RunStep:
     random: random.Random = field(default_factory=random.Random)
     changed: bool = False
     shards: dict[int, ShardRecord] = field(default_factory=dict)
+    refused: set[str] = field(default_factory=set)  # deployments that refused for quota in this step
 
     @property
     def run_dir(self) -> Path:
@@ -120,9 +122,9 @@ class RunStep:
             await self._collect(shard)
 
     async def _observe(self, shard: ShardRecord, batch: Batch) -> None:
-        refusal = next((error for error in batch.errors if error.code == TOKEN_LIMIT_CODE), None)
+        refusal = next((error for error in batch.errors if error.code == TOKEN_LIMIT_EXCEEDED), None)
         if batch.status == "failed" and refusal is not None:
-            await self._refused(shard, refusal.message or TOKEN_LIMIT_CODE)
+            await self._refused(shard, refusal.message or TOKEN_LIMIT_EXCEEDED)
             return
         seen = replace(shard, batch_status=batch.status, request_counts=batch.request_counts)
         if not batch.terminal:
@@ -184,22 +186,19 @@ class RunStep:
     # submitting
 
     async def _submit_queued(self) -> None:
-        refused_now: set[str] = set()
         queued = sorted((s for s in self.shards.values() if s.state == "queued"), key=lambda s: s.index)
         for shard in queued:
             if shard.next_try_at is not None and shard.next_try_at > self.now():
                 continue
             ledger = await build_ledger(self.records, self.pool, self.run.deployments)
-            names = [name for name in self.run.deployments if name not in refused_now]
+            names = [name for name in self.run.deployments if name not in self.refused]
             target = next((name for name in names if ledger.fits(name, shard.estimated_tokens)), None)
             if target is None:
                 if not any(ledger.can_ever_fit(name, shard.estimated_tokens) for name in self.run.deployments):
                     await self._split(shard, ledger)
                     continue
                 break  # the next shards wait behind this one
-            sent = await self._send(shard, target)
-            if sent.state == "queued":
-                refused_now.add(target)
+            await self._send(shard, target)
 
     async def _send(self, shard: ShardRecord, name: str) -> ShardRecord:
         """Upload (unless a file naming this deployment is already up) and create; resumes where a step stopped."""
@@ -244,7 +243,7 @@ class RunStep:
                 idempotency_key=idempotency_key(self.run.id, shard),
             )
         except InvalidRequest as exc:
-            if exc.code == TOKEN_LIMIT_CODE:
+            if exc.code == TOKEN_LIMIT_EXCEEDED:
                 return await self._refused(shard, str(exc))
             return await self._save(replace(shard, state="failed", error=_error_text(exc)))
         except NotFound:
@@ -260,7 +259,8 @@ class RunStep:
     async def _refused(self, shard: ShardRecord, message: str) -> ShardRecord:
         """A quota refusal (at create, or in validation): learn the limit it names, back off, queue again."""
         assert shard.deployment is not None
-        limit = parse_limit(message)
+        self.refused.add(shard.deployment)
+        limit = limit_named_in(message)
         if limit is not None:
             await self.records.learn_limit(LearnedLimit(shard.deployment, limit, message, self.now()))
         wait = backoff_seconds(shard.refusals, self.random.random())
@@ -272,7 +272,7 @@ class RunStep:
                 next_try_at=self.now() + wait,
                 batch_id=None,
                 batch_status=None,
-                error=f"{TOKEN_LIMIT_CODE}: {message}",
+                error=f"{TOKEN_LIMIT_EXCEEDED}: {message}",
             )
         )
 
@@ -288,7 +288,7 @@ class RunStep:
                 replace(
                     shard,
                     state="failed",
-                    error=f"{TOKEN_LIMIT_CODE}: its requests ({shard.estimated_tokens} estimated tokens) cannot be "
+                    error=f"{TOKEN_LIMIT_EXCEEDED}: its requests ({shard.estimated_tokens} estimated tokens) cannot be "
                     f"split to fit the enqueued-token limit of {largest}",
                 )
             )

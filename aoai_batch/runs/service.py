@@ -25,9 +25,10 @@ from aoai_batch.client import Sleep
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.models import ProgressFn, RequestCounts
-from aoai_batch.runs._interim import ServicePool, ShardResults, merge_run_results, plan_shards, prepare_run_input
+from aoai_batch.runs._interim import ServicePool, ShardResults, merge_run_results
 from aoai_batch.runs.ledger import Ledger, smallest_known_limit, waiting_for
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary, ShardView
+from aoai_batch.runs.plan import plan_shards, prepare_run_input
 from aoai_batch.runs.records import RunLeaseLost, RunRecord, RunRecords, ShardRecord, new_owner
 from aoai_batch.runs.scheduler import RunStep, build_ledger
 from aoai_batch.service import BatchService, Clock
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 OnChange = Callable[[list[Run]], Awaitable[None]]
 
 OPENAI_MAX_REQUESTS = 50_000  # OpenAI's per-batch request limit (Azure's is the settings' 100,000)
-BYTES_MARGIN = 0.95  # a shard's bytes under the file limit: body.model may grow when the shard writer sets it
 SHOWN_SHARDS = 20  # shards listed in a run's view; `shard_counts` counts them all
 MAX_RETRIES = 10
 MAX_LIST = 100
@@ -127,9 +127,7 @@ class RunService:
             raise InvalidInput("A run needs at least one deployment (in order of preference).")
         if not 0 <= retries <= MAX_RETRIES:
             raise InvalidInput(f"retries is how many times a failed request is resubmitted: 0 to {MAX_RETRIES}.")
-        first = self._pool.lookup(names[0])
-        for other in names[1:]:
-            self._pool.lookup(other)
+        entries = [self._pool.lookup(name) for name in names]
         run_id = f"run_{secrets.token_hex(12)}"
         run_dir = self._settings.home / "runs" / run_id
         ledger = await build_ledger(self._records, self._pool, names)
@@ -151,14 +149,15 @@ class RunService:
                 image_field=image_field,
                 endpoint=endpoint,
                 body=body,
-                deployment=first.deployment,
+                deployment=entries[0].deployment,
                 resolve_image=resolve_image,
             )
             ranges = plan_shards(
                 prepared.input_path,
                 max_requests=max_requests,
-                max_bytes=int(limits.max_bytes * BYTES_MARGIN),
+                max_bytes=limits.max_bytes,  # plan_shards keeps each shard under 95% of it
                 max_tokens=smallest_known_limit(ledger, names),
+                deployments=[entry.deployment for entry in entries],
             )
             return prepared, ranges
 

@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aoai_batch.runs.ledger import Ledger, Limit, effective_limit, parse_limit, tokens_text, waiting_for
+from aoai_batch.runs.ledger import Ledger, Limit, effective_limit, tokens_text, waiting_for
 from aoai_batch.runs.records import LearnedLimit, ShardRecord
 
 NOW = 1_750_000_000.0
-
-
-@pytest.mark.parametrize(
-    ("message", "limit"),
-    [
-        ("Enqueued token limit reached for deployment X: the configured limit of 30K is reached", 30_000),
-        ("the configured limit of 1,000,000 tokens", 1_000_000),
-        ("Limit: 1.5M enqueued tokens", 1_500_000),
-        ("limit of 2B", 2_000_000_000),
-        ("the limit is 200000", 200_000),
-        ("The number of enqueued tokens has surpassed the configured limit for the deployment 'x'.", None),
-        ("no number at all", None),
-    ],
-)
-def test_a_limit_is_read_from_the_message_when_it_names_one(message: str, limit: int | None) -> None:
-    assert parse_limit(message) == limit
 
 
 @pytest.mark.parametrize(
@@ -77,6 +61,10 @@ def test_what_a_run_waits_for_is_one_sentence() -> None:
     )
     backing_off = [shard(4, next_try_at=NOW + 600, error="token_limit_exceeded: limit of 30K")]
     assert waiting_for(backing_off, ledger, ["gpt-4o-mini"], now=NOW) == (
+        "shard 4 retries at 15:16 UTC after token_limit_exceeded"
+    )
+    assert waiting_for([*backing_off, shard(5)], ledger, ["gpt-4o-mini"], now=NOW) == (
+        "2 shards queued: gpt-4o-mini has 0.9M of 1M enqueued tokens in flight; "
         "shard 4 retries at 15:16 UTC after token_limit_exceeded"
     )
     assert waiting_for([shard(0, state="submitted")], ledger, ["gpt-4o-mini"], now=NOW) is None

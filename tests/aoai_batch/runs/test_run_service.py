@@ -36,3 +36,13 @@ async def test_a_run_goes_through_its_shards_and_merges_in_input_order(
     assert {row["status"] for row in rows} == {"succeeded"}
     assert finished.shard_counts == {"done": 3}
     assert finished.waiting_for is None
+
+
+async def test_a_run_built_from_prompts_names_each_shards_deployment(runs: RunService, fake_clock: FakeClock) -> None:
+    started = await runs.start_run(deployments=["gpt-4o"], prompts=[f"Say {n}" for n in range(12)], name="prompts")
+    assert started.requests == 12
+    assert [shard.requests for shard in started.shards] == [10, 2]
+    finished = await drive(runs, fake_clock, started.id)
+    assert finished.status == "completed"
+    assert {shard.deployment for shard in finished.shards} == {"gpt-4o"}
+    assert finished.name == "prompts"
