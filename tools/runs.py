@@ -43,12 +43,10 @@ def is_batch_file(path: Path) -> bool:
     run as it is, rows are built into requests first.
     """
     with path.open("rb") as handle:
-        first = b""
-        while not first.strip():
+        first = handle.readline(FIRST_LINE_BYTES).removeprefix(BOM)
+        while first and not first.strip():
             first = handle.readline(FIRST_LINE_BYTES)
-            if not first:
-                return False
-    first = first.removeprefix(BOM).strip()
+    first = first.strip()
     if not first.startswith(b"{"):
         return False
     try:
