@@ -9,6 +9,7 @@ reaches subscribers at once and is not announced twice.
 from __future__ import annotations
 
 import logging
+
 import anyio
 
 from aoai_batch.errors import BatchToolError

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-import orjson
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -19,6 +18,7 @@ from pydantic import Field
 from aoai_batch.errors import NotReady, with_advice
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary
+from aoai_batch.runs.source import is_batch_file
 from aoai_batch.text import truncate
 from tools.deps import MAX_RESULT_CHARS, client_roots, deps, expected_errors, progress, result_chars
 from tools.registry import ToolSpec
@@ -27,33 +27,7 @@ MAX_LISTED_ERRORS = 20
 MIN_SHOWN_SHARDS = 3
 FITTED_PREVIEW_CHARS = 300
 FITTED_INPUT_CHARS = 80
-BATCH_LINE_KEYS = frozenset({"custom_id", "method", "url", "body"})
-# How much of a source's first line is read to tell a batch file from rows: a line longer than this (an image
-# inlined as base64) is judged by the keys found in what was read.
-FIRST_LINE_BYTES = 1 << 20
-BOM = b"\xef\xbb\xbf"
-
 RunId = Annotated[str, Field(description="The run id, run_... (from start_run or list_runs).")]
-
-
-def is_batch_file(path: Path) -> bool:
-    """True when `path` is already a batch file: its first line is an object with custom_id, method, url and body.
-
-    Rows (CSV, a JSON array, JSONL rows) never start like that, so `source_path` takes both: a batch file is
-    run as it is, rows are built into requests first.
-    """
-    with path.open("rb") as handle:
-        first = handle.readline(FIRST_LINE_BYTES).removeprefix(BOM)
-        while first and not first.strip():
-            first = handle.readline(FIRST_LINE_BYTES)
-    first = first.strip()
-    if not first.startswith(b"{"):
-        return False
-    try:
-        line = orjson.loads(first)
-    except orjson.JSONDecodeError:  # cut at FIRST_LINE_BYTES, or broken: judge by the keys it names
-        return all(f'"{key}"'.encode() in first for key in BATCH_LINE_KEYS)
-    return isinstance(line, dict) and BATCH_LINE_KEYS <= set(line) and isinstance(line["body"], dict)
 
 
 def fitted(run: Run) -> Run:
@@ -165,7 +139,7 @@ async def get_run(
     run_id: RunId,
     ctx: Context[Any, Any],
     wait_seconds: Annotated[
-        float, Field(ge=0, le=MAX_WAIT_SECONDS, description=f"Wait up to this long (0-{MAX_WAIT_SECONDS} s) for a change.")
+        float, Field(ge=0, le=MAX_WAIT_SECONDS, description=f"Wait up to (0-{MAX_WAIT_SECONDS} s) for a change.")
     ] = 0,
 ) -> Run:
     """Get a run's status: request counts, shards, each deployment's enqueued tokens and what it waits for;

@@ -11,13 +11,13 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.emulator import FakeClock
+from aoai_batch.runs.source import is_batch_file
 from aoai_batch.settings import Settings
 from server.state import AppState
 from tests.support.batch_files import request_line, write_lines
 from tests.support.clock import HOURS
 from tests.support.mcp import MODES, POLL, WAIT, error_details, error_kind, make_settings, structured
 from tests.support.runs import SHARD_REQUESTS, result_rows
-from tools.runs import is_batch_file
 
 REQUESTS = 25  # three shards of SHARD_REQUESTS
 
@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def requests(count: int = REQUESTS) -> list[dict[str, Any]]:
-    return [{"custom_id": f"q-{n:03}", "messages": [{"role": "user", "content": f"question {n}"}]} for n in range(count)]
+    return [{"custom_id": f"q-{n:03}", "messages": [{"role": "user", "content": f"q {n}"}]} for n in range(count)]
 
 
 async def finished(client: Client, run_id: str, clock: FakeClock) -> dict[str, Any]:
@@ -85,9 +85,7 @@ async def test_a_batch_file_given_as_source_path_is_run_as_it_is(
     assert done["status"] == "completed"
 
 
-async def test_get_run_waits_for_a_change_and_reports_progress(
-    app: MCPServer[AppState], fake_clock: FakeClock
-) -> None:
+async def test_get_run_waits_for_a_change_and_reports_progress(app: MCPServer[AppState], fake_clock: FakeClock) -> None:
     updates: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
