@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     if "run" in subparsers.choices or "worker" in subparsers.choices:
         return  # `run` and `worker` share this module: registered once
     run = subparsers.add_parser("run", help="runs: jobs of any size", description=__doc__.split("\n")[0])
-    commands = run.add_subparsers(dest="run_command", metavar="COMMAND", required=True)
+    commands = run.add_subparsers(
+        dest="run_command", metavar="COMMAND", required=True, help="start, status, list, cancel or results"
+    )
 
     start = _command(commands, "start", "Start a run: one job of any size, split into batches.", _start, show_run)
     start.add_argument(
