@@ -19,7 +19,7 @@ import orjson
 from aoai_batch.errors import InvalidInput, UnknownDeployment
 from aoai_batch.jsonl import open_for_reading
 from aoai_batch.models import BuildResult, BuiltFile, ValidationReport
-from aoai_batch.results.source_rows import save_build_links
+from aoai_batch.results.source_rows import forget_build_links, save_build_links
 from aoai_batch.sources import iter_rows
 from aoai_batch.splitwriter import SplitWriter
 from aoai_batch.templates import Template, cell_text
@@ -92,12 +92,14 @@ def build_batch_file(
         sample_every=sample_every,
         deployments=known,
     )
-    if source_path is not None and sources_home is not None:
+    if sources_home is not None:
         # A link is a convenience for the results: a build that wrote its files is not undone for it.
         with contextlib.suppress(OSError):
-            save_build_links(
-                sources_home, Path(source_path), [(Path(f.path), f.requests, f.bytes) for f in result.files]
-            )
+            built = [(Path(f.path), f.requests, f.bytes) for f in result.files]
+            if source_path is not None:
+                save_build_links(sources_home, Path(source_path), built)
+            else:  # a file rebuilt from prompts or requests under the same name: its old link goes
+                forget_build_links(sources_home, [path for path, _, _ in built])
     return result
 
 
@@ -115,6 +117,7 @@ def request_lines(
     body: Mapping[str, Any] | None,
     resolve_image: ImageResolver | None,
     deployments: Sequence[str] | None,
+    unique_ids: bool = True,
 ) -> tuple[Iterator[dict[str, Any]], int]:
     """The request lines (lazily made, checked as they come) for one of `prompts`, `requests` or `source_path`,
     and the token sampling rate for their size; the parameters are checked here (InvalidInput), before any line.
@@ -141,7 +144,9 @@ def request_lines(
         image_field=image_field,
         resolve_image=resolve_image or (lambda value: root / Path(value).expanduser()),
     )
-    lines = factory.lines(_rows(prompts, requests, source_path), from_requests=requests is not None)
+    lines = factory.lines(
+        _rows(prompts, requests, source_path), from_requests=requests is not None, unique_ids=unique_ids
+    )
     size_hint = _source_size(Path(source_path)) if source_path is not None else 0
     return lines, 1 + size_hint // EXACT_TOKENS_BYTES
 
@@ -209,14 +214,18 @@ class RequestFactory:
         self.image_field = image_field
         self.resolve_image = resolve_image
 
-    def lines(self, rows: Iterable[tuple[int, Mapping[str, Any]]], *, from_requests: bool) -> Iterator[dict[str, Any]]:
+    def lines(
+        self, rows: Iterable[tuple[int, Mapping[str, Any]]], *, from_requests: bool, unique_ids: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """The request lines of `rows`; with `unique_ids`, a repeated id is an InvalidInput naming both rows (this
+        keeps every id: a caller that checks uniqueness itself, in less memory, turns it off)."""
         first_row: dict[str, int] = {}
         id_column = self.id_field or "custom_id"
         for number, row in rows:
             custom_id = row.get(id_column)
             if type(custom_id) is not str or not custom_id.strip():
                 custom_id = self.custom_id(row, number)
-            earlier = first_row.setdefault(custom_id, number)
+            earlier = first_row.setdefault(custom_id, number) if unique_ids else number
             if earlier != number:
                 raise InvalidInput(f"Rows {earlier} and {number} have the same id {custom_id!r}; ids must be unique.")
             is_request = from_requests or "messages" in row

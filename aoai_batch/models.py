@@ -74,6 +74,7 @@ class Batch(BaseModel):
     input_path: str | None = Field(None, description="The local input file, when this server uploaded it.")
     results_path: str | None = Field(None, description="The local results file, once fetched.")
     backend: Backend
+    resource: str | None = Field(None, description="The pool resource (endpoint) it is on; null: this server's own.")
 
 
 class FileInfo(BaseModel):

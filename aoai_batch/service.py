@@ -89,11 +89,13 @@ class BatchService:
         sleep: Sleep = anyio.sleep,
         clock: Clock = time.monotonic,
         now: Clock = time.time,
+        resource: str | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._store = store
         self._rules = rules
+        self._resource = resource
         self._sleep = sleep
         self._clock = clock
         self._now = now
@@ -125,8 +127,14 @@ class BatchService:
         sleep: Sleep = anyio.sleep,
         clock: Clock = time.monotonic,
         now: Clock = time.time,
+        store: Store | None = None,
+        resource: str | None = None,
     ) -> AsyncIterator[BatchService]:
         """Open the registry and the client; with the emulator provider and no transport, run it in-process.
+
+        `store`: a registry already open (its owner closes it), for services of several resources sharing one
+        registry (`runs.pool`). `resource`: the endpoint of such another resource; its batches carry it, and a
+        service of another resource neither refreshes them nor polls them (None: this server's own resource).
 
         Raises:
             NotConfigured: the backend needs a setting that is not set (an endpoint, a key).
@@ -134,8 +142,9 @@ class BatchService:
             RegistryLocked: another process held the registry's lock past its timeout.
         """
         async with AsyncExitStack() as stack:
-            store = await Store.open(settings.state_db, now=now)
-            stack.push_async_callback(store.close)
+            if store is None:
+                store = await Store.open(settings.state_db, now=now)
+                stack.push_async_callback(store.close)
             if settings.embedded_emulator:
                 connection, transport = await _embedded_emulator(settings, transport, stack)
             else:
@@ -148,7 +157,8 @@ class BatchService:
                 poll_seconds=FILE_POLL_SECONDS[connection.backend],
             )
             stack.push_async_callback(client.aclose)
-            yield cls(settings, client, store, rules=file_rules(settings), sleep=sleep, clock=clock, now=now)
+            rules = file_rules(settings)
+            yield cls(settings, client, store, rules=rules, sleep=sleep, clock=clock, now=now, resource=resource)
 
     # files
 
@@ -266,8 +276,8 @@ class BatchService:
             metadata=metadata,
             idempotency_key=key,
         )
-        record = await self._store.save_batch(batch, idempotency_key=batch.metadata.get(IDEMPOTENCY_METADATA_KEY))
-        return record.batch
+        key = batch.metadata.get(IDEMPOTENCY_METADATA_KEY)
+        return (await self._store.save_batch(self._here(batch), idempotency_key=key)).batch
 
     async def get_batch(self, batch_id: str, *, wait_seconds: float = 0, progress: ProgressFn | None = None) -> Batch:
         """The batch as the service reports it now; with `wait_seconds`, wait up to that long for a change.
@@ -300,7 +310,11 @@ class BatchService:
 
     async def _refresh(self, batch_id: str) -> Batch:
         batch = await self._client.get_batch(batch_id)
-        return (await self._store.save_batch(batch)).batch
+        return (await self._store.save_batch(self._here(batch))).batch
+
+    def _here(self, batch: Batch) -> Batch:
+        """The batch marked with the resource it is on, when that is not this server's own."""
+        return batch.model_copy(update={"resource": self._resource}) if self._resource else batch
 
     async def list_batches(self, *, limit: int = 20, after: str | None = None, status: str | None = None) -> BatchPage:
         """A page of the service's batches, newest first; those in the registry get their local paths.
@@ -315,8 +329,8 @@ class BatchService:
 
     async def _with_registry(self, batch: Batch) -> Batch:
         if await self._store.get_batch(batch.id) is None:
-            return batch
-        return (await self._store.save_batch(batch)).batch
+            return self._here(batch)
+        return (await self._store.save_batch(self._here(batch))).batch
 
     async def cancel_batch(self, batch_id: str) -> Batch:
         """Ask the service to cancel; cancelling a finished batch is an error, cancelling twice is not.
@@ -335,7 +349,7 @@ class BatchService:
         if current.status == "cancelling":
             return current
         batch = await self._client.cancel_batch(batch_id)
-        return (await self._store.save_batch(batch)).batch
+        return (await self._store.save_batch(self._here(batch))).batch
 
     async def fetch_results(
         self,
@@ -404,9 +418,13 @@ class BatchService:
             return record.batch  # the service is unreachable for now: the last snapshot is still useful
 
     def _is_stale(self, record: BatchRecord) -> bool:
-        if record.batch.terminal or record.batch.backend != self.backend:
+        if record.batch.terminal or not self._reaches(record.batch):
             return False
         return self._now() - record.refreshed_at.timestamp() >= self._settings.poll_seconds
+
+    def _reaches(self, batch: Batch) -> bool:
+        """Whether the batch is on the resource this service talks to (a shared registry holds others')."""
+        return batch.backend == self.backend and batch.resource == self._resource
 
     async def results_summary(self, batch_id: str) -> FetchSummary | None:
         """The summary of the last `fetch_results` of the batch, from the registry; None before one.
@@ -426,7 +444,7 @@ class BatchService:
         """
         changed: list[Batch] = []
         for record in await self._store.list_batches(active_only=True):
-            if record.batch.backend != self.backend:
+            if not self._reaches(record.batch):
                 continue
             try:
                 current = await self._refresh(record.batch.id)

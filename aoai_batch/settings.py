@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from aoai_batch.errors import AuthInUse
+from aoai_batch.errors import AuthInUse, InvalidInput
 from aoai_batch.limits import (
     DEFAULT_COMPLETION_WINDOW,
     DEFAULT_FILE_EXPIRY_DAYS,
@@ -27,6 +27,7 @@ from aoai_batch.limits import (
     MIN_FILE_EXPIRY_DAYS,
     FileRules,
 )
+from aoai_batch.pool_file import PoolAuth, PoolEntry, read_pool
 from aoai_batch.quota import parse_token_limits
 
 Provider = Literal["azure", "openai", "emulator"]
@@ -99,6 +100,19 @@ class _FromNamedVariables(BaseSettings):
         return init_settings, NamedVariables(settings_cls)
 
 
+def token_limits(value: object, variable: str) -> object:
+    """A `name=tokens,...` text as {deployment: tokens} (anything else is left to the field's type).
+
+    Raises ValueError naming `variable` and what is wrong with the text.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_token_limits(value)
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
+
+
 class Settings(_FromNamedVariables):
     """What the server, the CLI and the client are configured with."""
 
@@ -137,6 +151,22 @@ class Settings(_FromNamedVariables):
         validation_alias=AliasChoices("AOAI_BATCH_FILE_EXPIRY_DAYS", "file_expiry_days"),
     )
     http_token: SecretStr | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_HTTP_TOKEN", "http_token"))
+    # Runs (SPEC §9): the enqueued-token limit per deployment (name -> tokens; none: unknown), and a pool file
+    # of deployments on other resources.
+    enqueued_tokens: dict[str, int] = Field(
+        default_factory=dict, validation_alias=AliasChoices("AOAI_BATCH_ENQUEUED_TOKENS", "enqueued_tokens")
+    )
+    pool_path: Path | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_POOL", "pool_path"))
+
+    @field_validator("enqueued_tokens", mode="before")
+    @classmethod
+    def _read_token_limits(cls, value: object) -> object:
+        return token_limits(value, "AOAI_BATCH_ENQUEUED_TOKENS")
+
+    @field_validator("pool_path")
+    @classmethod
+    def _expand_pool_path(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @property
     def provider(self) -> Provider:
@@ -182,19 +212,6 @@ QuotaMode = Literal["fail_fast", "validate"]
 """How the emulator says a deployment's enqueued tokens are used up, as Azure does in one region or another:
 `fail_fast` refuses the create (HTTP 400 `token_limit_exceeded`); `validate` accepts the batch, which then
 fails in validation with that code."""
-
-
-def token_limits(value: object, variable: str) -> object:
-    """A `name=tokens,...` text as {deployment: tokens} (anything else is left to the field's type).
-
-    Raises ValueError naming `variable` and what is wrong with the text.
-    """
-    if not isinstance(value, str):
-        return value
-    try:
-        return parse_token_limits(value)
-    except ValueError as exc:
-        raise ValueError(f"{variable}: {exc}") from None
 
 
 class EmulatorSettings(_FromNamedVariables):
@@ -257,6 +274,24 @@ class Limits(BaseModel):
     completion_window: str = DEFAULT_COMPLETION_WINDOW
 
 
+class PoolEntryView(BaseModel):
+    """A pool file's deployment as shown: the name of its key variable, never the key."""
+
+    name: str
+    deployment: str
+    endpoint_host: str
+    auth: PoolAuth
+    api_key_env: str | None = Field(description="the variable holding its key (its name only)")
+    api_version: str
+    enqueued_tokens: int | None
+
+
+class PoolView(BaseModel):
+    path: str = Field(description="AOAI_BATCH_POOL: the pool file")
+    deployments: list[PoolEntryView]
+    error: str | None = Field(None, description="why the file could not be used, if it cannot")
+
+
 class ConfigView(BaseModel):
     """The resolved settings a user may see (`batch://config`, `aoai-batch-mcp config`): never a key or token."""
 
@@ -273,6 +308,10 @@ class ConfigView(BaseModel):
     workspace: list[str] = Field(description="the folders the tools may read and write; the first gets new files")
     limits: Limits
     poll_seconds: float = Field(description="the background watcher's interval")
+    enqueued_tokens: dict[str, int] = Field(
+        default_factory=dict, description="AOAI_BATCH_ENQUEUED_TOKENS: enqueued-token limit per deployment"
+    )
+    pool: PoolView | None = Field(None, description="the deployments of the AOAI_BATCH_POOL file; null when unset")
 
 
 def known_deployments(settings: Settings) -> list[str] | None:
@@ -318,7 +357,48 @@ def config_view(settings: Settings) -> ConfigView:
             file_expiry_days=settings.file_expiry_days,
         ),
         poll_seconds=settings.poll_seconds,
+        enqueued_tokens=settings.enqueued_tokens,
+        pool=_pool_view(settings),
     )
+
+
+def load_pool(settings: Settings) -> list[PoolEntry]:
+    """The deployments of the `AOAI_BATCH_POOL` file (none when unset), their key variables read here.
+
+    Raises:
+        NotConfigured: the file does not exist, or an entry's key variable is not set (`setting` names it).
+        InvalidInput: the file is not TOML, or an entry is wrong (the message names the file and the entry).
+    """
+    if settings.pool_path is None:
+        return []
+    return read_pool(settings.pool_path, api_version=settings.api_version, key_of=_secret_variable)
+
+
+def _secret_variable(name: str) -> SecretStr | None:
+    value = os.environ.get(name)
+    return SecretStr(value) if value else None  # blank is unset, as for every setting
+
+
+def _pool_view(settings: Settings) -> PoolView | None:
+    if settings.pool_path is None:
+        return None
+    try:
+        entries = load_pool(settings)
+    except InvalidInput as exc:  # shown, so `config` is where a broken pool file is diagnosed
+        return PoolView(path=str(settings.pool_path), deployments=[], error=str(exc))
+    views = [
+        PoolEntryView(
+            name=entry.name,
+            deployment=entry.deployment,
+            endpoint_host=entry.endpoint_host,
+            auth=entry.auth,
+            api_key_env=entry.api_key_env,
+            api_version=entry.api_version,
+            enqueued_tokens=entry.enqueued_tokens,
+        )
+        for entry in entries
+    ]
+    return PoolView(path=str(settings.pool_path), deployments=views)
 
 
 def _auth_in_use(settings: Settings) -> AuthInUse:

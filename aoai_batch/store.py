@@ -293,7 +293,8 @@ class Registry:
     def save_batch(
         self, batch: Batch, *, input_path: str | None = None, idempotency_key: str | None = None
     ) -> BatchRecord:
-        """Store the latest snapshot; local paths and the key are kept once known, history grows on change.
+        """Store the latest snapshot; local paths, the key and the resource are kept once known, history grows on
+        change.
 
         A snapshot older than the stored one (a slow poll answered before a cancel, say) never replaces it:
         the stored record, as it is after this call, is what comes back.
@@ -305,9 +306,13 @@ class Registry:
                 row = db.execute("SELECT local_path FROM files WHERE id = ?", (batch.input_file_id,)).fetchone()
                 input_path = row[0] if row else None
             stored = db.execute("SELECT snapshot FROM batches WHERE id = ?", (batch.id,)).fetchone()
-            if stored is not None and is_behind(batch, Batch.model_validate_json(stored[0])):
+            known = Batch.model_validate_json(stored[0]) if stored is not None else None
+            if known is not None and is_behind(batch, known):
                 snapshot = stored[0]
-                batch = Batch.model_validate_json(snapshot)
+                batch = known
+            elif known is not None and known.resource and batch.resource is None:  # fetch_results saves it unmarked
+                batch = batch.model_copy(update={"resource": known.resource})
+                snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
             db.execute(
                 """INSERT INTO batches (id, snapshot, status, terminal, input_path, results_path, idempotency_key,
                                         first_seen, refreshed_at)

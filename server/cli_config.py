@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from aoai_batch.settings import ConfigView, config_view
+from aoai_batch.quota import token_amount
+from aoai_batch.settings import ConfigView, PoolView, config_view
 from server.cli_args import FAILED, OK
 from server.cli_support import load_settings
 
@@ -54,7 +55,22 @@ def show(view: ConfigView) -> str:
         ("file expiry", f"{limits.file_expiry_days} days"),
         ("window", limits.completion_window),
         ("poll interval", f"{view.poll_seconds:g} s"),
+        ("enqueued tokens", ", ".join(f"{name}={token_amount(n)}" for name, n in view.enqueued_tokens.items()) or "-"),
+        ("pool", _pool(view.pool)),
     ]
     width = max(len(name) for name, _ in rows)
     indent = "\n" + " " * (width + 2)
     return "\n".join(f"{name.ljust(width)}  {value.replace(chr(10), indent)}" for name, value in rows)
+
+
+def _pool(pool: PoolView | None) -> str:
+    if pool is None:
+        return "-"
+    if pool.error:
+        return f"{pool.path}\n{pool.error}"
+    lines = [pool.path]
+    for entry in pool.deployments:
+        limit = f", {token_amount(entry.enqueued_tokens)} enqueued tokens" if entry.enqueued_tokens else ""
+        key = f" ({entry.api_key_env})" if entry.api_key_env else ""
+        lines.append(f"{entry.name}: {entry.deployment} on {entry.endpoint_host}, {entry.auth}{key}{limit}")
+    return "\n".join(lines)

@@ -120,13 +120,9 @@ class State:
             (record.id, record.active, record.model, record.held_tokens, record.model_dump_json()),
         )
 
-    def enqueued_tokens(self, deployment: str) -> int:
-        """The tokens the active batches of `deployment` hold (in every process sharing this home)."""
-        with self._lock:
-            return int(self.db.execute(ENQUEUED, (deployment,)).fetchone()[0])
-
     def put_new_batch(self, record: EmulatedBatch, *, limit: int) -> int | None:
-        """Save a new batch holding `record.held_tokens` of its deployment's quota if they fit under `limit`.
+        """Save a new batch holding `record.held_tokens` of its deployment's quota if they fit under `limit` (what
+        the active batches of that deployment hold, in every process sharing this home, plus its own).
 
         The count and the insert are one transaction that holds the database's write lock, so two
         processes sharing this home never both take the last tokens. Returns None when saved, else the

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
-from typing import IO
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
 
 from aoai_batch.results.lines import answer_fields
 
@@ -58,6 +58,26 @@ class CsvTable:
                 spreadsheet_safe(question),
                 spreadsheet_safe(fields["content"]),
                 fields["finish_reason"],
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+                usage.get("total_tokens"),
+                error.get("code"),
+                spreadsheet_safe(error.get("message")),
+                *(spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in extra),
+            )
+        )
+
+    def write_row(self, row: Mapping[str, Any], extra: Sequence[object] = ()) -> None:
+        """A row as the JSONL results hold it (a dict of the results file's fields), and the extra columns' cells."""
+        usage = row.get("usage") or {}
+        error = row.get("error") or {}
+        self.csv.writerow(
+            (
+                spreadsheet_safe(row.get("custom_id")),
+                row.get("status"),
+                spreadsheet_safe(row.get("input")),
+                spreadsheet_safe(row.get("content")),
+                row.get("finish_reason"),
                 usage.get("prompt_tokens"),
                 usage.get("completion_tokens"),
                 usage.get("total_tokens"),

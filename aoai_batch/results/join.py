@@ -273,7 +273,7 @@ class _Rows:
                 self._rows(source, handle, table)
         if self.retry is None:
             joined.retry_path = None
-        joined.failures_by_code = _top_codes(self.codes)
+        joined.failures_by_code = top_codes(self.codes)
         joined.unmatched_lines = len(self.answers.by_id) - len(self.matched)
         # Pass 1 counted every bytes-only answer; those no request asked for come off again.
         unasked = self.answers.unmatched_usage(self.matched) if joined.unmatched_lines else (0, 0, 0)
@@ -384,7 +384,7 @@ class _Rows:
         return state, columns
 
 
-def _top_codes(codes: Counter[str]) -> dict[str, int]:
+def top_codes(codes: Counter[str]) -> dict[str, int]:
     """The most frequent codes, the rest summed as `other`: the summary stays small whatever the error file holds."""
     top = dict(codes.most_common(MAX_CODES))
     rest = sum(codes.values()) - sum(top.values())

@@ -116,6 +116,12 @@ def save_build_links(home: Path, source: Path, files: Iterable[tuple[Path, int, 
         first += requests
 
 
+def forget_build_links(home: Path, built: Iterable[Path]) -> None:
+    """Remove the links of files built again from something else than rows."""
+    for path in built:
+        link_path(home, path).unlink(missing_ok=True)
+
+
 def build_link_for(home: Path, input_path: Path, *, input_bytes: int) -> SourceLink | None:
     """The link of a built batch file, if this program built it from rows and it is the same file (its size)."""
     link = load_link(link_path(home, input_path))

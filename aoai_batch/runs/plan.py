@@ -105,6 +105,7 @@ def prepare_run_input(
         else:
             known = list(deployments) if deployments is not None else None
             lines, _ = request_lines(
+                unique_ids=False,  # the checker keeps the ids, as hashes: a run may have millions
                 deployment=deployment,
                 prompts=prompts,
                 requests=requests,
@@ -118,7 +119,7 @@ def prepare_run_input(
                 resolve_image=resolve_image,
                 deployments=known,
             )
-            findings = _write_checked(lines, target, known)
+            findings = _write_checked(lines, target, known, endpoint)
             if source_path is not None:
                 save_link(run_dir / SOURCE_LINK_NAME, SourceLink.of(Path(source_path), rows=findings.requests))
     except BaseException:
@@ -182,34 +183,63 @@ class _Refused(Exception):
         self.findings = findings
 
 
-def _write_checked(lines: Iterator[dict[str, Any]], target: Path, deployments: Sequence[str] | None) -> Findings:
-    """Write built lines into the run's folder, checking each; InvalidInput (as build's) if any is not valid."""
-    checker = _checker(deployments)
-    dumps = orjson.dumps
-    total = number = 0
+def _write_checked(
+    lines: Iterator[dict[str, Any]], target: Path, deployments: Sequence[str] | None, endpoint: str
+) -> Findings:
+    """Write built lines into the run's folder, checking each; InvalidInput (as build's) if any is not valid.
+
+    The lines go through the checker's own streaming pass (`Checker.run`, whose inline path takes a plain
+    request at a fraction of `check_object`'s cost); their tokens are counted here, line by line, with the
+    estimate `plan_shards` uses, so the run's total is the sum of its shards'.
+    """
+    checker = Checker(NO_LIMIT, deployments, count_tokens=False, sample_every=1)
     with atomic_writer(target, overwrite=True, buffering=WRITE_BUFFER) as sink:
-        write = sink.write
-        for number, line in enumerate(lines, start=1):
-            try:
-                data = dumps(line) + b"\n"
-            except orjson.JSONEncodeError as exc:
-                raise InvalidInput(
-                    f"Request {number} cannot be written as JSON ({exc}); "
-                    "check for text with broken characters or values that are not JSON."
-                ) from exc
-            write(data)
-            total += len(data)
-            checker.check_object(number, line)
-        if number == 0:
+        feed = _LineFeed(lines, sink, endpoint)
+        total = checker.run(feed, MAX_LINE_BYTES)  # type: ignore[arg-type]
+        if feed.count == 0:
             raise InvalidInput("There is nothing to write: no requests were given.")
         findings = checker.findings(target, total, NO_LIMIT)
+        findings.estimated_input_tokens, findings.tokens_exact = feed.tokens, False
         if not findings.ok:
             shown = "; ".join(f"line {issue.line}: {issue.message}" for issue in findings.issues[:SHOWN_ISSUES])
             raise InvalidInput(f"The requests would not make a valid batch file, so nothing was written: {shown}")
     return findings
 
 
+class _LineFeed:
+    """Built request lines as a file the checker reads with `readline`, each also written to `sink` as it goes."""
+
+    def __init__(self, lines: Iterator[dict[str, Any]], sink: IO[bytes], endpoint: str) -> None:
+        self.lines = lines
+        self.write = sink.write
+        self.endpoint = endpoint
+        self.count = 0
+        self.tokens = 0
+
+    def readline(self, size: int = -1) -> bytes:
+        line = next(self.lines, None)
+        if line is None:
+            return b""
+        self.count += 1
+        try:
+            data = orjson.dumps(line) + b"\n"
+        except orjson.JSONEncodeError as exc:
+            raise InvalidInput(
+                f"Request {self.count} cannot be written as JSON ({exc}); "
+                "check for text with broken characters or values that are not JSON."
+            ) from exc
+        if len(data) > size > 0:
+            raise InvalidInput(f"Request {self.count} is {len(data)} bytes, too long to be one request.")
+        body = line.get("body")
+        self.tokens += line_tokens(self.endpoint, body) if type(body) is dict else 0
+        self.write(data)
+        return data
+
+
 # --- planning -------------------------------------------------------------------------------------
+
+
+CHARS = APPROX_CHARS_PER_TOKEN
 
 
 def _approximate(text: str) -> int:
@@ -227,7 +257,8 @@ def line_tokens(endpoint: str, body: dict[str, Any]) -> int:
                 if type(message) is dict and len(message) == 2:
                     role, content = message.get("role"), message.get("content")
                     if type(role) is str and type(content) is str:
-                        tokens += TOKENS_PER_MESSAGE + _approximate(role) + _approximate(content)
+                        # _approximate, inlined: this runs once per message of a run
+                        tokens += TOKENS_PER_MESSAGE - (-len(role) // CHARS) - (-len(content) // CHARS)
                         continue
                 found = request_text(endpoint, {"messages": [message]})
                 tokens += found.fixed - TOKENS_PER_REPLY + sum(map(_approximate, found.texts))
@@ -299,7 +330,7 @@ def write_shard(input_path: Path, shard: ShardRange, dest: Path, *, deployment: 
     parsed and dumped again.
     """
     new_model = orjson.dumps(deployment)
-    rewrite = _line_rewriter(new_model)
+    rewrite = line_rewriter(new_model)
     written = 0
     writer = atomic_writer(Path(dest), overwrite=True, buffering=WRITE_BUFFER)
     with open_for_reading(input_path) as source, writer as out:
@@ -323,7 +354,8 @@ def write_shard(input_path: Path, shard: ShardRange, dest: Path, *, deployment: 
     return written
 
 
-def _line_rewriter(new_model: bytes) -> Callable[[bytes], bytes]:
+def line_rewriter(new_model: bytes) -> Callable[[bytes], bytes]:
+    """A function of one request line (no newline) to the same line with body.model set to `new_model` (JSON)."""
     key = b'"model":'
     head = b'"body":{"model":'
     dumps, loads = orjson.dumps, orjson.loads

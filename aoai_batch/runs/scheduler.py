@@ -27,11 +27,12 @@ import anyio.to_thread
 from aoai_batch.errors import BatchToolError, InvalidRequest, NotFound
 from aoai_batch.models import Batch
 from aoai_batch.quota import TOKEN_LIMIT_EXCEEDED, limit_named_in
-from aoai_batch.runs._interim import PoolDeployment, write_retry_shard
 from aoai_batch.runs.ledger import Ledger, effective_limit
 from aoai_batch.runs.models import RunStatus, ShardState
 from aoai_batch.runs.plan import ShardRange, plan_shards, write_shard
+from aoai_batch.runs.pool import PoolDeployment
 from aoai_batch.runs.records import LearnedLimit, RunRecord, RunRecords, ShardRecord
+from aoai_batch.runs.retry import write_retry_shard
 from aoai_batch.service import TRANSIENT_ERRORS, BatchService
 
 BACKOFF_BASE_SECONDS = 60.0  # the first wait after a quota refusal; doubled at each refusal in a row
@@ -81,6 +82,8 @@ class RunStep:
     changed: bool = False
     shards: dict[int, ShardRecord] = field(default_factory=dict)
     refused: set[str] = field(default_factory=set)  # deployments that refused for quota in this step
+    poll_seconds: float = 0.0  # a running batch is asked about at most this often...
+    looked_at: dict[str, float] = field(default_factory=dict)  # ...by batch id, when last (kept across steps)
 
     @property
     def run_dir(self) -> Path:
@@ -116,6 +119,9 @@ class RunStep:
         elif shard.state == "submitted":
             assert shard.batch_id is not None
             assert shard.deployment is not None
+            if self.now() - self.looked_at.get(shard.batch_id, float("-inf")) < self.poll_seconds:
+                return  # asked a moment ago (a waiting get_run steps often): spare the service
+            self.looked_at[shard.batch_id] = self.now()
             batch = await self.pool.service(shard.deployment).get_batch(shard.batch_id)
             await self._observe(shard, batch)
         elif shard.state == "collecting":
@@ -140,9 +146,13 @@ class RunStep:
         assert shard.batch_id is not None
         assert shard.deployment is not None
         folder = self.run_dir / f"shard-{shard.index:04d}-a{shard.attempt}"
-        summary = await self.pool.service(shard.deployment).fetch_results(
-            shard.batch_id, output_dir=folder, format="jsonl", preview=0, overwrite=True
-        )
+        try:
+            summary = await self.pool.service(shard.deployment).fetch_results(
+                shard.batch_id, output_dir=folder, format="jsonl", preview=0, overwrite=True
+            )
+        except NotFound as exc:  # its output is gone from the service (expired): its requests stay missing
+            await self._save(replace(shard, state="done", error=_error_text(exc)))
+            return
         done = replace(shard, state="done", results_path=summary.results_path, errors_path=summary.errors_path)
         retry = await self._retry_shard(done) if summary.results_path else None
         await self._save(done, *([retry] if retry else []))
@@ -188,6 +198,8 @@ class RunStep:
     async def _submit_queued(self) -> None:
         queued = sorted((s for s in self.shards.values() if s.state == "queued"), key=lambda s: s.index)
         for shard in queued:
+            if any(other.state == "failed" for other in self.shards.values()):
+                break  # the run fails once what is in flight has ended: nothing more is sent
             if shard.next_try_at is not None and shard.next_try_at > self.now():
                 continue
             ledger = await build_ledger(self.records, self.pool, self.run.deployments)

@@ -25,10 +25,11 @@ from aoai_batch.client import Sleep
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.models import ProgressFn, RequestCounts
-from aoai_batch.runs._interim import ServicePool, ShardResults, merge_run_results
 from aoai_batch.runs.ledger import Ledger, smallest_known_limit, waiting_for
+from aoai_batch.runs.merge import ShardResults, merge_run_results
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary, ShardView
 from aoai_batch.runs.plan import plan_shards, prepare_run_input
+from aoai_batch.runs.pool import ServicePool
 from aoai_batch.runs.records import RunLeaseLost, RunRecord, RunRecords, ShardRecord, new_owner
 from aoai_batch.runs.scheduler import RunStep, build_ledger
 from aoai_batch.service import BatchService, Clock
@@ -72,6 +73,7 @@ class RunService:
         self._sleep = sleep
         self._owner = owner or new_owner()
         self._locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        self._looked_at: dict[str, float] = {}  # batch id -> when a step last asked the service about it
 
     @classmethod
     @asynccontextmanager
@@ -85,8 +87,11 @@ class RunService:
         sleep: Sleep = anyio.sleep,
     ) -> AsyncIterator[RunService]:
         """The run service beside `main`: its own connection to the same registry, and the pool's services."""
-        async with await Store.open(settings.state_db, now=now) as store:
-            yield cls(settings, main, ServicePool(settings, main), store, now=now, sleep=sleep)
+        async with (
+            await Store.open(settings.state_db, now=now) as store,
+            ServicePool.open(settings, main, transport_for=transport_for, sleep=sleep, now=now) as pool,
+        ):
+            yield cls(settings, main, pool, store, now=now, sleep=sleep)
 
     # starting
 
@@ -328,7 +333,15 @@ class RunService:
                 return await self._view(record)
             try:
                 record = await self._record(run_id)  # as it is now that no one else changes it
-                step = RunStep(self._records, self._pool, record, self._now, lambda: self._renew(run_id))
+                step = RunStep(
+                    self._records,
+                    self._pool,
+                    record,
+                    self._now,
+                    lambda: self._renew(run_id),
+                    poll_seconds=self._main.poll_seconds,
+                    looked_at=self._looked_at,
+                )
                 record = await step.advance()
             except RunLeaseLost:
                 record = await self._record(run_id)
@@ -431,6 +444,7 @@ def _result_parts(shards: Sequence[ShardRecord]) -> list[ShardResults]:
             errors_path=Path(shard.errors_path) if shard.errors_path else None,
             batch_id=shard.batch_id or "",
             attempt=shard.request_attempt,
+            first_line=shard.first_line,
         )
         for shard in ordered
     ]

@@ -67,6 +67,7 @@ def test_amounts_are_written_short_only_when_exact(tokens: int, text: str) -> No
         ("Enqueued token limit reached for deployment x: the configured limit of 30K would be passed", 30_000),
         ("Enqueued token limit reached. Current limit: 1,000,000.", 1_000_000),
         ("over the limit of 2.5B enqueued tokens", 2_500_000_000),
+        ("a limit of 2.5 tokens is no whole number", None),
         ("The number of enqueued tokens has surpassed the configured limit for the deployment 'x'.", None),
     ],
 )

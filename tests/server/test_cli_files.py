@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from aoai_batch.results.source_rows import link_path, load_link
 from aoai_batch.validation import validate_file
 from server.cli import main
 from tests.support.cli import isolate_cli
@@ -86,6 +87,10 @@ def test_build_from_a_csv_writes_a_valid_file_beside_it(tmp_path: Path, capsys: 
     assert [line["custom_id"] for line in lines] == ["a", "b"]
     assert lines[0]["body"]["max_tokens"] == 20
     assert main(["validate", "rows.batch.jsonl"]) == 0
+    # The build keeps the link to the rows, so fetching the results brings their columns back.
+    link = load_link(link_path(tmp_path / "home", tmp_path / "rows.batch.jsonl"))
+    assert link is not None
+    assert (link.path, link.rows) == (str(tmp_path / "rows.csv"), 2)
 
 
 def test_build_writes_into_the_current_folder_not_beside_its_source(tmp_path: Path) -> None:

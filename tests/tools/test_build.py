@@ -8,6 +8,8 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
+from aoai_batch.results.source_rows import link_path, load_link
+from aoai_batch.settings import Settings
 from server.state import AppState
 from tests.support.mcp import MODES, error_kind, structured
 from tests.support.paths import names_in
@@ -46,7 +48,7 @@ async def test_prompts_become_a_checked_batch_file_in_the_workspace(
     assert [line["body"]["max_tokens"] for line in read_lines(path)] == [10, 10]
 
 
-async def test_rows_of_a_csv_fill_the_template(app: MCPServer[AppState], workspace: Path) -> None:
+async def test_rows_of_a_csv_fill_the_template(app: MCPServer[AppState], workspace: Path, settings: Settings) -> None:
     source = workspace / "data" / "tickets.csv"
     source.parent.mkdir()
     source.write_text("id,text\nt1,printer on fire\nt2,password reset\n", encoding="utf-8")
@@ -68,6 +70,9 @@ async def test_rows_of_a_csv_fill_the_template(app: MCPServer[AppState], workspa
     assert built["files"][0]["path"] == str(path)
     assert [line["custom_id"] for line in lines] == ["t1", "t2"]
     assert lines[0]["body"]["messages"][-1]["content"] == "Classify: printer on fire"
+    link = load_link(link_path(settings.home, path))  # kept for fetch_results to bring the rows' columns back
+    assert link is not None
+    assert (link.path, link.rows) == (str(source.resolve()), 2)
 
 
 async def test_local_images_are_read_from_inside_the_workspace_only(

@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,10 +19,13 @@ import openai
 import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
+from aoai_batch.emulator.quota import file_tokens
 from aoai_batch.emulator.state import SCHEMA
+from aoai_batch.errors import InvalidRequest
 from aoai_batch.quota import TOKEN_LIMIT_EXCEEDED, limit_named_in
-from aoai_batch.settings import EmulatorSettings
-from tests.support.batch_files import write_batch_file
+from aoai_batch.service import BatchService
+from aoai_batch.settings import EmulatorSettings, Settings
+from tests.support.batch_files import request_line, write_batch_file, write_lines
 from tests.support.clients import API_VERSION, azure_client, upload
 from tests.support.clock import DONE, VALIDATION
 
@@ -277,3 +281,90 @@ def test_the_emulator_command_refuses_bad_limits_as_a_usage_error() -> None:
     assert result.returncode == 2
     assert "--enqueued-tokens" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_file_is_counted_request_by_request_and_what_is_no_request_is_skipped(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "in.jsonl", request_line("a", "question 1"), [1, 2], {"custom_id": "b"})
+    with path.open("ab") as handle:
+        handle.write(b"not json\n")
+    write_lines(tmp_path / "two.jsonl", request_line("a", "question 1"), request_line("b", "question 2", "gpt-4o"))
+    assert file_tokens(path) == ("gpt-4o-mini", TOKENS_PER_REQUEST)
+    assert file_tokens(tmp_path / "two.jsonl") == ("gpt-4o-mini", 2 * TOKENS_PER_REQUEST)
+
+
+# A process with its own emulator on a shared home: on "go", it asks for six batches of one file at once.
+CREATOR = textwrap.dedent(
+    """
+    import sys
+    import anyio
+    import httpx2
+    from aoai_batch.emulator import Emulator, FakeClock
+    from aoai_batch.settings import EmulatorSettings
+
+    async def create(http, file_id, outcomes):
+        body = {"input_file_id": file_id, "endpoint": "/chat/completions", "completion_window": "24h"}
+        answer = await http.post("/openai/batches", params={"api-version": "2024-10-21"}, json=body)
+        outcomes.append(answer.json()["status"] if answer.status_code == 200 else answer.json()["error"]["code"])
+
+    async def main():
+        home, limit, file_id = sys.argv[1], sys.argv[2], sys.argv[3]
+        settings = EmulatorSettings(home=home, time_scale=1.0, enqueued_tokens=limit)
+        async with Emulator(settings, clock=FakeClock()) as emulator:
+            headers = {"api-key": emulator.key}
+            async with httpx2.AsyncClient(transport=emulator.transport(), base_url="http://e", headers=headers) as http:
+                print("ready", flush=True)
+                await anyio.to_thread.run_sync(sys.stdin.readline)
+                outcomes = []
+                async with anyio.create_task_group() as group:
+                    for _ in range(6):
+                        group.start_soon(create, http, file_id, outcomes)
+                print(" ".join(outcomes), flush=True)
+
+    anyio.run(main)
+    """
+)
+
+
+def create_in_processes(home: Path, limit: str, file_id: str, processes: int) -> list[str]:
+    """Start `processes` creators, let them go together; what each create got (a status, or an error code)."""
+    command = [sys.executable, "-c", CREATOR, str(home), limit, file_id]
+    creators = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(processes)
+    ]
+    try:
+        for creator in creators:
+            assert creator.stdout is not None
+            assert creator.stdout.readline().strip() == "ready"
+        for creator in creators:
+            assert creator.stdin is not None
+            creator.stdin.write("go\n")
+            creator.stdin.flush()
+        outputs = [creator.communicate(timeout=120)[0] for creator in creators]
+    finally:
+        for creator in creators:
+            creator.kill()
+            creator.communicate(timeout=30)
+    return " ".join(outputs).split()
+
+
+async def test_two_processes_on_one_home_count_the_same_batches(tmp_path: Path, fake_clock: FakeClock) -> None:
+    limit = f"gpt-4o-mini={5 * TOKENS_PER_REQUEST}"
+    async with running(tmp_path, fake_clock, enqueued_tokens=limit) as client:
+        file_id = await uploaded(client, tmp_path, "one", 1)
+    outcomes = create_in_processes(tmp_path / "emu", limit, file_id, processes=2)
+    assert sorted(outcomes) == ["token_limit_exceeded"] * 7 + ["validating"] * 5
+
+
+async def test_the_embedded_emulator_reads_the_quota_and_the_service_says_which_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOAI_EMULATOR_ENQUEUED_TOKENS", "gpt-4o-mini=15")
+    settings = Settings(home=tmp_path / "home", workspace=str(tmp_path), provider="emulator")
+    path = write_batch_file(tmp_path / "in.jsonl", count=2)  # 20 tokens
+    with anyio.fail_after(30):
+        async with BatchService.open(settings) as service:
+            uploaded = await service.upload_file(path)
+            with pytest.raises(InvalidRequest) as caught:
+                await service.create_batch(uploaded.file.id)
+    assert caught.value.code == TOKEN_LIMIT_EXCEEDED
+    assert limit_named_in(str(caught.value)) == 15

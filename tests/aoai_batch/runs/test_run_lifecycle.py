@@ -3,6 +3,10 @@ what finished, waits advance the run, pages list it, and two services on one hom
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import pytest
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady, UnknownDeployment
 from aoai_batch.runs.models import Run
-from aoai_batch.runs.records import LEASE_SECONDS, RunRecords
+from aoai_batch.runs.records import LEASE_SECONDS, RunRecords, new_owner, owner_is_gone
 from aoai_batch.runs.service import RunService
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
@@ -180,3 +184,14 @@ async def work_two_runs(runs: RunService, fake_clock: FakeClock, tmp_path: Path)
     assert [run.status for run in [await runs.get_run(one.id), await runs.get_run(two.id)]] == ["completed"] * 2
     assert changes[0] == [one.id, two.id]
     assert await runs.active_runs() == []
+
+
+def test_a_lease_held_by_a_process_of_this_host_that_died_is_free() -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    dead, host = int(ended.stdout), socket.gethostname()
+    assert owner_is_gone(f"{host}:{dead}:abcd1234")
+    assert not owner_is_gone(f"{host}:{os.getpid()}:abcd1234")  # this process
+    assert not owner_is_gone(f"{host}:1:abcd1234")  # pid 1 always runs
+    assert not owner_is_gone(f"elsewhere:{dead}:abcd1234")  # another host's processes cannot be seen
+    assert not owner_is_gone("not an owner")
+    assert new_owner().startswith(f"{host}:{os.getpid()}:")

@@ -114,3 +114,21 @@ async def test_a_request_over_every_limit_fails_the_run_and_keeps_what_finished(
     assert finished.errors
     assert all("token_limit_exceeded" in error for error in finished.errors)
     assert await emulator_batches(emulator) == []
+
+
+async def test_a_shard_the_service_refuses_fails_the_run_and_nothing_more_is_sent(
+    runs: RunService, emulator: Emulator, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    emulator.settings.max_bytes = 600  # this resource takes smaller files than the settings say
+    started = await runs.start_run(deployments=[MINI], batch_path=source(tmp_path))
+
+    finished = await drive(runs, fake_clock, started.id)
+
+    assert finished.status == "failed"
+    assert [shard.state for shard in finished.shards] == ["failed", "cancelled", "cancelled"]
+    assert len(finished.errors) == 1
+    assert finished.errors[0].startswith("shard 0: ")
+    assert finished.shards[1].error == "not submitted: the run failed"
+    assert await emulator_batches(emulator) == []
+    summary = await runs.fetch_run_results(finished.id, output_dir=tmp_path / "out")
+    assert summary.counts.missing == 25
