@@ -74,7 +74,9 @@ def test_a_run_of_rows_is_started_advanced_by_the_worker_and_merged_in_order(
     assert "no active run is left" in worked.stderr
     assert done.status == "completed"
     assert summary.counts.succeeded == ROWS
-    assert [row["custom_id"] for row in result_rows(summary.results_path)] == [f"r{n}" for n in range(ROWS)]
+    rows = result_rows(summary.results_path)
+    assert [row["custom_id"] for row in rows] == [f"r{n}" for n in range(ROWS)]
+    assert rows[3]["source"] == {"id": "r3", "text": "hello 3"}  # the row's own columns beside the answer
 
 
 @pytest.mark.parametrize("as_json", [True, False])
@@ -179,3 +181,21 @@ def test_an_unknown_deployment_starts_nothing(capsys: pytest.CaptureFixture[str]
     assert code == 1
     assert error["kind"] == "invalid_input"
     assert page.runs == []
+
+
+def test_worker_forever_keeps_serving_runs_started_after_it(capsys: pytest.CaptureFixture[str]) -> None:
+    command = [sys.executable, "-m", "server", "worker", "--forever"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT) as worker:
+        try:
+            assert worker.stderr is not None
+            assert worker.stdout is not None
+            assert "waiting for new ones" in worker.stderr.readline()
+            run = started(capsys, "--prompt", "late")
+            for line in worker.stdout:  # a line per change the worker made, until the run has completed
+                if run.id in line and "completed" in line:
+                    break
+            done = Run.model_validate_json(run_json(capsys, "run", "status", run.id))
+        finally:
+            worker.terminate()
+            worker.wait(timeout=FOLLOW_SECONDS)
+    assert done.status == "completed"

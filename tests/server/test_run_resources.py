@@ -27,7 +27,7 @@ from server.app import build_server
 from server.state import AppState
 from tests.support.clock import HOURS
 from tests.support.inbox import Inbox
-from tests.support.mcp import MODES, POLL, WAIT, make_settings, structured
+from tests.support.mcp import MODES, POLL, WAIT, error_kind, make_settings, structured
 from tests.support.runs import SHARD_REQUESTS
 
 RUN = {"deployments": ["gpt-4o-mini"], "prompts": [f"question {n}" for n in range(2 * SHARD_REQUESTS)]}
@@ -143,3 +143,20 @@ async def test_a_restarted_server_resumes_the_runs_it_left(
     assert started["shard_counts"] == {"queued": 2}
     assert done["status"] == "completed"
     assert done["request_counts"]["completed"] == 2 * SHARD_REQUESTS
+
+
+async def test_a_service_that_cannot_start_leaves_the_runs_task_retrying(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # key auth without a key: the service refuses to open, and the runs' task says so rather than dying
+    settings = make_settings(
+        tmp_path, provider="azure", endpoint="https://x.openai.azure.com", api_key=None, auth="key"
+    )
+    async with Client(build_server(settings, first_poll_delay=0), mode="legacy") as client:
+        with anyio.fail_after(WAIT):
+            while True:  # the log is the only sign of it
+                if "advancing runs failed" in caplog.text:
+                    break
+                await anyio.sleep(POLL)
+        listed = await client.call_tool("list_runs", {})
+    assert error_kind(listed) == "not_configured"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.emulator import FakeClock
+from aoai_batch.models import ResultCounts
+from aoai_batch.runs.models import Run, RunPage, RunResultRow, RunResultsSummary, ShardView
 from aoai_batch.runs.source import is_batch_file
 from aoai_batch.settings import Settings
 from server.state import AppState
@@ -18,6 +21,8 @@ from tests.support.batch_files import request_line, write_lines
 from tests.support.clock import HOURS
 from tests.support.mcp import MODES, POLL, WAIT, error_details, error_kind, make_settings, structured
 from tests.support.runs import SHARD_REQUESTS, result_rows
+from tools.deps import MAX_RESULT_CHARS, result_chars
+from tools.runs import fitted, fitted_page, fitted_summary
 
 REQUESTS = 25  # three shards of SHARD_REQUESTS
 
@@ -65,7 +70,7 @@ async def test_a_run_goes_from_start_to_merged_results_in_input_order(
     assert done["request_counts"] == {"total": REQUESTS, "completed": REQUESTS, "failed": 0}
     assert summary["run_id"] == started["id"]
     assert summary["counts"]["succeeded"] == REQUESTS
-    assert len(summary["preview"]) <= 2
+    assert len(summary["preview"]) == 2
     assert Path(summary["results_path"]).parent == workspace / "out"
     rows = result_rows(summary["results_path"])
     assert [row["custom_id"] for row in rows] == [f"q-{n:03}" for n in range(REQUESTS)]
@@ -218,3 +223,72 @@ def test_a_first_line_too_long_to_read_whole_is_judged_by_its_keys(tmp_path: Pat
 
     assert is_batch_file(path) is True
     assert is_batch_file(rows) is False
+
+
+def a_run(run_id: str = "run_1", *, shards: int = 20, errors: int = 0, error_chars: int = 10) -> Run:
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    views = [
+        ShardView(index=n, kind="input", requests=10, estimated_tokens=100, state="failed", error="e" * error_chars)
+        for n in range(shards)
+    ]
+    return Run(
+        id=run_id,
+        status="failed",
+        terminal=True,
+        created_at=when,
+        updated_at=when,
+        endpoint="/chat/completions",
+        deployments=["gpt-4o-mini"],
+        retries=1,
+        input_path="/x/input.jsonl",
+        requests=10 * shards,
+        estimated_input_tokens=100 * shards,
+        shard_counts={"failed": shards},
+        shards=views,
+        errors=[f"shard {n}: {'x' * 200}" for n in range(errors)],
+        backend="emulator",
+    )
+
+
+def test_a_run_too_large_for_a_result_lists_fewer_shards_and_errors() -> None:
+    small = a_run()
+    large = a_run(errors=200, error_chars=2_000)
+
+    trimmed = fitted(large)
+
+    assert fitted(small) == small
+    assert result_chars(trimmed) <= MAX_RESULT_CHARS
+    assert len(trimmed.errors) == 20
+    assert 3 <= len(trimmed.shards) < 20
+    assert trimmed.shard_counts == large.shard_counts  # the counts stay whole
+
+
+def test_a_page_of_runs_drops_their_shards_and_is_cut_to_size() -> None:
+    page = RunPage(runs=[a_run(f"run_{n}", errors=3, error_chars=500) for n in range(100)], has_more=False)
+
+    fitted_runs = fitted_page(page)
+
+    assert result_chars(fitted_runs) <= MAX_RESULT_CHARS
+    assert fitted_runs.has_more is True
+    assert fitted_runs.last_id == fitted_runs.runs[-1].id
+    assert all(run.shards == [] for run in fitted_runs.runs)
+    small = RunPage(runs=[a_run()], has_more=False)
+    assert fitted_page(small).runs[0].shards == []
+    assert fitted_page(small).has_more is False
+
+
+def test_a_results_preview_too_large_is_shortened() -> None:
+    rows = [
+        RunResultRow(custom_id=f"r{n}", status="succeeded", input="i" * 5_000, content="c" * 5_000, source={"a": "b"})
+        for n in range(20)
+    ]
+    summary = RunResultsSummary(
+        format="jsonl", run_id="run_1", run_status="completed", counts=ResultCounts(succeeded=20), preview=rows
+    )
+
+    shorter = fitted_summary(summary)
+
+    assert result_chars(shorter) <= MAX_RESULT_CHARS
+    assert shorter.preview
+    assert all(row.source is None and len(row.content or "") <= 300 for row in shorter.preview)
+    assert fitted_summary(shorter) == shorter
