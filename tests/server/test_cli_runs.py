@@ -199,3 +199,33 @@ def test_worker_forever_keeps_serving_runs_started_after_it(capsys: pytest.Captu
             worker.terminate()
             worker.wait(timeout=FOLLOW_SECONDS)
     assert done.status == "completed"
+
+
+def test_worker_in_process_ends_every_run_and_results_read_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = started(capsys, "--prompt", "one", "--prompt", "two")
+    worked = main(["worker"])
+    lines = capsys.readouterr()
+    waited = main(["run", "status", run.id, "--wait", "1"])
+    status = capsys.readouterr().out
+    fetched = main(["run", "results", run.id, "--output-dir", str(tmp_path / "out"), "--preview", "2"])
+    shown = capsys.readouterr().out
+
+    assert worked == 0
+    assert f"{run.id} completed" in lines.out
+    assert "no active run is left" in lines.err
+    assert waited == 0
+    assert "completed (finished)" in status
+    assert fetched == 0
+    assert "2 succeeded, 0 failed, 0 missing" in shown
+    assert "[succeeded]" in shown
+
+
+def test_an_invalid_setting_is_named_and_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOAI_BATCH_POLL_SECONDS", "soon")
+    codes = [main(["run", "list"]), main(["worker"])]
+    assert codes == [1, 1]
+    assert capsys.readouterr().err.count("(AOAI_BATCH_POLL_SECONDS)") == 2
