@@ -10,6 +10,8 @@ from pathlib import Path
 
 import orjson
 
+from aoai_batch.errors import InvalidInput
+
 BATCH_LINE_KEYS = frozenset({"custom_id", "method", "url", "body"})
 # How much of the first line is read: a longer one (an image inlined as base64) is judged by the keys it names.
 FIRST_LINE_BYTES = 1 << 20
@@ -19,12 +21,15 @@ BOM = b"\xef\xbb\xbf"
 def is_batch_file(path: Path) -> bool:
     """True when the first non-blank line of `path` is an object with custom_id, method, url and an object body.
 
-    Raises OSError when `path` cannot be read.
+    Raises InvalidInput when `path` cannot be read.
     """
-    with path.open("rb") as handle:
-        first = handle.readline(FIRST_LINE_BYTES).removeprefix(BOM)
-        while first and not first.strip():
-            first = handle.readline(FIRST_LINE_BYTES)
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(FIRST_LINE_BYTES).removeprefix(BOM)
+            while first and not first.strip():
+                first = handle.readline(FIRST_LINE_BYTES)
+    except OSError as exc:
+        raise InvalidInput(f"{path} cannot be read ({exc.strerror}).") from exc
     first = first.strip()
     if not first.startswith(b"{"):
         return False

@@ -12,6 +12,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.emulator import FakeClock
+from aoai_batch.errors import InvalidInput
 from aoai_batch.models import ResultCounts
 from aoai_batch.runs.models import Run, RunPage, RunResultRow, RunResultsSummary, ShardView
 from aoai_batch.runs.source import is_batch_file
@@ -209,6 +210,11 @@ def test_a_batch_file_is_told_apart_from_rows(tmp_path: Path) -> None:
     assert is_batch_file(csv) is False
     assert is_batch_file(array) is False
     assert is_batch_file(blank) is False
+
+
+def test_a_source_that_cannot_be_read_is_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput):
+        is_batch_file(tmp_path)  # a folder
 
 
 def test_a_first_line_too_long_to_read_whole_is_judged_by_its_keys(tmp_path: Path) -> None:
