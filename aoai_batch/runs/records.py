@@ -23,7 +23,8 @@ from aoai_batch.models import Backend, RequestCounts
 from aoai_batch.runs.models import TERMINAL_RUN_STATUSES, RunStatus, ShardKind, ShardState
 from aoai_batch.store import Store
 
-LEASE_SECONDS = 60.0  # how long a silent owner keeps a run; renewed at every state change of a step
+LEASE_SECONDS = 300.0  # how long a silent owner keeps a run (renewed at every state change of a step): longer than
+# a shard's results take to fetch; a killed owner on this host frees it at once (`owner_is_gone`)
 
 
 class RunLeaseLost(Exception):

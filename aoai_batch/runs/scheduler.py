@@ -234,12 +234,12 @@ class RunStep:
             shard.first_line, shard.line_count, shard.start_byte, shard.end_byte, shard.estimated_tokens
         )
         deployment = self.pool.lookup(name).deployment
-        await anyio.to_thread.run_sync(lambda: write_shard(source, extent, path, deployment=deployment))
         try:
+            await anyio.to_thread.run_sync(lambda: write_shard(source, extent, path, deployment=deployment))
             uploaded = await service.upload_file(path, validate=False, wait=True)
         except TRANSIENT_ERRORS:
             raise
-        except BatchToolError as exc:
+        except BatchToolError as exc:  # the run's input changed or is gone, or the service refused the file
             return await self._save(replace(shard, state="failed", error=_error_text(exc)))
         return await self._save(
             replace(shard, state="uploaded", upload_path=str(path), file_id=uploaded.file.id, file_deployment=name)

@@ -28,7 +28,7 @@ from aoai_batch.models import ProgressFn, RequestCounts
 from aoai_batch.runs.ledger import Ledger, smallest_known_limit, waiting_for
 from aoai_batch.runs.merge import ShardResults, merge_run_results
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary, ShardView
-from aoai_batch.runs.plan import plan_shards, prepare_run_input
+from aoai_batch.runs.plan import PreparedRun, ShardRange, plan_shards, prepare_run_input
 from aoai_batch.runs.pool import ServicePool
 from aoai_batch.runs.records import RunLeaseLost, RunRecord, RunRecords, ShardRecord, new_owner
 from aoai_batch.runs.scheduler import RunStep, build_ledger
@@ -141,7 +141,7 @@ class RunService:
         if self._main.backend == "openai":
             max_requests = min(max_requests, OPENAI_MAX_REQUESTS)
 
-        def prepare() -> tuple[Any, list[Any]]:
+        def prepare() -> tuple[PreparedRun, list[ShardRange]]:
             prepared = prepare_run_input(
                 run_dir,
                 batch_path=batch_path,
@@ -305,6 +305,8 @@ class RunService:
         if not record.terminal:
             raise NotReady(f"Run {run_id} is still {record.status}; fetch its results once it has ended.")
         parts = _result_parts(await self._records.shards(run_id))
+        if progress is not None:
+            await progress(0, len(parts), f"merging the results of {len(parts)} shards of {run_id}")
         summary = await anyio.to_thread.run_sync(
             lambda: merge_run_results(
                 parts,
@@ -319,6 +321,8 @@ class RunService:
             )
         )
         await self._records.save_results_summary(run_id, summary.model_dump_json())
+        if progress is not None:
+            await progress(len(parts), len(parts), f"wrote {summary.results_path}")
         return summary
 
     async def advance(self, run_id: str) -> Run:

@@ -88,3 +88,5 @@ async def test_requests_failed_for_a_retryable_cause_are_resubmitted_up_to_retri
     assert {row["attempts"] for row in failed} == {2}
     assert sum(shard.requests for shard in retry_shards) == len(failed)
     assert {row["attempts"] for row in rows if row["status"] == "succeeded"} == {1}
+    assert finished.request_counts.failed == len(failed)
+    assert finished.request_counts.completed == 25 - len(failed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
@@ -132,3 +133,16 @@ async def test_a_shard_the_service_refuses_fails_the_run_and_nothing_more_is_sen
     assert await emulator_batches(emulator) == []
     summary = await runs.fetch_run_results(finished.id, output_dir=tmp_path / "out")
     assert summary.counts.missing == 25
+
+
+async def test_a_run_whose_input_was_removed_fails_saying_so(
+    runs: RunService, emulator: Emulator, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    started = await runs.start_run(deployments=[MINI], batch_path=source(tmp_path))
+    await anyio.Path(started.input_path).unlink()
+
+    finished = await drive(runs, fake_clock, started.id)
+
+    assert finished.status == "failed"
+    assert started.input_path in finished.errors[0]
+    assert await emulator_batches(emulator) == []

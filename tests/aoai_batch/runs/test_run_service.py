@@ -30,7 +30,13 @@ async def test_a_run_goes_through_its_shards_and_merges_in_input_order(
     assert finished.request_counts.completed == 25
     assert finished.progress_percent == 100.0
     assert len(await emulator_batches(emulator)) == len(finished.shards)
-    summary = await runs.fetch_run_results(finished.id, output_dir=tmp_path / "out")
+    told: list[tuple[float, float | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        told.append((done, total))
+
+    summary = await runs.fetch_run_results(finished.id, output_dir=tmp_path / "out", progress=progress)
+    assert told == [(0, 3), (3, 3)]
     rows = result_rows(summary.results_path)
     assert [row["custom_id"] for row in rows] == [f"task-{n}" for n in range(25)]
     assert {row["status"] for row in rows} == {"succeeded"}
