@@ -59,10 +59,7 @@ class RunsWatcher:
     async def step_once(self) -> list[Run]:
         """One step of every active run; notifies about those that changed and returns them."""
         runs = await self._services.runs()
-        if not await runs.active_runs():
-            return []
-        changed = [run for run in await runs.advance_all() if await self.observed(run)]
-        return changed
+        return [run for run in await runs.advance_all() if await self.observed(run)]
 
     async def started(self, run: Run) -> None:
         """A tool started a run: the run list changed."""
