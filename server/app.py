@@ -13,6 +13,7 @@ from aoai_batch.settings import Settings
 from prompts import register_prompts
 from server.oauth import ServerAuth
 from server.resources import register_resources
+from server.runs_watcher import RunsWatcher
 from server.service_handle import ServiceHandle
 from server.state import AppState
 from server.subscriptions import Subscriptions
@@ -32,7 +33,9 @@ FIRST_POLL_DELAY = 3.0
 
 # The workflow in five lines: what a model reads first (the initialize result's `instructions`).
 FLOW = (
-    "Run Azure OpenAI Global Batch jobs (half the price of real-time calls; Azure aims to finish within 24 h):",
+    "Run Azure OpenAI Global Batch jobs (half the price of real-time calls; Azure aims to finish within 24 h). "
+    "A job larger than one file (over 100,000 requests or 200 MB), or one to spread over deployments: "
+    "start_run -> get_run -> fetch_run_results instead of steps 1-4.",
     "1. build_batch_file from prompts, requests or a CSV (validate_batch_file for an existing JSONL); "
     "estimated_cost says what it will cost at most.",
     "2. upload_file each file, then create_batch (max_cost refuses a job that would cost more).",
@@ -77,14 +80,16 @@ def build_server(
         workspace.ensure()
         services = ServiceHandle(settings, transport)
         watcher = Watcher(services, subscriptions, interval=settings.poll_seconds, first_delay=delay)
+        run_watcher = RunsWatcher(services, subscriptions, interval=settings.poll_seconds, first_delay=delay)
         async with anyio.create_task_group() as tg:
             services.start(tg)
             try:
-                # The watcher stops (and its last poll ends) before the service closes under it.
+                # The watchers stop (and their last polls end) before the service closes under them.
                 async with anyio.create_task_group() as watching:
                     watching.start_soon(watcher.run)
+                    watching.start_soon(run_watcher.run)
                     try:
-                        yield AppState(settings, services, workspace, watcher, subscriptions)
+                        yield AppState(settings, services, workspace, watcher, subscriptions, run_watcher)
                     finally:
                         watching.cancel_scope.cancel()
             finally:

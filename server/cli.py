@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("server.cli_jobs", "list batches"),
     "cancel": ("server.cli_jobs", "cancel a running batch"),
     "results": ("server.cli_results", "download a finished batch's results joined to its inputs"),
+    "run": ("server.cli_runs", "runs: one job of any size split into batches (run start|status|list|cancel|results)"),
+    "worker": ("server.cli_runs", "advance every active run in the foreground until none is left"),
     "config": ("server.cli_config", "show the resolved settings and where state and files are (no secrets)"),
 }
 

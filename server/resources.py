@@ -1,4 +1,4 @@
-"""The `batch://` resources (SPEC §4) and `completion/complete` for batch ids.
+"""The `batch://` resources (SPEC §4, and the runs' of §9) and `completion/complete` for batch and run ids.
 
 Static resources and the completion handler get no `Context` from the SDK, so a middleware puts the lifespan
 state in a context variable for the duration of each request; every handler here reads it from there.
@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from aoai_batch.errors import ERROR_KEY, BatchToolError, NotFound
 from aoai_batch.models import Batch
+from aoai_batch.runs.models import Run
 from aoai_batch.settings import config_view
 from server.state import AppState
 from tools.deps import advice
@@ -37,9 +38,11 @@ logger = logging.getLogger(__name__)
 
 MAX_RESOURCE_CHARS = 20_000
 MAX_COMPLETIONS = 100
+RUNS_LISTED = 50  # a run's line is about 400 characters: 50 stay well inside MAX_RESOURCE_CHARS
 JSON = "application/json"
 BATCH_ID_TEMPLATES = frozenset({"batch://jobs/{batch_id}", "batch://jobs/{batch_id}/results"})
 BATCH_ID_PROMPTS = frozenset({"troubleshoot_batch", "summarize_results"})
+RUN_ID_TEMPLATES = frozenset({"batch://runs/{run_id}", "batch://runs/{run_id}/results"})
 
 _state: ContextVar[AppState] = ContextVar("aoai_batch_state")
 
@@ -148,6 +151,64 @@ async def file_resource(file_id: str) -> str:
     return _json(info)
 
 
+class RunLine(BaseModel):
+    """A run in the `batch://runs` list: enough to pick one."""
+
+    id: str
+    name: str | None
+    status: str
+    terminal: bool
+    created_at: str
+    requests: int
+    request_counts: dict[str, int]
+    progress_percent: float
+    shard_counts: dict[str, int]
+    waiting_for: str | None
+    results_path: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunLine:
+        return cls(
+            id=run.id,
+            name=run.name,
+            status=run.status,
+            terminal=run.terminal,
+            created_at=run.created_at.isoformat(),
+            requests=run.requests,
+            request_counts=run.request_counts.model_dump(),
+            progress_percent=run.progress_percent,
+            shard_counts=run.shard_counts,
+            waiting_for=run.waiting_for,
+            results_path=run.results_path,
+        )
+
+
+async def runs_resource() -> str:
+    with resource_errors("batch://runs"):
+        runs = await current_state().runs.get()
+        page = await runs.list_runs(limit=RUNS_LISTED)
+    lines = [RunLine.of(run).model_dump(mode="json") for run in page.runs]
+    note = "Only the newest runs are listed; call list_runs to page." if page.has_more else None
+    return _json({"shown": len(lines), "runs": lines, "note": note})
+
+
+async def run_resource(run_id: str) -> str:
+    state = current_state()
+    with resource_errors(f"batch://runs/{run_id}"):
+        run = await (await state.runs.get()).get_run(run_id)
+    await state.run_watcher.observed(run)
+    return _json(run)
+
+
+async def run_results_resource(run_id: str) -> str:
+    uri = f"batch://runs/{run_id}/results"
+    with resource_errors(uri):
+        summary = await (await current_state().runs.get()).results_summary(run_id)
+        if summary is None:
+            raise NotFound(f"No results fetched for {run_id} yet; call fetch_run_results first.")
+    return _json(summary)
+
+
 async def config_resource() -> str:
     return _json(config_view(current_state().settings))
 
@@ -155,18 +216,26 @@ async def config_resource() -> str:
 async def complete(
     ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: CompletionContext | None
 ) -> Completion:
-    """Offer known batch ids for `batch_id` in the job templates and the prompts that take one."""
-    wants_ids = argument.name == "batch_id" and (
+    """Offer known batch ids for `batch_id` in the job templates and the prompts that take one; run ids for
+    `run_id` in the run templates."""
+    wants_batch_ids = argument.name == "batch_id" and (
         (isinstance(ref, ResourceTemplateReference) and ref.uri in BATCH_ID_TEMPLATES)
         or (isinstance(ref, PromptReference) and ref.name in BATCH_ID_PROMPTS)
     )
-    if not wants_ids:
+    wants_run_ids = (
+        argument.name == "run_id" and isinstance(ref, ResourceTemplateReference) and ref.uri in RUN_ID_TEMPLATES
+    )
+    if not (wants_batch_ids or wants_run_ids):
         return Completion(values=[])
     try:
-        jobs = await (await current_state().services.get()).registry_jobs()
+        if wants_run_ids:
+            page = await (await current_state().runs.get()).list_runs(limit=MAX_COMPLETIONS)
+            known = [run.id for run in page.runs]
+        else:
+            known = [job.id for job in await (await current_state().services.get()).registry_jobs()]
     except BatchToolError:  # completion is a convenience: offer nothing rather than fail the request
         return Completion(values=[])
-    ids = [job.id for job in jobs if job.id.startswith(argument.value)]
+    ids = [known_id for known_id in known if known_id.startswith(argument.value)]
     return Completion(values=ids[:MAX_COMPLETIONS], total=len(ids), has_more=len(ids) > MAX_COMPLETIONS)
 
 
@@ -200,6 +269,27 @@ def register_resources(server: MCPServer[Any]) -> None:
         mime_type=JSON,
         description="One uploaded file's metadata.",
     )(file_resource)
+    server.resource(
+        "batch://runs",
+        name="runs",
+        title="Runs",
+        mime_type=JSON,
+        description="The runs (jobs of any size, split into batches) this server knows, newest first.",
+    )(runs_resource)
+    server.resource(
+        "batch://runs/{run_id}",
+        name="run",
+        title="Run",
+        mime_type=JSON,
+        description="One run's state: counts, shards, enqueued tokens, what it waits for. Subscribe for updates.",
+    )(run_resource)
+    server.resource(
+        "batch://runs/{run_id}/results",
+        name="run_results",
+        title="Run results summary",
+        mime_type=JSON,
+        description="The merged results summary of a run, once fetch_run_results has run.",
+    )(run_results_resource)
     server.resource(
         "batch://config",
         name="config",

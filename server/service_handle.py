@@ -4,7 +4,8 @@ Opening the service imports `openai` (~1 s) and, with no endpoint, starts the em
 client spawns this server on every launch and waits for `initialize` + `tools/list`, so neither may happen
 before those are answered: the service opens when a tool, resource or the watcher first asks for it.
 It opens and closes inside one dedicated task because it holds task groups (the emulator's workers),
-which must be entered and exited by the same task.
+which must be entered and exited by the same task. The run service (SPEC §9) opens beside it, in the
+same task, on the same registry.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aoai_batch.settings import Settings
 if TYPE_CHECKING:
     import httpx2
 
+    from aoai_batch.runs.service import RunService
     from aoai_batch.service import BatchService
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class ServiceHandle:
         self._settings = settings
         self._transport = transport
         self._service: BatchService | None = None
+        self._runs: RunService | None = None
         self._error: BatchToolError | None = None
         self._wanted = anyio.Event()
         self._ready = anyio.Event()
@@ -58,6 +61,13 @@ class ServiceHandle:
                 raise self._error or ConnectionFailed("The batch service is shutting down; start the server again.")
             return self._service
 
+    async def runs(self) -> RunService:
+        """The open run service (opened with the batch service); raises what stopped them from opening."""
+        await self.get()
+        if self._runs is None:
+            raise ConnectionFailed("The batch service is shutting down; start the server again.")
+        return self._runs
+
     def _failed(self, error: BatchToolError) -> None:
         self._error = error
         self._wanted = anyio.Event()  # the next get() tries again
@@ -68,6 +78,7 @@ class ServiceHandle:
             return  # never used: nothing to open, nothing to import
         # Imported on first use, not at the top: with the client and the validator it costs tens of
         # milliseconds that start-up (bench/startup.py) does not need; opening the service imports `openai`.
+        from aoai_batch.runs.service import RunService
         from aoai_batch.service import BatchService
 
         while not self._closing.is_set():
@@ -75,8 +86,11 @@ class ServiceHandle:
             if self._closing.is_set():
                 break
             try:
-                async with BatchService.open(self._settings, transport=self._transport) as service:
-                    self._service = service
+                async with (
+                    BatchService.open(self._settings, transport=self._transport) as service,
+                    RunService.open(self._settings, service) as runs,
+                ):
+                    self._service, self._runs = service, runs
                     self._ready.set()
                     await self._closing.wait()
             except BatchToolError as exc:
@@ -85,5 +99,5 @@ class ServiceHandle:
                 logger.exception("the batch service could not start")
                 self._failed(ServiceUnavailable(f"The batch service could not start ({exc}); see the server log."))
             finally:
-                self._service = None
+                self._service = self._runs = None
                 self._ready.set()

@@ -43,10 +43,12 @@ from aoai_batch.errors import (
 )
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.models import Batch, ProgressFn
+from aoai_batch.runs.models import Run, RunResultsSummary
 from aoai_batch.settings import Settings
 from tools.workspace import Workspace, path_from_uri
 
 if TYPE_CHECKING:  # the service module imports `openai`; start-up time keeps it out of this import path
+    from aoai_batch.runs.service import RunService
     from aoai_batch.service import BatchService
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,16 @@ ROOTS_TIMEOUT_SECONDS = 5.0
 
 class Services(Protocol):
     async def get(self) -> BatchService: ...
+
+
+class Runs(Protocol):
+    async def get(self) -> RunService: ...
+
+
+class RunEvents(Protocol):
+    async def started(self, run: Run) -> None: ...
+    async def observed(self, run: Run) -> bool: ...
+    async def results_fetched(self, summary: RunResultsSummary) -> None: ...
 
 
 class WatcherEvents(Protocol):
@@ -75,6 +87,10 @@ class ToolDeps(Protocol):
     def workspace(self) -> Workspace: ...
     @property
     def watcher(self) -> WatcherEvents: ...
+    @property
+    def runs(self) -> Runs: ...
+    @property
+    def run_watcher(self) -> RunEvents: ...
 
 
 def deps(ctx: Context[Any, Any]) -> ToolDeps:

@@ -28,6 +28,11 @@ TOOL_GLYPHS: dict[str, str] = {
     "list_batches": "M3 4h10M3 8h10M3 12h10",  # a list
     "cancel_batch": "M4 4l8 8M12 4l-8 8",  # a cross
     "fetch_results": "M8 3v9M4.5 8.5 8 12l3.5-3.5M3 14h10",  # an arrow down to a line
+    "start_run": "M2 3v10l5-5zM9 3v10l5-5z",  # fast-forward: many batches
+    "get_run": "M2 13h12M4 13V9M8 13V5M12 13V7",  # bars: shards in progress
+    "list_runs": "M2 4h2M6 4h8M2 8h2M6 8h8M2 12h2M6 12h8",  # a bulleted list
+    "cancel_run": "M8 2a6 6 0 1 0 .01 0M5 5l6 6",  # a circle struck through
+    "fetch_run_results": "M3 3h10M3 6h10M8 8v6M5.5 11.5 8 14l2.5-2.5",  # rows, an arrow down
 }
 
 

@@ -209,7 +209,8 @@ class BatchClient:
                 progress,
             )
         finally:
-            await anyio.to_thread.run_sync(handle.close)
+            with anyio.CancelScope(shield=True):  # closed even when the upload was cancelled (a server stopping)
+                await anyio.to_thread.run_sync(handle.close)
         info = to_file(data, self.backend)
         await report(progress, size, size, f"Uploaded {path.name} as {info.id}")
         return await self.wait_for_file(info, progress) if wait else info

@@ -37,6 +37,15 @@ async def test_plan_batch_job_carries_the_goal_and_the_data(app: MCPServer[AppSt
         assert tool in text
 
 
+async def test_plan_batch_job_proposes_a_run_for_data_larger_than_one_file(app: MCPServer[AppState]) -> None:
+    async with Client(app, mode="legacy") as client:
+        result = await client.get_prompt("plan_batch_job", {"goal": "tag a million rows", "data": "rows.csv"})
+    text = text_of(result)
+    assert "larger than one file" in text
+    for tool in ("start_run", "get_run", "fetch_run_results"):
+        assert tool in text
+
+
 async def test_troubleshoot_batch_explains_the_error_codes_of_a_failed_batch(
     app: MCPServer[AppState], workspace: Path, fake_clock: FakeClock
 ) -> None:

@@ -24,8 +24,14 @@ TOOLS = {
     "list_batches": {"limit", "after", "status"},
     "cancel_batch": {"batch_id"},
     "fetch_results": {"batch_id", "output_dir", "format", "preview"},
+    "start_run": {"deployments", "prompts", "requests", "source_path", "template", "system_prompt", "id_field",
+                  "image_field", "endpoint", "body", "name", "retries", "idempotency_key"},
+    "get_run": {"run_id", "wait_seconds"},
+    "list_runs": {"limit", "after"},
+    "cancel_run": {"run_id"},
+    "fetch_run_results": {"run_id", "output_dir", "format", "preview", "overwrite"},
 }  # fmt: skip
-READ_ONLY = {"get_batch", "list_batches", "list_files", "validate_batch_file"}
+READ_ONLY = {"get_batch", "list_batches", "list_files", "validate_batch_file", "get_run", "list_runs"}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -61,6 +67,10 @@ async def test_annotations_tell_the_truth(app: MCPServer[AppState]) -> None:
     assert tools["create_batch"].idempotent_hint is False
     assert tools["validate_batch_file"] is not None
     assert tools["validate_batch_file"].open_world_hint is False
+    assert tools["cancel_run"] is not None
+    assert tools["cancel_run"].destructive_hint is True
+    assert tools["start_run"] is not None
+    assert (tools["start_run"].idempotent_hint, tools["start_run"].destructive_hint) == (False, False)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -83,8 +93,19 @@ async def test_resources_templates_and_prompts_are_listed(app: MCPServer[AppStat
         resources = {str(r.uri) for r in (await client.list_resources()).resources}
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
         prompts = {p.name for p in (await client.list_prompts()).prompts}
-    assert resources == {"batch://jobs", "batch://config", VIEW_URI}  # the view's page too, so hosts can preload it
-    assert templates == {"batch://jobs/{batch_id}", "batch://jobs/{batch_id}/results", "batch://files/{file_id}"}
+    assert resources == {
+        "batch://jobs",
+        "batch://runs",
+        "batch://config",
+        VIEW_URI,
+    }  # the view's page: hosts preload it
+    assert templates == {
+        "batch://jobs/{batch_id}",
+        "batch://jobs/{batch_id}/results",
+        "batch://files/{file_id}",
+        "batch://runs/{run_id}",
+        "batch://runs/{run_id}/results",
+    }
     assert prompts == {"plan_batch_job", "troubleshoot_batch", "summarize_results"}
 
 

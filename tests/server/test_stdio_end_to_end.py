@@ -98,3 +98,25 @@ async def test_cancel_and_paging_over_stdio(tmp_path: Path) -> None:
     assert page["has_more"] is True
     assert [b["id"] for b in page["batches"] + rest["batches"]] == [second["id"], first["id"]]
     assert error_details(again) == {"kind": "rejected", "code": "batch_not_cancellable"}  # _meta crosses stdio
+
+
+@pytest.mark.slow
+async def test_a_run_over_stdio_is_advanced_by_the_server_and_merged(tmp_path: Path) -> None:
+    inbox = Inbox()
+    parameters = server_parameters(tmp_path)
+    parameters.env = {**(parameters.env or {}), "AOAI_BATCH_MAX_REQUESTS": "4"}
+    prompts = [f"Question {n}?" for n in range(10)]
+    async with Client(parameters, mode="legacy", message_handler=inbox) as client:
+        with anyio.fail_after(FLOW_SECONDS):
+            run = await call(client, "start_run", deployments=["gpt-4o-mini", "gpt-4o"], prompts=prompts)
+            uri = f"batch://runs/{run['id']}"
+            with pytest.warns(MCPDeprecationWarning):
+                await client.subscribe_resource(uri)
+            await inbox.wait_for(ResourceUpdatedNotification, uri=uri)
+            while not (done := await call(client, "get_run", run_id=run["id"], wait_seconds=5))["terminal"]:
+                pass
+            fetched = await call(client, "fetch_run_results", run_id=run["id"], preview=1)
+    assert sum(run["shard_counts"].values()) == 3
+    assert done["status"] == "completed"
+    assert fetched["counts"] == {"succeeded": 10, "failed": 0, "missing": 0}
+    assert line_count(Path(fetched["results_path"])) == 10
