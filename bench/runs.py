@@ -105,6 +105,7 @@ async def run_phase(work: Path, requests: int, limit: int) -> dict[str, Any]:
             run = await runs.start_run(
                 deployments=DEPLOYMENTS, source_path=work / "rows.csv", template=TEMPLATE, id_field="id"
             )
+            started = time.perf_counter() - start
             most_queued = most_in_flight = steps = 0
             while not run.terminal and steps < MAX_STEPS:
                 run = await runs.advance(run.id)
@@ -115,6 +116,7 @@ async def run_phase(work: Path, requests: int, limit: int) -> dict[str, Any]:
                     most_queued = max(most_queued, counts.get("queued", 0))
                 clock.advance(STEP_SECONDS)
                 steps += 1
+            advanced = time.perf_counter() - start
             summary = await runs.fetch_run_results(run.id, output_dir=work / "run-results", preview=0)
             wall = time.perf_counter() - start
     rss = peak_rss_mb()
@@ -131,6 +133,8 @@ async def run_phase(work: Path, requests: int, limit: int) -> dict[str, Any]:
     return {
         "status": run.status,
         "wall": wall,
+        "start": started,
+        "merge": wall - advanced,
         "rss_mb": rss,
         "shards": shards,
         "input_shards": len(ranges),
@@ -323,9 +327,13 @@ def main() -> None:
         f"{run['most_in_flight']} in flight and {run['most_queued']} queued behind them; {run['steps']} steps"
     )
     print(f"  every row back once, in order, with its source columns: {run['rows_checked']:,} rows checked")
-    print(f"  wall time, start_run to merged results: {run['wall']:.1f} s")
+    print(
+        f"  wall time, start_run to merged results: {run['wall']:.1f} s (start_run {run['start']:.1f} s, "
+        f"fetch_run_results {run['merge']:.1f} s)"
+    )
     print(f"  peak RSS of the run's process: {run['rss_mb']:.0f} MB (target <= 300 MB)")
     print(f"the same shards one by one (build, upload, create, results): {one['sum']:.1f} s")
+    print(f"  peak RSS of that process: {one['rss_mb']:.0f} MB")
     print(f"  ratio run / one by one: {run['wall'] / one['sum']:.2f} (target <= 1.2)")
     print("throughput of the pure parts, as ratios to a bare read-and-parse of the same files:")
     print(f"  prepare_run_input / csv.DictReader over the rows: {parts['prepare'] / parts['bare_csv']:.2f}")
