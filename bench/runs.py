@@ -2,15 +2,15 @@
 
 1. The run (a fresh child process): `start_run` on a CSV of `--requests` rows over two emulator deployments
    whose enqueued-token limits (`--limit` each, in the emulator and in AOAI_BATCH_ENQUEUED_TOKENS) force at
-   least 10 shards and queueing, advanced step by step until it ends, then `fetch_run_results`. The
-   in-process emulator's clock is moved by hand between steps, so only the work is measured (the emulator's
-   own work included: it answers every request). Printed: the wall time from start_run to the merged
-   results, the process's peak RSS (target <= 300 MB), the shards and how many waited for quota; then every
-   row of the results is checked: each input row comes back once, in order.
+   least 10 shards and queueing, advanced step by step until it ends, then `fetch_run_results`. The emulator
+   is `aoai-batch-mcp emulator` in a process of its own (as Azure is a service of its own; its time scale so
+   high that a batch takes only the emulator's work), reached over loopback HTTP. Printed: the wall time from
+   start_run to the merged results, the run's process's peak RSS (target <= 300 MB), the shards and how many
+   waited for quota; then every row of the results is checked: each input row comes back once, in order.
 2. The same shards one by one (a fresh child process): for each shard's rows, `build` (build_batch_file
    from that slice of the CSV, written beforehand), `upload`, `create`, polling until done, and `results`
-   (fetch_results), one after another on a fresh emulator. Printed: the sum of their times, and the ratio
-   run / sum (target <= 1.2: the scheduler adds little).
+   (fetch_results), one after another, on a fresh emulator process of the same settings. Printed: the sum
+   of their times, and the ratio run / sum (target <= 1.2: the scheduler adds little).
 3. Throughput of the run's pure parts against a bare read-and-parse loop of the same files (a fresh child):
    prepare_run_input vs reading the CSV with csv.DictReader; plan_shards vs orjson.loads over input.jsonl;
    merge_run_results vs orjson.loads over the input and every shard's results.
@@ -21,32 +21,33 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import json
+import os
+import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import orjson
 
 from aoai_batch.builder import build_batch_file
-from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.runs.merge import ShardResults, merge_run_results
 from aoai_batch.runs.plan import plan_shards, prepare_run_input
 from aoai_batch.runs.service import RunService
 from aoai_batch.service import BatchService
-from aoai_batch.settings import EmulatorSettings, Settings
+from aoai_batch.settings import Settings
 
 DEPLOYMENTS = ["gpt-4o-mini", "gpt-4o"]
 TEMPLATE = "Answer in one line: {text}"
-STEP_SECONDS = 3600.0  # emulated seconds between two steps of the run (and two polls of the baseline)
 MAX_STEPS = 10_000
 
 
@@ -62,25 +63,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class ClockedSleep:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-
-    async def __call__(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-        await anyio.lowlevel.checkpoint()
+TIME_SCALE = 1_000_000  # emulated seconds per real second: validation and the per-request pace take no time
+STEP_PAUSE = 0.2  # real seconds between two steps of the run (the scheduler polls a batch at most once a second)
+KEY = "bench"
 
 
-def emulator_settings(home: Path, limit: int) -> EmulatorSettings:
-    return EmulatorSettings(home=home, time_scale=1.0, key="bench", enqueued_tokens=dict.fromkeys(DEPLOYMENTS, limit))
+@contextlib.contextmanager
+def emulator_process(home: Path, limit: int) -> Iterator[str]:
+    """`aoai-batch-mcp emulator` with both deployments' enqueued-token limits, in a process of its own; its URL."""
+    limits = ",".join(f"{name}={limit}" for name in DEPLOYMENTS)
+    command = [sys.executable, "-m", "server", "emulator", "--port", "0", "--home", str(home)]
+    command += ["--time-scale", str(TIME_SCALE), "--enqueued-tokens", limits]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "AOAI_EMULATOR_KEY": KEY})
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+", first)
+        if match is None:
+            raise SystemExit(f"the emulator did not start: {first!r}")
+        yield match.group(0)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
-def settings_for(home: Path, work: Path, emulator: Emulator, limit: int) -> Settings:
+def settings_for(home: Path, work: Path, url: str, limit: int) -> Settings:
     return Settings.model_validate(
         {
             "home": home,
             "provider": "emulator",
-            "api_key": emulator.key,
+            "endpoint": url,
+            "api_key": KEY,
             "workspace": str(work),
             "enqueued_tokens": dict.fromkeys(DEPLOYMENTS, limit),
         }
@@ -91,16 +104,9 @@ def settings_for(home: Path, work: Path, emulator: Emulator, limit: int) -> Sett
 
 
 async def run_phase(work: Path, requests: int, limit: int) -> dict[str, Any]:
-    clock = FakeClock()
-    sleep = ClockedSleep(clock)
-    async with Emulator(emulator_settings(work / "emulator-run", limit), clock=clock) as emulator:
-        settings = settings_for(work / "home-run", work, emulator, limit)
-        async with (
-            BatchService.open(
-                settings, transport=emulator.transport(), sleep=sleep, clock=clock.now, now=clock.now
-            ) as main,
-            RunService.open(settings, main, now=clock.now, sleep=sleep) as runs,
-        ):
+    with emulator_process(work / "emulator-run", limit) as url:
+        settings = settings_for(work / "home-run", work, url, limit)
+        async with BatchService.open(settings) as main, RunService.open(settings, main) as runs:
             start = time.perf_counter()
             run = await runs.start_run(
                 deployments=DEPLOYMENTS, source_path=work / "rows.csv", template=TEMPLATE, id_field="id"
@@ -114,7 +120,7 @@ async def run_phase(work: Path, requests: int, limit: int) -> dict[str, Any]:
                 most_in_flight = max(most_in_flight, in_flight)
                 if in_flight:
                     most_queued = max(most_queued, counts.get("queued", 0))
-                clock.advance(STEP_SECONDS)
+                await anyio.sleep(STEP_PAUSE)
                 steps += 1
             advanced = time.perf_counter() - start
             summary = await runs.fetch_run_results(run.id, output_dir=work / "run-results", preview=0)
@@ -185,14 +191,10 @@ def write_slices(work: Path, ranges: list[tuple[int, int]]) -> list[Path]:
 
 async def one_by_one_phase(work: Path, limit: int, ranges: list[tuple[int, int]]) -> dict[str, Any]:
     slices = write_slices(work, ranges)
-    clock = FakeClock()
-    sleep = ClockedSleep(clock)
     total = 0.0
-    async with Emulator(emulator_settings(work / "emulator-one", limit), clock=clock) as emulator:
-        settings = settings_for(work / "home-one", work, emulator, limit)
-        async with BatchService.open(
-            settings, transport=emulator.transport(), sleep=sleep, clock=clock.now, now=clock.now
-        ) as service:
+    with emulator_process(work / "emulator-one", limit) as url:
+        settings = settings_for(work / "home-one", work, url, limit)
+        async with BatchService.open(settings) as service:
             for n, source in enumerate(slices):
                 start = time.perf_counter()
                 built = await anyio.to_thread.run_sync(
@@ -210,9 +212,8 @@ async def one_by_one_phase(work: Path, limit: int, ranges: list[tuple[int, int]]
                 )
                 uploaded = await service.upload_file(Path(built.files[0].path))
                 batch = await service.create_batch(uploaded.file.id)
-                while not batch.terminal:
-                    clock.advance(STEP_SECONDS)
-                    batch = await service.get_batch(batch.id)
+                while not batch.terminal:  # polled at the service's pace (settings.poll_seconds), as a run is
+                    batch = await service.get_batch(batch.id, wait_seconds=50)
                 await service.fetch_results(batch.id, output_dir=work / "one-results", preview=0, overwrite=True)
                 total += time.perf_counter() - start
                 if batch.status != "completed":
