@@ -344,7 +344,7 @@ def write_shard(input_path: Path, shard: ShardRange, dest: Path, *, deployment: 
             left -= len(chunk)
             lines = (carry + chunk).split(b"\n")
             carry = lines.pop()
-            block = b"\n".join(map(rewrite, lines)) + b"\n"
+            block = _rewrite_block(lines, new_model) or b"\n".join(map(rewrite, lines)) + b"\n"
             out.write(block)
             written += len(block)
         if carry:
@@ -352,6 +352,31 @@ def write_shard(input_path: Path, shard: ShardRange, dest: Path, *, deployment: 
             out.write(block)
             written += len(block)
     return written
+
+
+MODEL_KEY = b'"model":'
+BODY_HEAD = b'"body":{"model":'
+
+
+def _rewrite_block(lines: list[bytes], new_model: bytes) -> bytes | None:
+    """The block's lines rewritten in one replace, when every line is as the line rewriter's short path takes
+    it (one `"model":`, right after `"body":{`) and all name the same model; None otherwise.
+
+    Every line has exactly one `"model":`, and the block as many `"body":{"model":<old>` as lines: so each
+    line has exactly one, and it is that line's `"model":`, the one the per-line path would rewrite.
+    """
+    if not lines or not all(line.count(MODEL_KEY) == 1 for line in lines):
+        return None
+    first = lines[0]
+    start = first.find(BODY_HEAD) + len(BODY_HEAD)
+    end = first.find(b'"', start + 1)
+    if start < len(BODY_HEAD) or first[start : start + 1] != b'"' or end < 0 or b"\\" in first[start:end]:
+        return None
+    old = BODY_HEAD + first[start : end + 1]
+    block = b"\n".join(lines)
+    if block.count(old) != len(lines):
+        return None
+    return block.replace(old, BODY_HEAD + new_model) + b"\n"
 
 
 def line_rewriter(new_model: bytes) -> Callable[[bytes], bytes]:

@@ -303,3 +303,18 @@ def test_a_shard_past_the_end_of_a_changed_input_is_refused(tmp_path: Path) -> N
     with pytest.raises(InvalidInput, match="shorter than its plan"):
         write_shard(path, shard, tmp_path / "out.jsonl", deployment="d")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_block_rewritten_at_once_is_what_the_line_by_line_rewrite_gives(tmp_path: Path) -> None:
+    prepared = prepare_run_input(
+        tmp_path / "run", deployment="first", prompts=[f'p{n} "model":"first"' for n in range(50)], body={"n": 1}
+    )
+    [shard] = plan_shards(prepared.input_path, max_requests=100, max_bytes=10**6, max_tokens=None)
+    write_shard(prepared.input_path, shard, tmp_path / "fast.jsonl", deployment="second")
+
+    rewrite = line_rewriter(orjson.dumps("second"))
+    expected = b"".join(rewrite(line) + b"\n" for line in prepared.input_path.read_bytes().splitlines())
+    assert (tmp_path / "fast.jsonl").read_bytes() == expected
+    mixed = write_lines(tmp_path / "mixed.jsonl", request_line("a", model="m1"), request_line("b", model="m2"))
+    write_shard(mixed, ShardRange(0, 2, 0, mixed.stat().st_size, 0), tmp_path / "m.jsonl", deployment="z")
+    assert [line["body"]["model"] for line in lines_of(tmp_path / "m.jsonl")] == ["z", "z"]
