@@ -7,21 +7,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from playwright.async_api import ConsoleMessage, FrameLocator, Page, expect
 
-from aoai_batch.emulator import FakeClock
+from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.models import RequestCounts, ResultCounts, Usage
 from aoai_batch.runs.models import DeploymentLoad, Run, RunResultsSummary, ShardView
+from server.app import build_server
 from server.state import AppState
 from tests.support.apps import APPS_HOST, HostBridge
 from tests.support.batch_files import write_workspace_batch
 from tests.support.browser import artifacts_dir, browser_page, chromium_or_skip
-from tests.support.clock import PER_REQUEST, VALIDATION
+from tests.support.clock import HOURS, PER_REQUEST, VALIDATION
 from tests.support.http_server import served_here
-from tests.support.mcp import WAIT, start_batch, structured
+from tests.support.mcp import WAIT, make_settings, start_batch, structured
+from tests.support.runs import SHARD_REQUESTS
 from tools.view import PAGE_ROWS, VIEW_URI
 
 pytestmark = pytest.mark.slow
@@ -103,6 +106,53 @@ async def test_the_view_follows_a_batch_on_the_emulator_and_cancels_and_fetches_
             assert teardown["result"] == {}
     assert bridge.calls.count("cancel_batch") == 1
     assert "fetch_results" in bridge.calls
+    assert problems == []
+
+
+async def test_the_view_follows_a_run_through_view_job_and_fetches_its_merged_rows(
+    emulator: Emulator, fake_clock: FakeClock, chromium: Path, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, max_requests=SHARD_REQUESTS)  # a few requests make three shards
+    settings.workspace_dirs[0].mkdir(parents=True)
+    app = build_server(settings, transport=emulator.transport(), first_poll_delay=0)
+    prompts = [f"Question {n}?" for n in range(REQUESTS)]
+    problems: list[str] = []
+    async with Client(app, mode="legacy", extensions=[APPS_HOST]) as client:
+        started = structured(
+            await client.call_tool("start_run", {"deployments": ["gpt-4o-mini"], "prompts": prompts, "name": "faq"})
+        )
+        run_id = started["id"]
+        bridge = HostBridge(client, VIEW_URI)
+        async with served_here(bridge.app) as url, browser_page(chromium) as page:
+            view = await open_view(page, url, problems)
+            await show_tool(page, "get_run", {"run_id": run_id})
+
+            await expect(view.locator("#title")).to_have_text(f"Run faq · {run_id}", timeout=WAIT_MS)
+            await expect(view.locator("#status")).to_have_text("running")
+            await expect(view.locator("#run-section")).to_be_visible()
+            await expect(view.locator("#shards .cell")).not_to_have_count(0)
+            await expect(view.locator('[data-deployment="gpt-4o-mini"]')).to_contain_text("tokens in flight")
+
+            status = view.locator("#status")
+            with anyio.fail_after(WAIT):  # the runs watcher takes the run along as the hours pass
+                while await status.text_content() != "completed":
+                    fake_clock.advance(HOURS)
+                    await anyio.sleep(0.1)
+            assert "view_job" in bridge.calls  # the view refreshed itself through the app-only tool
+            assert bridge.calls.count("get_run") == 1  # the host's call that opened the view: refreshes are view_job's
+            await expect(view.locator('#shards [data-name="done"] b')).to_have_text("3")
+            await expect(view.locator("#progress-text")).to_contain_text(f"{REQUESTS} of {REQUESTS} requests")
+            await expect(view.locator("#cancel")).to_be_hidden()
+
+            await view.locator("#fetch").click()
+            rows = view.locator("#rows tr")
+            await expect(rows).to_have_count(PAGE_ROWS, timeout=WAIT_MS)  # the first page, through view_job
+            await expect(view.locator('#outcomes [data-name="succeeded"] b')).to_have_text(str(REQUESTS))
+            await expect(rows.nth(0)).to_contain_text("Echo: Question 0?")
+            await page.screenshot(path=artifacts_dir(tmp_path) / "view-run-live.png")
+            await view.locator("#more").click()
+            await expect(rows).to_have_count(REQUESTS, timeout=WAIT_MS)
+    assert bridge.calls.count("fetch_run_results") == 1
     assert problems == []
 
 
