@@ -3,8 +3,9 @@
 A host that speaks MCP Apps (`io.modelcontextprotocol/ui`) renders a linked tool's result in the view at
 `VIEW_URI`; every other client reads the tool's text and structured result, which are unchanged. The view
 then calls `view_job` every few seconds while the job (a batch or a run) runs, and for pages of result rows: the
-model never needs it (`visibility: ["app"]`), so it is not among `tools.all_tools()`. It reads the registry's
-state only: the watchers advance batches and runs, so a view open in many chats asks Azure nothing more.
+model never needs it (`visibility: ["app"]`), so it is not among `tools.all_tools()`. A batch is read at the
+registry's pace (asked again no faster than the poll interval), a run as the registry has it (the runs watcher
+steps it): a view left open never speeds a job's polling up.
 """
 
 from __future__ import annotations
