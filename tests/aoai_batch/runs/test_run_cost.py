@@ -50,6 +50,8 @@ async def test_a_run_gives_its_estimate_from_its_tokens_and_its_lines_max_tokens
     assert estimate.price_date == MINI.date
     assert estimate.input == pytest.approx(started.estimated_input_tokens * MINI.input / 1e6, abs=1e-6)
     assert estimate.output_upper_bound == pytest.approx(3 * 50 * MINI.output / 1e6, abs=1e-6)
+    assert estimate.input is not None
+    assert estimate.output_upper_bound is not None
     assert estimate.total_upper_bound == pytest.approx(estimate.input + estimate.output_upper_bound, abs=1e-6)
     assert estimate.reason is None
     assert (await runs.get_run(started.id)).estimated_cost == estimate  # kept with the run
