@@ -391,7 +391,7 @@ class RunService:
 
     # helpers
 
-    async def _cost(self, run_id: str) -> Cost | None:
+    async def _cost(self, run_id: str) -> Cost:
         """What the run cost: the sum of its collected shards' costs (each priced, when its results were
         fetched, from the usage its output lines report, cached tokens at their price)."""
         costs: list[Cost] = []
