@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -338,6 +338,18 @@ class Pricing:
         model, known_from, note = self.model_of(deployment)
         return estimate_cost(model, input_tokens, output_tokens_bound, book=self.book, model_from=known_from, note=note)
 
+    def estimate_run(
+        self, deployments: Sequence[str], input_tokens: int, output_tokens_bound: int | None
+    ) -> EstimatedCost:
+        """A run's estimate, at the price of its first deployment's model (the one it prefers); `reason` says so
+        when its deployments run different models."""
+        estimate = self.estimate(deployments[0] if deployments else None, input_tokens, output_tokens_bound)
+        models = {self.model_of(name)[0] for name in deployments}
+        if len(models) < 2:
+            return estimate
+        note = f"Priced as the first deployment's model; the run's deployments run {_listed(models)}."
+        return estimate.model_copy(update={"reason": _sentences(estimate.reason, note)})
+
     def priced_report(self, report: ValidationReport) -> ValidationReport:
         """The report with its `estimated_cost`."""
         estimate = self.estimate(report.deployment, report.estimated_input_tokens, report.max_output_tokens)
@@ -369,6 +381,43 @@ def pricing_for(settings: Settings) -> Pricing:
         deployments.update((name, (model, "emulator")) for name, model in emulated.items())
     deployments.update((name, (model, "setting")) for name, model in settings.deployment_models.items())
     return Pricing(load_price_book(settings.prices_path), deployments, names_are_models=settings.provider == "openai")
+
+
+def _listed(models: Iterable[str | None]) -> str:
+    return ", ".join(sorted(model or "an unknown model" for model in models))
+
+
+def sum_costs(costs: Iterable[Cost]) -> Cost:
+    """Several costs (one per batch of a run) as one: tokens and amounts added; the amounts are null, with the
+    first reason, when one part's are (or the parts are in different currencies)."""
+    parts = list(costs)
+    total = Cost(
+        models=sorted({model for part in parts for model in part.models}),
+        input_tokens=sum(part.input_tokens for part in parts),
+        cached_tokens=sum(part.cached_tokens for part in parts),
+        output_tokens=sum(part.output_tokens for part in parts),
+    )
+    unpriced = next((part for part in parts if part.total is None), None)
+    if unpriced is not None:
+        return total.model_copy(update={"reason": unpriced.reason or "A batch of the run has no cost."})
+    currencies = {part.currency for part in parts if part.currency is not None}
+    if len(currencies) > 1:
+        return total.model_copy(update={"reason": "The models' prices are in different currencies."})
+
+    def added(name: str) -> float:
+        return round(sum(getattr(part, name) or 0.0 for part in parts), CENT_DIGITS)
+
+    dates = [part.price_date for part in parts if part.price_date is not None]
+    return total.model_copy(
+        update={
+            "currency": currencies.pop() if currencies else None,
+            "input": added("input"),
+            "cached_input": added("cached_input"),
+            "output": added("output"),
+            "total": added("total"),
+            "price_date": min(dates, default=None),
+        }
+    )
 
 
 def sum_usage(parts: Iterable[Mapping[str | None, ModelUsage]]) -> dict[str | None, ModelUsage]:

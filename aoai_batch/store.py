@@ -126,6 +126,8 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # 3: a run's estimated cost at its start (EstimatedCost JSON; null for runs started before)
+    "ALTER TABLE runs ADD COLUMN estimated_cost TEXT;",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

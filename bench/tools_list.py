@@ -4,7 +4,7 @@ Lists the tools through an in-memory `Client`, prints the compact JSON size, the
 schemas, and the ratio to the same tools with the schemas the SDK would generate by itself (built in the
 same run from the same functions), and the share that is the tools' icons. Targets: the nine tools of SPEC §3
 <= 26.5 KB (20 KB before issue 14's cost fields, icons and view links); every tool together (the runs' five too)
-<= 3,200 bytes per tool on average (tests/tools/test_registry.py).
+<= 3,300 bytes per tool on average (tests/tools/test_registry.py).
 
     python bench/tools_list.py
 """
@@ -30,7 +30,7 @@ from tools import build, files, jobs, results, runs
 
 V1_TOOLS = (*build.TOOLS, *files.TOOLS, *jobs.TOOLS, *results.TOOLS)
 V1_TARGET_BYTES = 26_500
-AVERAGE_TARGET_BYTES = 3_200
+AVERAGE_TARGET_BYTES = 3_300
 
 
 def size(value: Any) -> int:

@@ -99,7 +99,10 @@ def _not_a_file_id(exc: NotAFileId) -> str:
 def _over_budget(exc: CostAboveLimit) -> str:
     if exc.estimate is None:
         return "Leave out --max-cost to start it anyway."
-    return "Raise --max-cost, or make the job smaller (fewer requests, a lower max_tokens) and upload it again."
+    return (
+        "Raise --max-cost, or make the job smaller (fewer requests, a lower max_tokens) "
+        "and upload it (or start the run) again."
+    )
 
 
 def _unreachable(exc: ConnectionFailed) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
+from aoai_batch.cost import describe_estimate
 from aoai_batch.errors import BatchToolError, NotFound, NotReady, with_advice
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary
@@ -29,7 +30,7 @@ from aoai_batch.settings import Settings
 from server.cli_args import FAILED, OK, OUTPUT_RULE, float_in, int_in
 from server.cli_errors import PROG, report_error
 from server.cli_files import _json_object, _read_requests
-from server.cli_results import plain
+from server.cli_results import describe_cost, plain
 from server.cli_support import INTERRUPTED, ExitCodeOf, ProgressBar, load_settings, progress_bar_for, progress_for
 
 RunAction = Callable[[RunService, argparse.Namespace], Awaitable[BaseModel]]
@@ -80,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="times a request that failed for a retryable cause is resubmitted",
     )
     start.add_argument("--idempotency-key", help="the same key never starts a second run")
+    start.add_argument(
+        "--max-cost",
+        type=float_in(0),
+        metavar="AMOUNT",
+        help="refuse to start when the run's estimated cost (in the price book's currency, USD) is above AMOUNT",
+    )
 
     status = _command(commands, "status", "Show a run's status.", _status, show_run, outcome=_status_outcome)
     status.add_argument("run_id", help="the run's id (from run start or run list)")
@@ -196,6 +203,7 @@ async def _start(runs: RunService, args: argparse.Namespace) -> BaseModel:
         retries=args.retries,
         idempotency_key=args.idempotency_key,
         resolve_image=lambda cell: images_from / cell,
+        max_cost=args.max_cost,
     )
 
 
@@ -303,6 +311,7 @@ def show_run(run: Run) -> str:
         ("shards", ", ".join(f"{n} {state}" for state, n in sorted(run.shard_counts.items())) or "-"),
         ("deployments", ", ".join(run.deployments)),
         ("tokens", f"~{run.estimated_input_tokens} input tokens (estimated)"),
+        *([("cost", describe_estimate(run.estimated_cost))] if run.estimated_cost else []),
         ("created", _when(run.created_at)),
         ("input", run.input_path),
     ]
@@ -354,6 +363,8 @@ def show_summary(summary: RunResultsSummary) -> str:
     for label, path in paths:
         if path:
             lines.append(f"{label:<10} {path}")
+    if summary.cost is not None:
+        lines.append(f"cost       {describe_cost(summary.cost)}")
     if summary.failures_by_code:
         lines.append("failures   " + ", ".join(f"{code} x{n}" for code, n in summary.failures_by_code.items()))
     for row in summary.preview:

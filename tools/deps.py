@@ -166,10 +166,10 @@ def _not_a_file_id(exc: NotAFileId) -> str:
 
 def _over_budget(exc: CostAboveLimit) -> str:
     if exc.estimate is None:
-        return "Call create_batch without max_cost to start it anyway."
+        return "Call create_batch (or start_run) without max_cost to start it anyway."
     return (
         "Raise max_cost, or make the job smaller (fewer requests, a lower max_tokens, a cheaper deployment) "
-        "and upload it again."
+        "and upload it (or start the run) again."
     )
 
 

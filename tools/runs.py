@@ -98,6 +98,7 @@ async def start_run(
     idempotency_key: Annotated[
         str | None, Field(description="Repeating a call with the same key returns the first run.")
     ] = None,
+    max_cost: Annotated[float | None, Field(ge=0, description="Refuse if the estimated cost is above.")] = None,
 ) -> Run:
     """Start a run: one job of any size, split into batches across deployments as their enqueued-token quota
     allows, retried and merged back in input order. Give prompts, requests or source_path. Checks the whole
@@ -130,6 +131,7 @@ async def start_run(
             retries=retries,
             idempotency_key=idempotency_key,
             resolve_image=resolve_image,
+            max_cost=max_cost,
         )
     await state.run_watcher.started(run)
     return fitted(run)

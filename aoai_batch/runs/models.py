@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from aoai_batch.models import Backend, BatchStatus, RequestCounts, ResultRow, ResultsTally
+from aoai_batch.models import Backend, BatchStatus, EstimatedCost, RequestCounts, ResultRow, ResultsTally
 
 RunStatus = Literal["running", "cancelling", "cancelled", "completed", "failed"]
 """`running` until every shard is terminal and its results are in; `completed` then (some requests may have
@@ -77,6 +77,9 @@ class Run(BaseModel):
     source_path: str | None = Field(None, description="The CSV/JSONL/JSON rows it was built from, if any.")
     requests: int
     estimated_input_tokens: int
+    estimated_cost: EstimatedCost | None = Field(
+        None, description="The whole run at its first deployment's model's price, made at the start."
+    )
     request_counts: RequestCounts = Field(
         default_factory=RequestCounts, description="Over every shard's latest attempt: total, completed, failed."
     )

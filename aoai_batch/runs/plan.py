@@ -33,7 +33,13 @@ from aoai_batch.jsonl import MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ValidationReport
 from aoai_batch.results.source_rows import SourceLink, save_link
 from aoai_batch.service_checks import invalid_file_error
-from aoai_batch.tokens import APPROX_CHARS_PER_TOKEN, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, request_text
+from aoai_batch.tokens import (
+    APPROX_CHARS_PER_TOKEN,
+    TOKENS_PER_MESSAGE,
+    TOKENS_PER_REPLY,
+    OutputBound,
+    request_text,
+)
 from aoai_batch.validation import Checker, Findings
 
 INPUT_NAME = "input.jsonl"
@@ -200,6 +206,7 @@ def _write_checked(
             raise InvalidInput("There is nothing to write: no requests were given.")
         findings = checker.findings(target, total, NO_LIMIT)
         findings.estimated_input_tokens, findings.tokens_exact = feed.tokens, False
+        findings.max_output_tokens = feed.output_bound.total  # what the run's estimate bounds the output by
         if not findings.ok:
             shown = "; ".join(f"line {issue.line}: {issue.message}" for issue in findings.issues[:SHOWN_ISSUES])
             raise InvalidInput(f"The requests would not make a valid batch file, so nothing was written: {shown}")
@@ -215,6 +222,7 @@ class _LineFeed:
         self.endpoint = endpoint
         self.count = 0
         self.tokens = 0
+        self.output_bound = OutputBound()
 
     def readline(self, size: int = -1) -> bytes:
         line = next(self.lines, None)
@@ -231,7 +239,11 @@ class _LineFeed:
         if len(data) > size > 0:
             raise InvalidInput(f"Request {self.count} is {len(data)} bytes, too long to be one request.")
         body = line.get("body")
-        self.tokens += line_tokens(self.endpoint, body) if type(body) is dict else 0
+        if type(body) is dict:
+            self.tokens += line_tokens(self.endpoint, body)
+            self.output_bound.add(body)
+        else:
+            self.output_bound.total = None
         self.write(data)
         return data
 

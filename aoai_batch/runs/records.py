@@ -49,6 +49,7 @@ class RunRecord:
     source_path: str | None = None
     errors: tuple[str, ...] = ()
     results_summary: str | None = None  # RunResultsSummary JSON, once fetch_run_results wrote one
+    estimated_cost: str | None = None  # EstimatedCost JSON, made at the start
 
     @property
     def terminal(self) -> bool:
@@ -99,7 +100,7 @@ class LearnedLimit:
 
 _RUN_COLUMNS = (
     "id, name, status, endpoint, deployments, retries, idempotency_key, input_path, source_path, requests, "
-    "estimated_input_tokens, backend, errors, results_summary, created_at, updated_at"
+    "estimated_input_tokens, backend, errors, results_summary, created_at, updated_at, estimated_cost"
 )
 _SHARD_COLUMNS = (
     "run_id, shard_index, kind, first_line, line_count, start_byte, end_byte, estimated_tokens, lines_path, "
@@ -130,6 +131,7 @@ def _run_params(run: RunRecord) -> tuple[Any, ...]:
         run.results_summary,
         run.created_at,
         run.updated_at,
+        run.estimated_cost,
     )
 
 
@@ -151,6 +153,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
         results_summary=row["results_summary"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        estimated_cost=row["estimated_cost"],
     )
 
 

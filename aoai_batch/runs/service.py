@@ -22,9 +22,10 @@ import anyio
 import anyio.to_thread
 
 from aoai_batch.client import Sleep
+from aoai_batch.cost import check_max_cost, sum_costs
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady
 from aoai_batch.limits import MAX_WAIT_SECONDS
-from aoai_batch.models import ProgressFn, RequestCounts
+from aoai_batch.models import Cost, EstimatedCost, ProgressFn, RequestCounts
 from aoai_batch.runs.ledger import Ledger, smallest_known_limit, waiting_for
 from aoai_batch.runs.merge import ShardResults, merge_run_results
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary, ShardView
@@ -69,6 +70,7 @@ class RunService:
         self._main = main
         self._pool = pool
         self._records = RunRecords(store)
+        self._store = store
         self._now = now
         self._sleep = sleep
         self._owner = owner or new_owner()
@@ -113,15 +115,19 @@ class RunService:
         retries: int = 1,
         idempotency_key: str | None = None,
         resolve_image: Callable[[str], Path] | None = None,
+        max_cost: float | None = None,
     ) -> Run:
         """Validate the whole input, plan its shards and save the run; it is advanced from then on.
 
         The same `idempotency_key` returns the run it started before (nothing is read or planned again).
+        The run's `estimated_cost` is priced at its first deployment's model; with `max_cost`, a run whose
+        estimate is above it is refused before anything is saved (`cost.check_max_cost`).
 
         Raises:
             InvalidInput: no deployments, `retries` outside 0-10, or the inputs are not exactly one source.
             UnknownDeployment: a deployment is neither this resource's nor the pool file's.
             InvalidBatchFile: the input has issues (the message names the first few); nothing is saved.
+            CostAboveLimit: the estimate is above `max_cost`, or cannot be made; nothing is saved.
         """
         if idempotency_key is not None:
             known = await self._records.find_by_key(idempotency_key)
@@ -132,6 +138,8 @@ class RunService:
             raise InvalidInput("A run needs at least one deployment (in order of preference).")
         if not 0 <= retries <= MAX_RETRIES:
             raise InvalidInput(f"retries is how many times a failed request is resubmitted: 0 to {MAX_RETRIES}.")
+        if max_cost is not None and not 0 <= max_cost < float("inf"):
+            raise InvalidInput(f"max_cost must be an amount of 0 or more (it was {max_cost}).")
         entries = [self._pool.lookup(name) for name in names]
         run_id = f"run_{secrets.token_hex(12)}"
         run_dir = self._settings.home / "runs" / run_id
@@ -141,7 +149,9 @@ class RunService:
         if self._main.backend == "openai":
             max_requests = min(max_requests, OPENAI_MAX_REQUESTS)
 
-        def prepare() -> tuple[PreparedRun, list[ShardRange]]:
+        pricing = self._main.pricing
+
+        def prepare() -> tuple[PreparedRun, list[ShardRange], EstimatedCost]:
             prepared = prepare_run_input(
                 run_dir,
                 batch_path=batch_path,
@@ -157,6 +167,10 @@ class RunService:
                 deployment=entries[0].deployment,
                 resolve_image=resolve_image,
             )
+            bound = prepared.validation.max_output_tokens
+            estimate = pricing.estimate_run([e.deployment for e in entries], prepared.estimated_input_tokens, bound)
+            if max_cost is not None:
+                check_max_cost(estimate, max_cost)  # before the shards are planned, and nothing is saved
             ranges = plan_shards(
                 prepared.input_path,
                 max_requests=max_requests,
@@ -164,10 +178,10 @@ class RunService:
                 max_tokens=smallest_known_limit(ledger, names),
                 deployments=[entry.deployment for entry in entries],
             )
-            return prepared, ranges
+            return prepared, ranges, estimate
 
         try:
-            prepared, ranges = await anyio.to_thread.run_sync(prepare)
+            prepared, ranges, estimate = await anyio.to_thread.run_sync(prepare)
         except BaseException:
             await anyio.to_thread.run_sync(lambda: shutil.rmtree(run_dir, ignore_errors=True))
             raise
@@ -187,6 +201,7 @@ class RunService:
             name=name,
             idempotency_key=idempotency_key,
             source_path=str(prepared.source_path) if prepared.source_path else None,
+            estimated_cost=estimate.model_dump_json(),
         )
         shards = [
             ShardRecord(
@@ -320,6 +335,7 @@ class RunService:
                 run_status=record.status,
             )
         )
+        summary.cost = await self._cost(record.id)
         await self._records.save_results_summary(run_id, summary.model_dump_json())
         if progress is not None:
             await progress(len(parts), len(parts), f"wrote {summary.results_path}")
@@ -375,6 +391,16 @@ class RunService:
 
     # helpers
 
+    async def _cost(self, run_id: str) -> Cost:
+        """What the run cost: the sum of its collected shards' costs (each priced, when its results were
+        fetched, from the usage its output lines report, cached tokens at their price)."""
+        costs: list[Cost] = []
+        for shard in await self._records.shards(run_id):
+            fetched = await self._store.results_summary(shard.batch_id) if shard.batch_id else None
+            if shard.state == "done" and fetched is not None and fetched.cost is not None:
+                costs.append(fetched.cost)
+        return sum_costs(costs)
+
     async def _take(self, run_id: str) -> bool:
         return await self._records.take_lease(run_id, self._owner, now=self._now())
 
@@ -423,6 +449,7 @@ def run_view(record: RunRecord, shards: Sequence[ShardRecord], ledger: Ledger, *
         source_path=record.source_path,
         requests=record.requests,
         estimated_input_tokens=record.estimated_input_tokens,
+        estimated_cost=EstimatedCost.model_validate_json(record.estimated_cost) if record.estimated_cost else None,
         request_counts=RequestCounts(total=record.requests, completed=completed, failed=failed),
         progress_percent=min(percent, 100.0),
         shard_counts=dict(counts),

@@ -18,6 +18,7 @@ from aoai_batch.cost import (
     estimate_cost,
     load_price_book,
     pricing_for,
+    sum_costs,
     sum_usage,
     usage_cost,
     usage_costs,
@@ -208,6 +209,35 @@ def test_a_cost_in_two_currencies_has_no_single_currency(tmp_path: Path) -> None
 def test_tallies_add_up() -> None:
     total = sum_usage([{"a": ModelUsage(1, 1, 1)}, {"a": ModelUsage(2, 0, 3), None: ModelUsage(5, 0, 0)}])
     assert total == {"a": ModelUsage(3, 1, 4), None: ModelUsage(5, 0, 0)}
+
+
+def test_costs_add_up_over_the_batches_of_a_run() -> None:
+    first = usage_cost("gpt-4o-mini", ModelUsage(1_000, 200, 500))
+    second = usage_cost("gpt-4o", ModelUsage(3_000, 0, 100))
+
+    total = sum_costs([first, second, usage_costs({})])  # a batch that returned no usage adds nothing
+
+    assert (total.input_tokens, total.cached_tokens, total.output_tokens) == (4_000, 200, 600)
+    assert total.models == ["gpt-4o", "gpt-4o-mini"]
+    assert total.currency == "USD"
+    assert total.total == pytest.approx((first.total or 0) + (second.total or 0), abs=1e-6)
+    assert total.cached_input == pytest.approx(first.cached_input or 0, abs=1e-6)
+    assert total.reason is None
+
+
+def test_costs_with_an_unpriced_part_or_two_currencies_have_no_amounts() -> None:
+    priced = usage_cost("gpt-4o-mini", ModelUsage(1_000, 0, 500))
+    unpriced = usage_costs({None: ModelUsage(10, 0, 1)})
+    euro = priced.model_copy(update={"currency": "EUR"})
+
+    without = sum_costs([priced, unpriced])
+    mixed = sum_costs([priced, euro])
+
+    assert (without.total, without.reason) == (None, unpriced.reason)
+    assert without.input_tokens == 1_010
+    assert (mixed.total, mixed.currency) == (None, None)
+    assert mixed.reason is not None
+    assert sum_costs([]).total == 0
 
 
 PRICING = Pricing(builtin_price_book(), {"batch-mini": ("gpt-4o-mini-2024-07-18", "setting")})

@@ -25,7 +25,7 @@ TOOLS = {
     "cancel_batch": {"batch_id"},
     "fetch_results": {"batch_id", "output_dir", "format", "preview"},
     "start_run": {"deployments", "prompts", "requests", "source_path", "template", "system_prompt", "id_field",
-                  "image_field", "endpoint", "body", "name", "retries", "idempotency_key"},
+                  "image_field", "endpoint", "body", "name", "retries", "idempotency_key", "max_cost"},
     "get_run": {"run_id", "wait_seconds"},
     "list_runs": {"limit", "after"},
     "cancel_run": {"run_id"},

@@ -229,3 +229,39 @@ def test_an_invalid_setting_is_named_and_exits_1(
     codes = [main(["run", "list"]), main(["worker"])]
     assert codes == [1, 1]
     assert capsys.readouterr().err.count("(AOAI_BATCH_POLL_SECONDS)") == 2
+
+
+def test_run_start_shows_the_estimate_and_refuses_above_max_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    run = started(capsys, "--prompt", "one", "--body", '{"max_tokens": 10}')
+    code = main(["run", "start", "--deployment", "gpt-4o-mini", "--prompt", "one", "--max-cost", "0", "--json"])
+    error = json.loads(capsys.readouterr().out)["error"]
+    readable = main(["run", "status", run.id])
+    shown = capsys.readouterr().out
+
+    assert run.estimated_cost is not None
+    assert run.estimated_cost.total_upper_bound is not None
+    assert code == 1
+    assert error["kind"] == "over_budget"
+    assert [entry.name for entry in (home / "runs").iterdir()] == [run.id]  # the refused run left nothing
+    assert readable == 0
+    assert "cost" in shown
+    assert "up to USD" in shown
+
+
+def test_run_results_prints_the_cost_of_the_usage_returned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = started(capsys, "--prompt", "one", "--prompt", "two")
+    worked = cli("worker")
+    code = main(["run", "results", run.id, "--output-dir", str(tmp_path / "out")])
+    shown = capsys.readouterr().out
+    summary = RunResultsSummary.model_validate_json(
+        run_json(capsys, "run", "results", run.id, "--output-dir", str(tmp_path / "out"), "--overwrite")
+    )
+
+    assert worked.returncode == 0, worked.stderr
+    assert code == 0
+    assert summary.cost is not None
+    assert summary.cost.total is not None
+    assert summary.cost.total > 0
+    assert "cost       USD" in shown

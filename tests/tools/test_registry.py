@@ -26,9 +26,10 @@ SPECS = [*V1_SPECS, *runs.TOOLS]
 # Bytes of compact JSON. The nine tools of SPEC §3 were 19.5 KB after the schemas were compacted (34 KB before);
 # issue 14 added their cost fields (2.4 KB), an icon per tool for light and dark themes (3.8 KB) and the view's
 # links (0.4 KB): 26.1 KB. Every tool together averages at most this per tool (3,120 measured with the five run
-# tools: a Run, returned by three of them, is the largest result), so each new tool pays its way.
+# tools: a Run, returned by three of them, is the largest result), so each new tool pays its way. A Run's
+# estimated_cost (0.4 KB of schema in each of the four tools returning a Run) and start_run's max_cost: 3,247.
 V1_TOOLS_LIST_LIMIT = 26_500
-AVERAGE_TOOL_LIMIT = 3_200
+AVERAGE_TOOL_LIMIT = 3_300
 
 
 def shape(schema: dict[str, Any], node: Any = None, path: str = "") -> Iterator[tuple[str, frozenset[str]]]:
