@@ -1,4 +1,4 @@
-"""`run start|status|list|cancel|results` and `worker`: runs (SPEC §9) from the command line.
+"""`run start|status|list|cancel|results` and `worker`: jobs of any size, split into batches.
 
 A run moves only while something advances it: the MCP server in the background, `worker` (every active run,
 in the foreground, until none is left; `--forever` for a service or cron), or `run status --follow`/`--wait`.
