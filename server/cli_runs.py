@@ -31,7 +31,15 @@ from server.cli_args import FAILED, OK, OUTPUT_RULE, float_in, int_in
 from server.cli_errors import PROG, report_error
 from server.cli_files import _json_object, _read_requests
 from server.cli_results import describe_cost, plain
-from server.cli_support import INTERRUPTED, ExitCodeOf, ProgressBar, load_settings, progress_bar_for, progress_for
+from server.cli_support import (
+    INTERRUPTED,
+    ExitCodeOf,
+    ProgressBar,
+    add_service_command,
+    load_settings,
+    progress_bar_for,
+    progress_for,
+)
 
 RunAction = Callable[[RunService, argparse.Namespace], Awaitable[BaseModel]]
 SHOWN_SHARDS = 10
@@ -138,27 +146,7 @@ def _command(
     show: Callable[[Any], str],
     outcome: ExitCodeOf | None = None,
 ) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(run=lambda args: run_action(action, show, args, outcome))
-    return parser
-
-
-def run_action(
-    action: RunAction, show: Callable[[Any], str], args: argparse.Namespace, outcome: ExitCodeOf | None = None
-) -> int:
-    settings = load_settings()
-    if settings is None:
-        return FAILED
-    try:
-        result = anyio.run(_open_and_call, settings, action, args)
-    except BatchToolError as exc:
-        report_error(exc, as_json=args.json)
-        return FAILED
-    except KeyboardInterrupt:
-        return INTERRUPTED
-    print(result.model_dump_json(indent=2) if args.json else show(result))
-    return outcome(result, args) if outcome else OK
+    return add_service_command(commands, name, help_text, action, show, outcome, opener=_open_and_call)
 
 
 async def _open_and_call(settings: Settings, action: RunAction, args: argparse.Namespace) -> BaseModel:

@@ -24,6 +24,8 @@ from server.cli_errors import report_error
 INTERRUPTED = 130
 BAR_WIDTH = 30
 Action = Callable[[BatchService, argparse.Namespace], Awaitable[BaseModel]]
+Opener = Callable[[Settings, Any, argparse.Namespace], Awaitable[BaseModel]]
+"""Opens what a command's action takes (by default the batch service), calls the action and returns its result."""
 ExitCodeOf = Callable[[Any, argparse.Namespace], int]
 """The exit code of a command whose result was printed (by default 0)."""
 
@@ -43,25 +45,33 @@ def add_service_command(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
     help_text: str,
-    action: Action,
+    action: Callable[[Any, argparse.Namespace], Awaitable[BaseModel]],
     show: Callable[[Any], str],
     outcome: ExitCodeOf | None = None,
+    *,
+    opener: Opener | None = None,
 ) -> argparse.ArgumentParser:
-    """A sub-command that opens the service, runs `action` and prints its result (`--json` or `show`)."""
+    """A sub-command that opens the service (or what `opener` opens), runs `action` and prints its result
+    (`--json` or `show`)."""
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(run=lambda args: run_action(action, show, args, outcome))
+    parser.set_defaults(run=lambda args: run_action(action, show, args, outcome, opener=opener or _open_and_call))
     return parser
 
 
 def run_action(
-    action: Action, show: Callable[[Any], str], args: argparse.Namespace, outcome: ExitCodeOf | None = None
+    action: Callable[[Any, argparse.Namespace], Awaitable[BaseModel]],
+    show: Callable[[Any], str],
+    args: argparse.Namespace,
+    outcome: ExitCodeOf | None = None,
+    *,
+    opener: Opener,
 ) -> int:
     settings = load_settings()
     if settings is None:
         return FAILED
     try:
-        result = anyio.run(_open_and_call, settings, action, args)
+        result = anyio.run(opener, settings, action, args)
     except BatchToolError as exc:
         report_error(exc, as_json=args.json)
         return FAILED

@@ -8,16 +8,8 @@ reaches subscribers at once and is not announced twice.
 
 from __future__ import annotations
 
-import logging
-
-import anyio
-
-from aoai_batch.errors import BatchToolError
 from aoai_batch.runs.models import Run, RunResultsSummary
-from server.service_handle import ServiceHandle
-from server.subscriptions import Subscriptions
-
-logger = logging.getLogger(__name__)
+from server.watcher import Periodic
 
 RUNS_URI = "batch://runs"
 
@@ -35,26 +27,13 @@ def _fingerprint(run: Run) -> str:
     return run.model_dump_json(exclude={"ledger", "waiting_for"})
 
 
-class RunsWatcher:
-    """Steps every active run each `interval` seconds, the first time after `first_delay`."""
+class RunsWatcher(Periodic):
+    """Steps every active run."""
 
-    def __init__(
-        self, services: ServiceHandle, subscriptions: Subscriptions, *, interval: float, first_delay: float
-    ) -> None:
-        self._services = services
-        self._subscriptions = subscriptions
-        self.interval = interval
-        self.first_delay = first_delay
-        self._seen: dict[str, str] = {}
+    what = "advancing runs"
 
-    async def run(self) -> None:
-        await anyio.sleep(self.first_delay)
-        while True:
-            try:
-                await self.step_once()
-            except BatchToolError as exc:  # the service is unreachable for now: say so and try again later
-                logger.warning("advancing runs failed: %s", exc)
-            await anyio.sleep(self.interval)
+    async def tick(self) -> list[Run]:
+        return await self.step_once()
 
     async def step_once(self) -> list[Run]:
         """One step of every active run; notifies about those that changed and returns them."""

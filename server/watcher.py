@@ -33,8 +33,11 @@ def _fingerprint(batch: Batch) -> str:
     return batch.model_dump_json(exclude={"input_path", "results_path"})
 
 
-class Watcher:
-    """Polls every `interval` seconds, the first time after `first_delay` (start-up stays quick)."""
+class Periodic:
+    """A background task of the server: `tick` every `interval` seconds, the first time after `first_delay`
+    (start-up stays quick). A tick that fails for a reason of the service's is logged and tried again later."""
+
+    what = "background step"
 
     def __init__(
         self, services: ServiceHandle, subscriptions: Subscriptions, *, interval: float, first_delay: float
@@ -43,17 +46,34 @@ class Watcher:
         self._subscriptions = subscriptions
         self.interval = interval
         self.first_delay = first_delay
-        self._seen: dict[str, str] = {}
-        self._known: set[str] | None = None
+        self._seen: dict[str, str] = {}  # id -> the fingerprint subscribers last heard of
 
     async def run(self) -> None:
         await anyio.sleep(self.first_delay)
         while True:
             try:
-                await self.poll_once()
+                await self.tick()
             except BatchToolError as exc:  # the service is unreachable for now: say so and try again later
-                logger.warning("watcher poll failed: %s", exc)
+                logger.warning("%s failed: %s", self.what, exc)
             await anyio.sleep(self.interval)
+
+    async def tick(self) -> object:
+        raise NotImplementedError
+
+
+class Watcher(Periodic):
+    """Polls the jobs that are not finished."""
+
+    what = "watcher poll"
+
+    def __init__(
+        self, services: ServiceHandle, subscriptions: Subscriptions, *, interval: float, first_delay: float
+    ) -> None:
+        super().__init__(services, subscriptions, interval=interval, first_delay=first_delay)
+        self._known: set[str] | None = None
+
+    async def tick(self) -> list[Batch]:
+        return await self.poll_once()
 
     async def poll_once(self) -> list[Batch]:
         """One poll: refresh the active jobs, notify about changes and new jobs; returns what changed."""
