@@ -14,7 +14,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -88,6 +88,22 @@ def publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
         if path.exists():
             raise FileInTheWay(path) from None
         os.replace(tmp, path)
+
+
+def publish_all(moves: Iterable[tuple[Path | None, Path]], *, overwrite: bool) -> None:
+    """Give finished files (`tmp`, `path` pairs; a None `tmp` is skipped) their names, all or none: if one
+    fails, those already published are taken back (without `overwrite` their names were free)."""
+    published: list[Path] = []
+    try:
+        for tmp, path in moves:
+            if tmp is not None:
+                publish(tmp, path, overwrite=overwrite)
+                published.append(path)
+    except BaseException:
+        if not overwrite:
+            for path in published:
+                path.unlink(missing_ok=True)
+        raise
 
 
 def free_path(path: Path) -> Path:

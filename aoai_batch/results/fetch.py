@@ -17,7 +17,7 @@ import anyio.to_thread
 from aoai_batch.client import BatchClient
 from aoai_batch.cost import Pricing
 from aoai_batch.errors import InvalidInput, NotFound, NotReady, NotWritable
-from aoai_batch.fileio import publish, remove_stale_scratch, scratch_folder, writing_into
+from aoai_batch.fileio import publish_all, remove_stale_scratch, scratch_folder, writing_into
 from aoai_batch.models import Batch, FetchSummary, ProgressFn
 from aoai_batch.results.join import MAX_PREVIEW, Joined, ResultFormat, join_results
 from aoai_batch.results.paths import ResultPaths, plan_paths
@@ -172,18 +172,10 @@ def _make_folder(folder: Path) -> None:
 
 def _publish_all(joined: Joined, errors: Path | None, paths: ResultPaths, overwrite: bool) -> None:
     """Give the finished files their names, all or none (without `overwrite`, the names were free)."""
-    moves = [(joined.results_path, paths.results), (joined.retry_path, paths.retry), (errors, paths.errors)]
-    published: list[Path] = []
-    try:
-        for done, target in moves:
-            if done is not None:
-                publish(done, target, overwrite=overwrite)
-                published.append(target)
-    except BaseException:
-        if not overwrite:
-            for target in published:
-                target.unlink(missing_ok=True)
-        raise
+    publish_all(
+        [(joined.results_path, paths.results), (joined.retry_path, paths.retry), (errors, paths.errors)],
+        overwrite=overwrite,
+    )
     joined.results_path = paths.results
     joined.retry_path = paths.retry if joined.retry_path is not None else None
 

@@ -22,7 +22,7 @@ import msgspec
 import orjson
 
 from aoai_batch.errors import InvalidInput
-from aoai_batch.fileio import atomic_writer, publish, remove_stale_scratch, scratch_folder, writing_into
+from aoai_batch.fileio import atomic_writer, publish_all, remove_stale_scratch, scratch_folder, writing_into
 from aoai_batch.jsonl import MAX_LINE_BYTES, open_for_reading
 from aoai_batch.models import ResultCounts, ResultError, Usage
 from aoai_batch.results.csv_table import CSV_COLUMNS, CsvTable
@@ -403,15 +403,7 @@ def _preview_row(row_bytes: bytes, batch_id: str | None, attempts: int, source: 
 
 
 def _publish_all(written: _Written, paths: ResultPaths, overwrite: bool) -> None:
-    moves = [(written.results, paths.results), (written.retry, paths.retry), (written.errors, paths.errors)]
-    published: list[Path] = []
-    try:
-        for done, target in moves:
-            if done is not None:
-                publish(done, target, overwrite=overwrite)
-                published.append(target)
-    except BaseException:
-        if not overwrite:
-            for target in published:
-                target.unlink(missing_ok=True)
-        raise
+    publish_all(
+        [(written.results, paths.results), (written.retry, paths.retry), (written.errors, paths.errors)],
+        overwrite=overwrite,
+    )

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from aoai_batch.errors import BatchToolError, InvalidInput, NoSpace, NotWritable
+from aoai_batch.errors import BatchToolError, FileInTheWay, InvalidInput, NoSpace, NotWritable
 from aoai_batch.fileio import (
     atomic_writer,
     free_path,
     open_temp_beside,
     publish,
+    publish_all,
     remove_stale_scratch,
     scratch_folder,
     writing_into,
@@ -80,6 +81,23 @@ def test_publish_without_overwrite_keeps_an_existing_target(tmp_path: Path) -> N
     with pytest.raises(InvalidInput):
         publish(tmp, target, overwrite=False)
     assert target.read_bytes() == b"theirs"
+
+
+def test_publish_all_is_all_or_none(tmp_path: Path) -> None:
+    """A name in the way of the second file takes back the first one published, and leaves theirs alone."""
+    first, second = tmp_path / "results.jsonl", tmp_path / "retry.jsonl"
+    second.write_bytes(b"theirs")
+    done_first, done_second = tmp_path / "a.partial", tmp_path / "b.partial"
+    done_first.write_bytes(b"ours")
+    done_second.write_bytes(b"ours too")
+    with pytest.raises(FileInTheWay):
+        publish_all([(done_first, first), (None, tmp_path / "skipped"), (done_second, second)], overwrite=False)
+    assert not first.exists()
+    assert second.read_bytes() == b"theirs"
+    assert not (tmp_path / "skipped").exists()
+
+    publish_all([(done_first, first), (done_second, second)], overwrite=True)
+    assert (first.read_bytes(), second.read_bytes()) == (b"ours", b"ours too")
 
 
 def test_written_files_get_the_umask_permissions_not_private_ones(tmp_path: Path) -> None:
