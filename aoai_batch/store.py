@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ import anyio.to_thread
 from pydantic import BaseModel
 
 from aoai_batch.errors import BatchToolError, InvalidInput, NoSpace, NotWritable, RegistryLocked
+from aoai_batch.leases import LeaseKind, holder_is_gone
 from aoai_batch.models import Batch, BatchStatus, FetchSummary, FileInfo
 from aoai_batch.sqlite_wal import connect_shared, is_busy, retry_while_busy
 
@@ -128,6 +129,23 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: a run's estimated cost at its start (EstimatedCost JSON; null for runs started before)
     "ALTER TABLE runs ADD COLUMN estimated_cost TEXT;",
+    # 4: who made each upload, batch and run (a signed-in user's `oid` or `sub`; null without sign-in), and one
+    # table of leases (a run's, a watched batch's) instead of the runs' own
+    """
+    ALTER TABLE files ADD COLUMN owner TEXT;
+    ALTER TABLE batches ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    CREATE INDEX batches_by_owner ON batches (owner);
+    CREATE TABLE leases (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    INSERT INTO leases (kind, id, holder, expires_at) SELECT 'run', run_id, owner, expires_at FROM run_leases;
+    DROP TABLE run_leases;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -142,6 +160,7 @@ class BatchRecord(BaseModel):
 
     batch: Batch
     idempotency_key: str | None = None
+    owner: str | None = None  # who created it (a signed-in user's `Principal.owner`); None without sign-in
     first_seen: datetime
     refreshed_at: datetime
 
@@ -149,6 +168,7 @@ class BatchRecord(BaseModel):
 class FileRecord(BaseModel):
     file: FileInfo
     local_path: str | None = None
+    owner: str | None = None
 
 
 def _when(seconds: float) -> datetime:
@@ -272,31 +292,41 @@ class Registry:
 
     # files
 
-    def save_file(self, info: FileInfo, local_path: str | None = None) -> FileRecord:
+    def save_file(self, info: FileInfo, local_path: str | None = None, *, owner: str | None = None) -> FileRecord:
+        """Keep the file's metadata; the local path and the owner are kept once known."""
         with self._transaction() as db:
             db.execute(
-                """INSERT INTO files (id, snapshot, local_path, saved_at) VALUES (?, ?, ?, ?)
+                """INSERT INTO files (id, snapshot, local_path, saved_at, owner) VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot,
-                   local_path = COALESCE(excluded.local_path, files.local_path), saved_at = excluded.saved_at""",
-                (info.id, info.model_dump_json(), local_path, self._now()),
+                   local_path = COALESCE(excluded.local_path, files.local_path), saved_at = excluded.saved_at,
+                   owner = COALESCE(files.owner, excluded.owner)""",
+                (info.id, info.model_dump_json(), local_path, self._now(), owner),
             )
         record = self.get_file(info.id)
         assert record is not None
         return record
 
     def get_file(self, file_id: str) -> FileRecord | None:
-        rows = self._query("SELECT snapshot, local_path FROM files WHERE id = ?", (file_id,))
+        rows = self._query("SELECT snapshot, local_path, owner FROM files WHERE id = ?", (file_id,))
         if not rows:
             return None
-        return FileRecord(file=FileInfo.model_validate_json(rows[0]["snapshot"]), local_path=rows[0]["local_path"])
+        row = rows[0]
+        return FileRecord(
+            file=FileInfo.model_validate_json(row["snapshot"]), local_path=row["local_path"], owner=row["owner"]
+        )
 
     # batches
 
     def save_batch(
-        self, batch: Batch, *, input_path: str | None = None, idempotency_key: str | None = None
+        self,
+        batch: Batch,
+        *,
+        input_path: str | None = None,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> BatchRecord:
-        """Store the latest snapshot; local paths, the key and the resource are kept once known, history grows on
-        change.
+        """Store the latest snapshot; local paths, the key, the owner and the resource are kept once known, history
+        grows on change.
 
         A snapshot older than the stored one (a slow poll answered before a cancel, say) never replaces it:
         the stored record, as it is after this call, is what comes back.
@@ -317,13 +347,14 @@ class Registry:
                 snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
             db.execute(
                 """INSERT INTO batches (id, snapshot, status, terminal, input_path, results_path, idempotency_key,
-                                        first_seen, refreshed_at)
-                   VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)
+                                        first_seen, refreshed_at, owner)
+                   VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, status = excluded.status,
                    terminal = excluded.terminal, refreshed_at = excluded.refreshed_at,
                    input_path = COALESCE(batches.input_path, excluded.input_path),
-                   idempotency_key = COALESCE(batches.idempotency_key, excluded.idempotency_key)""",
-                (batch.id, snapshot, batch.status, int(batch.terminal), input_path, idempotency_key, now, now),
+                   idempotency_key = COALESCE(batches.idempotency_key, excluded.idempotency_key),
+                   owner = COALESCE(batches.owner, excluded.owner)""",
+                (batch.id, snapshot, batch.status, int(batch.terminal), input_path, idempotency_key, now, now, owner),
             )
             db.execute(
                 "INSERT OR IGNORE INTO status_history (batch_id, status, seen_at) VALUES (?, ?, ?)",
@@ -337,15 +368,24 @@ class Registry:
         rows = self._query(f"{_BATCH_SELECT} WHERE id = ?", (batch_id,))
         return _batch_record(rows[0]) if rows else None
 
-    def find_by_idempotency_key(self, key: str) -> BatchRecord | None:
-        rows = self._query(f"{_BATCH_SELECT} WHERE idempotency_key = ? ORDER BY first_seen LIMIT 1", (key,))
+    def find_by_idempotency_key(self, key: str, *, owner: str | None = None) -> BatchRecord | None:
+        """The batch created under `key` by `owner` (each user's keys are their own; None: made without sign-in)."""
+        mine = "owner = ?" if owner is not None else "owner IS NULL"
+        params = (key, owner) if owner is not None else (key,)
+        rows = self._query(f"{_BATCH_SELECT} WHERE idempotency_key = ? AND {mine} ORDER BY first_seen LIMIT 1", params)
         return _batch_record(rows[0]) if rows else None
 
-    def list_batches(self, *, limit: int | None = None, active_only: bool = False) -> list[BatchRecord]:
-        """Newest first: by the service's creation time, then by when this registry first saw them."""
-        where = "WHERE terminal = 0" if active_only else ""
+    def list_batches(
+        self, *, limit: int | None = None, active_only: bool = False, owner: str | None = None
+    ) -> list[BatchRecord]:
+        """Newest first: by the service's creation time, then by when this registry first saw them.
+
+        `owner`: only that user's batches (None: everyone's)."""
+        conditions = [*(["terminal = 0"] if active_only else []), *(["owner = ?"] if owner is not None else [])]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         order = "ORDER BY COALESCE(json_extract(snapshot, '$.created_at'), '') DESC, first_seen DESC, id DESC"
-        rows = self._query(f"{_BATCH_SELECT} {where} {order} LIMIT ?", (limit or -1,))
+        params = (*((owner,) if owner is not None else ()), limit or -1)
+        rows = self._query(f"{_BATCH_SELECT} {where} {order} LIMIT ?", params)
         return [_batch_record(row) for row in rows]
 
     def history(self, batch_id: str) -> list[StatusChange]:
@@ -371,6 +411,42 @@ class Registry:
         rows = self._query("SELECT summary FROM results WHERE batch_id = ?", (batch_id,))
         return FetchSummary.model_validate_json(rows[0]["summary"]) if rows else None
 
+    # leases (aoai_batch/leases.py)
+
+    def take_leases(
+        self, kind: LeaseKind, ids: Sequence[str], holder: str, *, ttl: float, now: float | None = None
+    ) -> set[str]:
+        """Take (or renew) the leases of these jobs that are free, expired, `holder`'s own or held by a process
+        of this host that died; the ids taken. Each take is one conditional upsert: of two processes taking the
+        same lease at once, one wins."""
+        if not ids:
+            return set()
+        now = self._now() if now is None else now
+        taken: set[str] = set()
+        with self._transaction() as db:
+            held = {
+                row[0]: row[1]
+                for row in db.execute(
+                    f"SELECT id, holder FROM leases WHERE kind = ? AND id IN ({', '.join('?' for _ in ids)})",
+                    (kind, *ids),
+                )
+            }
+            for job_id in ids:
+                gone = held[job_id] if job_id in held and holder_is_gone(held[job_id]) else ""
+                cursor = db.execute(
+                    """INSERT INTO leases (kind, id, holder, expires_at) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (kind, id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                       WHERE leases.holder = excluded.holder OR leases.expires_at <= ? OR leases.holder = ?""",
+                    (kind, job_id, holder, now + ttl, now, gone),
+                )
+                if cursor.rowcount == 1:
+                    taken.add(job_id)
+        return taken
+
+    def release_lease(self, kind: LeaseKind, job_id: str, holder: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM leases WHERE kind = ? AND id = ? AND holder = ?", (kind, job_id, holder))
+
 
 # How far along a batch is: a status of lower rank (or the same, with fewer requests done) is an older read.
 _STATUS_RANK: dict[str, int] = {
@@ -395,7 +471,9 @@ def is_behind(new: Batch, stored: Batch) -> bool:
     return progress(new) < progress(stored)
 
 
-_BATCH_SELECT = "SELECT snapshot, input_path, results_path, idempotency_key, first_seen, refreshed_at FROM batches"
+_BATCH_SELECT = (
+    "SELECT snapshot, input_path, results_path, idempotency_key, first_seen, refreshed_at, owner FROM batches"
+)
 
 
 def _batch_record(row: sqlite3.Row) -> BatchRecord:
@@ -405,6 +483,7 @@ def _batch_record(row: sqlite3.Row) -> BatchRecord:
     return BatchRecord(
         batch=batch,
         idempotency_key=row["idempotency_key"],
+        owner=row["owner"],
         first_seen=_when(row["first_seen"]),
         refreshed_at=_when(row["refreshed_at"]),
     )
@@ -437,27 +516,34 @@ class Store:
     async def _run(self, fn: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(fn)
 
-    async def save_file(self, info: FileInfo, local_path: str | None = None) -> FileRecord:
-        return await self._run(lambda: self.registry.save_file(info, local_path))
+    async def save_file(self, info: FileInfo, local_path: str | None = None, *, owner: str | None = None) -> FileRecord:
+        return await self._run(lambda: self.registry.save_file(info, local_path, owner=owner))
 
     async def get_file(self, file_id: str) -> FileRecord | None:
         return await self._run(lambda: self.registry.get_file(file_id))
 
     async def save_batch(
-        self, batch: Batch, *, input_path: str | None = None, idempotency_key: str | None = None
+        self,
+        batch: Batch,
+        *,
+        input_path: str | None = None,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> BatchRecord:
         return await self._run(
-            lambda: self.registry.save_batch(batch, input_path=input_path, idempotency_key=idempotency_key)
+            lambda: self.registry.save_batch(batch, input_path=input_path, idempotency_key=idempotency_key, owner=owner)
         )
 
     async def get_batch(self, batch_id: str) -> BatchRecord | None:
         return await self._run(lambda: self.registry.get_batch(batch_id))
 
-    async def find_by_idempotency_key(self, key: str) -> BatchRecord | None:
-        return await self._run(lambda: self.registry.find_by_idempotency_key(key))
+    async def find_by_idempotency_key(self, key: str, *, owner: str | None = None) -> BatchRecord | None:
+        return await self._run(lambda: self.registry.find_by_idempotency_key(key, owner=owner))
 
-    async def list_batches(self, *, limit: int | None = None, active_only: bool = False) -> list[BatchRecord]:
-        return await self._run(lambda: self.registry.list_batches(limit=limit, active_only=active_only))
+    async def list_batches(
+        self, *, limit: int | None = None, active_only: bool = False, owner: str | None = None
+    ) -> list[BatchRecord]:
+        return await self._run(lambda: self.registry.list_batches(limit=limit, active_only=active_only, owner=owner))
 
     async def history(self, batch_id: str) -> list[StatusChange]:
         return await self._run(lambda: self.registry.history(batch_id))
@@ -467,3 +553,11 @@ class Store:
 
     async def results_summary(self, batch_id: str) -> FetchSummary | None:
         return await self._run(lambda: self.registry.results_summary(batch_id))
+
+    async def take_leases(
+        self, kind: LeaseKind, ids: Sequence[str], holder: str, *, ttl: float, now: float | None = None
+    ) -> set[str]:
+        return await self._run(lambda: self.registry.take_leases(kind, ids, holder, ttl=ttl, now=now))
+
+    async def release_lease(self, kind: LeaseKind, job_id: str, holder: str) -> None:
+        await self._run(lambda: self.registry.release_lease(kind, job_id, holder))

@@ -8,10 +8,7 @@ split into two) is written in one transaction, so a process killed in between le
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -19,12 +16,10 @@ from typing import Any, cast
 import anyio.to_thread
 import orjson
 
+from aoai_batch.leases import RUN_LEASE_SECONDS
 from aoai_batch.models import Backend, RequestCounts
 from aoai_batch.runs.models import TERMINAL_RUN_STATUSES, RunStatus, ShardKind, ShardState
 from aoai_batch.store import Store
-
-LEASE_SECONDS = 300.0  # how long a silent owner keeps a run (renewed at every state change of a step): longer than
-# a shard's results take to fetch; a killed owner on this host frees it at once (`owner_is_gone`)
 
 
 class RunLeaseLost(Exception):
@@ -50,6 +45,7 @@ class RunRecord:
     errors: tuple[str, ...] = ()
     results_summary: str | None = None  # RunResultsSummary JSON, once fetch_run_results wrote one
     estimated_cost: str | None = None  # EstimatedCost JSON, made at the start
+    owner: str | None = None  # who started it (a signed-in user's `Principal.owner`); None without sign-in
 
     @property
     def terminal(self) -> bool:
@@ -100,7 +96,7 @@ class LearnedLimit:
 
 _RUN_COLUMNS = (
     "id, name, status, endpoint, deployments, retries, idempotency_key, input_path, source_path, requests, "
-    "estimated_input_tokens, backend, errors, results_summary, created_at, updated_at, estimated_cost"
+    "estimated_input_tokens, backend, errors, results_summary, created_at, updated_at, estimated_cost, owner"
 )
 _SHARD_COLUMNS = (
     "run_id, shard_index, kind, first_line, line_count, start_byte, end_byte, estimated_tokens, lines_path, "
@@ -132,6 +128,7 @@ def _run_params(run: RunRecord) -> tuple[Any, ...]:
         run.created_at,
         run.updated_at,
         run.estimated_cost,
+        run.owner,
     )
 
 
@@ -154,6 +151,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         estimated_cost=row["estimated_cost"],
+        owner=row["owner"],
     )
 
 
@@ -220,33 +218,11 @@ def _shard(row: sqlite3.Row) -> ShardRecord:
     )
 
 
-def new_owner() -> str:
-    """This process's name in lease rows: host, pid (a dead pid on this host frees its leases at once), a nonce."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_gone(owner: str) -> bool:
-    """True when `owner` names a process of this host that no longer runs (killed: its lease need not expire)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # it runs, as another user
-    return False
-
-
 class RunRecords:
     """The runs tables of the registry, for async code (each call in a worker thread, as `Store`'s)."""
 
     def __init__(self, store: Store) -> None:
+        self._store = store
         self._registry = store.registry
 
     # runs
@@ -389,28 +365,12 @@ class RunRecords:
 
     # leases
 
-    async def take_lease(self, run_id: str, owner: str, *, now: float, ttl: float = LEASE_SECONDS) -> bool:
-        """Take (or renew) the run's lease: free, expired, ours, or held by a process of this host that died."""
+    async def take_lease(self, run_id: str, holder: str, *, now: float, ttl: float = RUN_LEASE_SECONDS) -> bool:
+        """Take (or renew) the run's lease (`Store.take_leases`)."""
+        return run_id in await self._store.take_leases("run", [run_id], holder, ttl=ttl, now=now)
 
-        def take() -> bool:
-            with self._registry.transaction() as db:
-                row = db.execute("SELECT owner, expires_at FROM run_leases WHERE run_id = ?", (run_id,)).fetchone()
-                if row is not None and row[0] != owner and row[1] > now and not owner_is_gone(row[0]):
-                    return False
-                db.execute(
-                    "INSERT OR REPLACE INTO run_leases (run_id, owner, expires_at) VALUES (?, ?, ?)",
-                    (run_id, owner, now + ttl),
-                )
-                return True
-
-        return await anyio.to_thread.run_sync(take)
-
-    async def release_lease(self, run_id: str, owner: str) -> None:
-        def release() -> None:
-            with self._registry.transaction() as db:
-                db.execute("DELETE FROM run_leases WHERE run_id = ? AND owner = ?", (run_id, owner))
-
-        await anyio.to_thread.run_sync(release)
+    async def release_lease(self, run_id: str, holder: str) -> None:
+        await self._store.release_lease("run", run_id, holder)
 
     async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         return await anyio.to_thread.run_sync(lambda: self._registry.query(sql, params))

@@ -24,6 +24,7 @@ import anyio.to_thread
 from aoai_batch.client import Sleep
 from aoai_batch.cost import check_max_cost, sum_costs
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady
+from aoai_batch.leases import new_holder
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.models import Cost, EstimatedCost, ProgressFn, RequestCounts
 from aoai_batch.runs.ledger import Ledger, smallest_known_limit, waiting_for
@@ -31,7 +32,7 @@ from aoai_batch.runs.merge import ShardResults, merge_run_results
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary, ShardView
 from aoai_batch.runs.plan import PreparedRun, ShardRange, plan_shards, prepare_run_input
 from aoai_batch.runs.pool import ServicePool
-from aoai_batch.runs.records import RunLeaseLost, RunRecord, RunRecords, ShardRecord, new_owner
+from aoai_batch.runs.records import RunLeaseLost, RunRecord, RunRecords, ShardRecord
 from aoai_batch.runs.scheduler import RunStep, build_ledger
 from aoai_batch.service import BatchService, Clock
 from aoai_batch.settings import Settings
@@ -73,7 +74,7 @@ class RunService:
         self._store = store
         self._now = now
         self._sleep = sleep
-        self._owner = owner or new_owner()
+        self._owner = owner or new_holder()
         self._locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
         self._looked_at: dict[str, float] = {}  # batch id -> when a step last asked the service about it
 

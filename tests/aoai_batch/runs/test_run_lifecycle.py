@@ -15,8 +15,11 @@ import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady, UnknownDeployment
+from aoai_batch.leases import RUN_LEASE_SECONDS as LEASE_SECONDS
+from aoai_batch.leases import holder_is_gone as owner_is_gone
+from aoai_batch.leases import new_holder as new_owner
 from aoai_batch.runs.models import Run
-from aoai_batch.runs.records import LEASE_SECONDS, RunRecords, new_owner, owner_is_gone
+from aoai_batch.runs.records import RunRecords
 from aoai_batch.runs.service import RunService
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
