@@ -155,7 +155,7 @@ class BatchService:
         pricing = pricing_for(settings)
         async with AsyncExitStack() as stack:
             if store is None:
-                store = await Store.open(settings.state_db, now=now)
+                store = await Store.open_for(settings, now=now)
                 stack.push_async_callback(store.close)
             if settings.embedded_emulator:
                 connection, transport = await _embedded_emulator(settings, transport, stack)

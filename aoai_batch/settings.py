@@ -206,6 +206,19 @@ class Settings(_FromNamedVariables):
         None, validation_alias=AliasChoices("AOAI_BATCH_DEPLOYMENT_MODELS", "deployment_models")
     )
     prices_path: Path | None = Field(None, validation_alias=AliasChoices("AOAI_BATCH_PRICES", "prices"))
+    database_url: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AOAI_BATCH_DATABASE_URL", "database_url")
+    )  # the job registry on PostgreSQL (a team server's replicas share it); unset: SQLite under the home
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlparse(value.get_secret_value()).scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "must be a PostgreSQL URL, e.g. postgresql://aoai:PASSWORD@db.example.com:5432/aoai_batch "
+                "(unset it to keep the registry in SQLite under AOAI_BATCH_HOME)"
+            )
+        return value
 
     @field_validator("deployment_models_text")
     @classmethod
@@ -398,7 +411,7 @@ class ConfigView(BaseModel):
     auth_in_use: AuthInUse = Field(description="how requests are signed: an api key or Entra ID")
     api_key_configured: bool
     home: str = Field(description="AOAI_BATCH_HOME: the state database and the embedded emulator's data")
-    state_path: str = Field(description="the job registry (SQLite)")
+    state_path: str = Field(description="the job registry: the SQLite file, or the PostgreSQL URL without its password")
     emulator_home: str | None = Field(description="the embedded emulator's data; null on another backend")
     emulator_deployments: list[str] | None
     workspace: list[str] = Field(description="the folders the tools may read and write; the first gets new files")
@@ -441,6 +454,16 @@ def file_rules(settings: Settings) -> FileRules:
     )
 
 
+def _registry_shown(settings: Settings) -> str:
+    """The SQLite file, or the PostgreSQL URL with its password masked."""
+    if settings.database_url is None:
+        return str(settings.state_db)
+    parts = urlparse(settings.database_url.get_secret_value())
+    if parts.password is None:
+        return parts.geturl()
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
+
+
 def config_view(settings: Settings) -> ConfigView:
     """What `settings` resolve to, for people: where things are and which backend, without any secret."""
     endpoint = settings.endpoint or settings.openai_base_url
@@ -453,7 +476,7 @@ def config_view(settings: Settings) -> ConfigView:
         auth_in_use=_auth_in_use(settings),
         api_key_configured=settings.api_key is not None or settings.openai_api_key is not None,
         home=str(settings.home),
-        state_path=str(settings.state_db),
+        state_path=_registry_shown(settings),
         emulator_home=str(settings.emulator_home) if embedded else None,
         emulator_deployments=known_deployments(settings),
         workspace=[str(folder) for folder in settings.workspace_dirs],

@@ -1,34 +1,33 @@
-"""The job registry: a SQLite file (WAL) of the files and batches this program has seen.
+"""The job registry: the files, batches and runs this program has seen, in SQLite or PostgreSQL.
 
-Every call runs in a worker thread (SQLite blocks); one connection guarded by a lock keeps concurrent
-tasks safe, and WAL with a busy timeout lets a CLI and servers of several clients share the file: opening,
-migrating and every write wait out another process's lock (`sqlite_wal`), and one held for longer is a
-`RegistryLocked` naming the file. A process killed in the middle of a write loses at most the uncommitted
-transaction: SQLite's journal guarantees it.
+Unset AOAI_BATCH_DATABASE_URL, it is a SQLite file under AOAI_BATCH_HOME that the processes of one home
+share (`db.sqlite`); set, a PostgreSQL database that the replicas of a team server share (`db.postgres`).
+The SQL here and in `runs/records.py` is written once, for both (`db`); the same versioned migrations run on
+both. Every write is one transaction: a process killed in the middle loses at most that transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Literal, Self
 
-import anyio.to_thread
 from pydantic import BaseModel
 
-from aoai_batch.errors import BatchToolError, InvalidInput, NoSpace, NotWritable, RegistryLocked
+from aoai_batch.db import Database, Engine, Row
+from aoai_batch.db.sqlite import SqliteDatabase
 from aoai_batch.leases import LeaseKind, holder_is_gone
 from aoai_batch.models import Batch, BatchStatus, FetchSummary, FileInfo
-from aoai_batch.sqlite_wal import connect_shared, is_busy, retry_while_busy
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from aoai_batch.settings import Settings
+
 LOCK_TIMEOUT_SECONDS = 30.0  # how long a write waits for another process (a CLI beside a server) to finish its own
+ChangeKind = Literal["batch", "run"]
 
 # Each entry upgrades the schema by one version (PRAGMA user_version); never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -175,279 +174,6 @@ def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-class Registry:
-    """The synchronous registry; `Store` runs it in worker threads."""
-
-    def __init__(
-        self, path: Path, *, now: Callable[[], float] = time.time, lock_timeout: float = LOCK_TIMEOUT_SECONDS
-    ) -> None:
-        self.path = Path(path)
-        self._now = now
-        self._lock = threading.Lock()
-        self._lock_timeout = lock_timeout
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise NotWritable(
-                f"The folder of the job registry {self.path.parent} cannot be created ({exc.strerror}); "
-                "set AOAI_BATCH_HOME to a folder you can write.",
-                folder=str(self.path.parent),
-            ) from exc
-        try:
-            self._db = connect_shared(self.path, timeout=lock_timeout, synchronous="FULL")
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
-        try:
-            self._db.execute("PRAGMA foreign_keys=ON")
-            with self._translated():
-                retry_while_busy(self._migrate, lock_timeout)
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _translate(self, exc: sqlite3.Error) -> BatchToolError:
-        """The error tree's counterpart of a SQLite error: what holds the file, a full disk, or a broken file."""
-        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-        if is_busy(exc):
-            return RegistryLocked(
-                f"The job registry {self.path} is locked by another aoai-batch-mcp process using the same home "
-                f"({self.path.parent}) and was not freed within {self._lock_timeout:g} s; wait for that process "
-                "to finish (or stop it) and try again."
-            )
-        if code == sqlite3.SQLITE_FULL:
-            return NoSpace(
-                f"The disk holding the job registry {self.path} is full; free some space and try again.",
-                folder=str(self.path.parent),
-            )
-        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-            return InvalidInput(
-                f"The job registry {self.path} is damaged or not a registry ({exc}); move it aside or set "
-                "AOAI_BATCH_HOME."
-            )
-        return NotWritable(
-            f"The job registry {self.path} cannot be used ({exc}); check the folder's permissions and the disk, "
-            "or set AOAI_BATCH_HOME.",
-            folder=str(self.path.parent),
-        )
-
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction for the registry's other tables (runs); errors translated like the rest."""
-        with self._transaction() as db:
-            yield db
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        """Rows of a read of the registry's other tables (runs)."""
-        return self._query(sql, params)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: BEGIN IMMEDIATE waits (up to the lock timeout) for another process's write."""
-        with self._translated(), self._raw_transaction() as db:
-            yield db
-
-    @contextmanager
-    def _raw_transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # a failed COMMIT (a full disk) may leave it open
-                    self._db.execute("ROLLBACK")
-                raise
-
-    def _migrate(self) -> None:
-        """Bring the schema up to date; the version is read again under the write lock: no migration runs twice."""
-        if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return  # the usual case: opening needs no write lock
-        with self._raw_transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise InvalidInput(
-                    f"The job registry {self.path} was written by a newer version (schema {version}); upgrade."
-                )
-            for script in MIGRATIONS[version:]:
-                for statement in filter(str.strip, script.split(";")):
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock, self._translated():
-            cursor = self._db.execute(sql, params)
-            cursor.row_factory = sqlite3.Row
-            return cursor.fetchall()
-
-    # files
-
-    def save_file(self, info: FileInfo, local_path: str | None = None, *, owner: str | None = None) -> FileRecord:
-        """Keep the file's metadata; the local path and the owner are kept once known."""
-        with self._transaction() as db:
-            db.execute(
-                """INSERT INTO files (id, snapshot, local_path, saved_at, owner) VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot,
-                   local_path = COALESCE(excluded.local_path, files.local_path), saved_at = excluded.saved_at,
-                   owner = COALESCE(files.owner, excluded.owner)""",
-                (info.id, info.model_dump_json(), local_path, self._now(), owner),
-            )
-        record = self.get_file(info.id)
-        assert record is not None
-        return record
-
-    def get_file(self, file_id: str) -> FileRecord | None:
-        rows = self._query("SELECT snapshot, local_path, owner FROM files WHERE id = ?", (file_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        return FileRecord(
-            file=FileInfo.model_validate_json(row["snapshot"]), local_path=row["local_path"], owner=row["owner"]
-        )
-
-    # batches
-
-    def save_batch(
-        self,
-        batch: Batch,
-        *,
-        input_path: str | None = None,
-        idempotency_key: str | None = None,
-        owner: str | None = None,
-    ) -> BatchRecord:
-        """Store the latest snapshot; local paths, the key, the owner and the resource are kept once known, history
-        grows on change.
-
-        A snapshot older than the stored one (a slow poll answered before a cancel, say) never replaces it:
-        the stored record, as it is after this call, is what comes back.
-        """
-        now = self._now()
-        snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
-        with self._transaction() as db:
-            if input_path is None and batch.input_file_id:
-                row = db.execute("SELECT local_path FROM files WHERE id = ?", (batch.input_file_id,)).fetchone()
-                input_path = row[0] if row else None
-            stored = db.execute("SELECT snapshot FROM batches WHERE id = ?", (batch.id,)).fetchone()
-            known = Batch.model_validate_json(stored[0]) if stored is not None else None
-            if known is not None and is_behind(batch, known):
-                snapshot = stored[0]
-                batch = known
-            elif known is not None and known.resource and batch.resource is None:  # fetch_results saves it unmarked
-                batch = batch.model_copy(update={"resource": known.resource})
-                snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
-            db.execute(
-                """INSERT INTO batches (id, snapshot, status, terminal, input_path, results_path, idempotency_key,
-                                        first_seen, refreshed_at, owner)
-                   VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, status = excluded.status,
-                   terminal = excluded.terminal, refreshed_at = excluded.refreshed_at,
-                   input_path = COALESCE(batches.input_path, excluded.input_path),
-                   idempotency_key = COALESCE(batches.idempotency_key, excluded.idempotency_key),
-                   owner = COALESCE(batches.owner, excluded.owner)""",
-                (batch.id, snapshot, batch.status, int(batch.terminal), input_path, idempotency_key, now, now, owner),
-            )
-            db.execute(
-                "INSERT OR IGNORE INTO status_history (batch_id, status, seen_at) VALUES (?, ?, ?)",
-                (batch.id, batch.status, now),
-            )
-            cursor = db.execute(f"{_BATCH_SELECT} WHERE id = ?", (batch.id,))
-            cursor.row_factory = sqlite3.Row
-            return _batch_record(cursor.fetchone())
-
-    def get_batch(self, batch_id: str) -> BatchRecord | None:
-        rows = self._query(f"{_BATCH_SELECT} WHERE id = ?", (batch_id,))
-        return _batch_record(rows[0]) if rows else None
-
-    def find_by_idempotency_key(self, key: str, *, owner: str | None = None) -> BatchRecord | None:
-        """The batch created under `key` by `owner` (each user's keys are their own; None: made without sign-in)."""
-        mine = "owner = ?" if owner is not None else "owner IS NULL"
-        params = (key, owner) if owner is not None else (key,)
-        rows = self._query(f"{_BATCH_SELECT} WHERE idempotency_key = ? AND {mine} ORDER BY first_seen LIMIT 1", params)
-        return _batch_record(rows[0]) if rows else None
-
-    def list_batches(
-        self, *, limit: int | None = None, active_only: bool = False, owner: str | None = None
-    ) -> list[BatchRecord]:
-        """Newest first: by the service's creation time, then by when this registry first saw them.
-
-        `owner`: only that user's batches (None: everyone's)."""
-        conditions = [*(["terminal = 0"] if active_only else []), *(["owner = ?"] if owner is not None else [])]
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        order = "ORDER BY COALESCE(json_extract(snapshot, '$.created_at'), '') DESC, first_seen DESC, id DESC"
-        params = (*((owner,) if owner is not None else ()), limit or -1)
-        rows = self._query(f"{_BATCH_SELECT} {where} {order} LIMIT ?", params)
-        return [_batch_record(row) for row in rows]
-
-    def history(self, batch_id: str) -> list[StatusChange]:
-        rows = self._query(
-            "SELECT status, seen_at FROM status_history WHERE batch_id = ? ORDER BY seen_at, rowid", (batch_id,)
-        )
-        return [StatusChange(status=row["status"], seen_at=_when(row["seen_at"])) for row in rows]
-
-    # results
-
-    def save_results_summary(self, summary: FetchSummary) -> None:
-        """Keep the summary (served as batch://jobs/{id}/results) and the results path on the batch."""
-        with self._transaction() as db:
-            db.execute(
-                """INSERT INTO results (batch_id, summary, saved_at) VALUES (?, ?, ?)
-                   ON CONFLICT (batch_id) DO UPDATE SET summary = excluded.summary, saved_at = excluded.saved_at""",
-                (summary.batch_id, summary.model_dump_json(), self._now()),
-            )
-            if summary.results_path:
-                db.execute("UPDATE batches SET results_path = ? WHERE id = ?", (summary.results_path, summary.batch_id))
-
-    def results_summary(self, batch_id: str) -> FetchSummary | None:
-        rows = self._query("SELECT summary FROM results WHERE batch_id = ?", (batch_id,))
-        return FetchSummary.model_validate_json(rows[0]["summary"]) if rows else None
-
-    # leases (aoai_batch/leases.py)
-
-    def take_leases(
-        self, kind: LeaseKind, ids: Sequence[str], holder: str, *, ttl: float, now: float | None = None
-    ) -> set[str]:
-        """Take (or renew) the leases of these jobs that are free, expired, `holder`'s own or held by a process
-        of this host that died; the ids taken. Each take is one conditional upsert: of two processes taking the
-        same lease at once, one wins."""
-        if not ids:
-            return set()
-        now = self._now() if now is None else now
-        taken: set[str] = set()
-        with self._transaction() as db:
-            held = {
-                row[0]: row[1]
-                for row in db.execute(
-                    f"SELECT id, holder FROM leases WHERE kind = ? AND id IN ({', '.join('?' for _ in ids)})",
-                    (kind, *ids),
-                )
-            }
-            for job_id in ids:
-                gone = held[job_id] if job_id in held and holder_is_gone(held[job_id]) else ""
-                cursor = db.execute(
-                    """INSERT INTO leases (kind, id, holder, expires_at) VALUES (?, ?, ?, ?)
-                       ON CONFLICT (kind, id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-                       WHERE leases.holder = excluded.holder OR leases.expires_at <= ? OR leases.holder = ?""",
-                    (kind, job_id, holder, now + ttl, now, gone),
-                )
-                if cursor.rowcount == 1:
-                    taken.add(job_id)
-        return taken
-
-    def release_lease(self, kind: LeaseKind, job_id: str, holder: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM leases WHERE kind = ? AND id = ? AND holder = ?", (kind, job_id, holder))
-
-
 # How far along a batch is: a status of lower rank (or the same, with fewer requests done) is an older read.
 _STATUS_RANK: dict[str, int] = {
     "validating": 0,
@@ -474,9 +200,13 @@ def is_behind(new: Batch, stored: Batch) -> bool:
 _BATCH_SELECT = (
     "SELECT snapshot, input_path, results_path, idempotency_key, first_seen, refreshed_at, owner FROM batches"
 )
+# Statuses seen at the same instant are listed in the order a batch goes through them
+_HISTORY_ORDER = "ORDER BY seen_at, CASE status {} ELSE 9 END, status".format(
+    " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in _STATUS_RANK.items())
+)
 
 
-def _batch_record(row: sqlite3.Row) -> BatchRecord:
+def _batch_record(row: Row) -> BatchRecord:
     batch = Batch.model_validate_json(row["snapshot"]).model_copy(
         update={"input_path": row["input_path"], "results_path": row["results_path"]}
     )
@@ -490,20 +220,61 @@ def _batch_record(row: sqlite3.Row) -> BatchRecord:
 
 
 class Store:
-    """The registry for async code: each call runs in a worker thread."""
+    """The registry for async code, on either engine (`database`)."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self, database: Database, *, now: Callable[[], float] = time.time) -> None:
+        self.database = database
+        self._now = now
 
     @classmethod
     async def open(
         cls, path: Path, *, now: Callable[[], float] = time.time, lock_timeout: float = LOCK_TIMEOUT_SECONDS
     ) -> Self:
-        registry = await anyio.to_thread.run_sync(lambda: Registry(path, now=now, lock_timeout=lock_timeout))
-        return cls(registry)
+        """The SQLite registry at `path` (made, with its folder, when missing), its schema brought up to date.
+
+        Raises:
+            NotWritable: the folder cannot be made or the file cannot be used.
+            RegistryLocked: another process held the file's lock past `lock_timeout`.
+            InvalidInput: the file is damaged, not a registry, or of a newer version.
+        """
+        database = await SqliteDatabase.open(path, lock_timeout=lock_timeout)
+        return await cls._migrated(database, now)
+
+    @classmethod
+    async def open_url(cls, url: str, *, now: Callable[[], float] = time.time) -> Self:
+        """The PostgreSQL registry at `url` (a database that exists), its schema brought up to date.
+
+        Raises:
+            ConnectionFailed: the server cannot be reached or refuses the user (AOAI_BATCH_DATABASE_URL).
+            ServiceUnavailable: the server refused a statement (the user's rights).
+        """
+        from aoai_batch.db.postgres import PostgresDatabase  # psycopg only when a PostgreSQL URL is set
+
+        return await cls._migrated(await PostgresDatabase.open(url), now)
+
+    @classmethod
+    async def open_for(cls, settings: Settings, *, now: Callable[[], float] = time.time) -> Self:
+        """The registry the settings name: PostgreSQL when AOAI_BATCH_DATABASE_URL is set, else the SQLite file
+        under AOAI_BATCH_HOME."""
+        if settings.database_url is not None:
+            return await cls.open_url(settings.database_url.get_secret_value(), now=now)
+        return await cls.open(settings.state_db, now=now)
+
+    @classmethod
+    async def _migrated(cls, database: Database, now: Callable[[], float]) -> Self:
+        try:
+            await database.migrate(MIGRATIONS)
+        except BaseException:
+            await database.close()
+            raise
+        return cls(database, now=now)
+
+    @property
+    def engine(self) -> Engine:
+        return self.database.engine
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self.registry.close)
+        await self.database.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -513,14 +284,48 @@ class Store:
     ) -> None:
         await self.close()
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(fn)
+    # the change feed
+
+    async def announce(self, kind: ChangeKind, job_id: str) -> None:
+        """Tell every other process on this registry that the job changed (PostgreSQL: a NOTIFY; SQLite:
+        nothing, its processes see changes by reading the file)."""
+        await self.database.announce(f"{kind}:{job_id}")
+
+    def changes(self) -> AbstractAsyncContextManager[AsyncIterator[tuple[str, str]]]:
+        """An async context manager: inside it, an async iterator of the (kind, id) other processes announce
+        from when it was entered (never this store's own). On SQLite the iterator never yields: iterate it in a
+        task and cancel that task to stop.
+
+            async with store.changes() as feed:
+                async for kind, job_id in feed: ...
+        """
+        return self._changes()
+
+    @asynccontextmanager
+    async def _changes(self) -> AsyncIterator[AsyncIterator[tuple[str, str]]]:
+        async with self.database.listen() as payloads:
+            yield _changes_of(payloads)
+
+    # files
 
     async def save_file(self, info: FileInfo, local_path: str | None = None, *, owner: str | None = None) -> FileRecord:
-        return await self._run(lambda: self.registry.save_file(info, local_path, owner=owner))
+        """Keep the file's metadata; the local path and the owner are kept once known."""
+        async with self.database.transaction() as db:
+            await db.execute(
+                """INSERT INTO files (id, snapshot, local_path, saved_at, owner) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot,
+                   local_path = COALESCE(excluded.local_path, files.local_path), saved_at = excluded.saved_at,
+                   owner = COALESCE(files.owner, excluded.owner)""",
+                (info.id, info.model_dump_json(), local_path, self._now(), owner),
+            )
+            rows = await db.fetch("SELECT snapshot, local_path, owner FROM files WHERE id = ?", (info.id,))
+        return _file_record(rows[0])
 
     async def get_file(self, file_id: str) -> FileRecord | None:
-        return await self._run(lambda: self.registry.get_file(file_id))
+        rows = await self.database.fetch("SELECT snapshot, local_path, owner FROM files WHERE id = ?", (file_id,))
+        return _file_record(rows[0]) if rows else None
+
+    # batches
 
     async def save_batch(
         self,
@@ -530,34 +335,143 @@ class Store:
         idempotency_key: str | None = None,
         owner: str | None = None,
     ) -> BatchRecord:
-        return await self._run(
-            lambda: self.registry.save_batch(batch, input_path=input_path, idempotency_key=idempotency_key, owner=owner)
-        )
+        """Store the latest snapshot; local paths, the key, the owner and the resource are kept once known, history
+        grows on change.
+
+        A snapshot older than the stored one (a slow poll answered before a cancel, say) never replaces it:
+        the stored record, as it is after this call, is what comes back. The read and the write hold the
+        batch's lock: of two replicas saving it at once, the second compares with the first's snapshot.
+        """
+        now = self._now()
+        snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
+        async with self.database.transaction() as db:
+            await db.lock(f"batch:{batch.id}")
+            if input_path is None and batch.input_file_id:
+                rows = await db.fetch("SELECT local_path FROM files WHERE id = ?", (batch.input_file_id,))
+                input_path = rows[0]["local_path"] if rows else None
+            stored = await db.fetch("SELECT snapshot FROM batches WHERE id = ?", (batch.id,))
+            known = Batch.model_validate_json(stored[0]["snapshot"]) if stored else None
+            if known is not None and is_behind(batch, known):
+                snapshot = stored[0]["snapshot"]
+                batch = known
+            elif known is not None and known.resource and batch.resource is None:  # fetch_results saves it unmarked
+                batch = batch.model_copy(update={"resource": known.resource})
+                snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
+            await db.execute(
+                """INSERT INTO batches (id, snapshot, status, terminal, input_path, results_path, idempotency_key,
+                                        first_seen, refreshed_at, owner)
+                   VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot, status = excluded.status,
+                   terminal = excluded.terminal, refreshed_at = excluded.refreshed_at,
+                   input_path = COALESCE(batches.input_path, excluded.input_path),
+                   idempotency_key = COALESCE(batches.idempotency_key, excluded.idempotency_key),
+                   owner = COALESCE(batches.owner, excluded.owner)""",
+                (batch.id, snapshot, batch.status, int(batch.terminal), input_path, idempotency_key, now, now, owner),
+            )
+            await db.execute(
+                """INSERT INTO status_history (batch_id, status, seen_at) VALUES (?, ?, ?)
+                   ON CONFLICT (batch_id, status) DO NOTHING""",
+                (batch.id, batch.status, now),
+            )
+            rows = await db.fetch(f"{_BATCH_SELECT} WHERE id = ?", (batch.id,))
+        return _batch_record(rows[0])
 
     async def get_batch(self, batch_id: str) -> BatchRecord | None:
-        return await self._run(lambda: self.registry.get_batch(batch_id))
+        rows = await self.database.fetch(f"{_BATCH_SELECT} WHERE id = ?", (batch_id,))
+        return _batch_record(rows[0]) if rows else None
 
     async def find_by_idempotency_key(self, key: str, *, owner: str | None = None) -> BatchRecord | None:
-        return await self._run(lambda: self.registry.find_by_idempotency_key(key, owner=owner))
+        """The batch created under `key` by `owner` (each user's keys are their own; None: made without sign-in)."""
+        mine = "owner = ?" if owner is not None else "owner IS NULL"
+        params = (key, owner) if owner is not None else (key,)
+        rows = await self.database.fetch(
+            f"{_BATCH_SELECT} WHERE idempotency_key = ? AND {mine} ORDER BY first_seen LIMIT 1", params
+        )
+        return _batch_record(rows[0]) if rows else None
 
     async def list_batches(
         self, *, limit: int | None = None, active_only: bool = False, owner: str | None = None
     ) -> list[BatchRecord]:
-        return await self._run(lambda: self.registry.list_batches(limit=limit, active_only=active_only, owner=owner))
+        """Newest first: by the service's creation time, then by when this registry first saw them.
+
+        `owner`: only that user's batches (None: everyone's)."""
+        conditions = [*(["terminal = 0"] if active_only else []), *(["owner = ?"] if owner is not None else [])]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        created = self.database.json_text("snapshot", "created_at")
+        order = f"ORDER BY COALESCE({created}, '') DESC, first_seen DESC, id DESC"
+        params = (owner,) if owner is not None else ()
+        limited = f"LIMIT {int(limit)}" if limit else ""
+        rows = await self.database.fetch(f"{_BATCH_SELECT} {where} {order} {limited}", params)
+        return [_batch_record(row) for row in rows]
 
     async def history(self, batch_id: str) -> list[StatusChange]:
-        return await self._run(lambda: self.registry.history(batch_id))
+        rows = await self.database.fetch(
+            f"SELECT status, seen_at FROM status_history WHERE batch_id = ? {_HISTORY_ORDER}", (batch_id,)
+        )
+        return [StatusChange(status=row["status"], seen_at=_when(row["seen_at"])) for row in rows]
+
+    # results
 
     async def save_results_summary(self, summary: FetchSummary) -> None:
-        await self._run(lambda: self.registry.save_results_summary(summary))
+        """Keep the summary (served as batch://jobs/{id}/results) and the results path on the batch."""
+        async with self.database.transaction() as db:
+            await db.execute(
+                """INSERT INTO results (batch_id, summary, saved_at) VALUES (?, ?, ?)
+                   ON CONFLICT (batch_id) DO UPDATE SET summary = excluded.summary, saved_at = excluded.saved_at""",
+                (summary.batch_id, summary.model_dump_json(), self._now()),
+            )
+            if summary.results_path:
+                await db.execute(
+                    "UPDATE batches SET results_path = ? WHERE id = ?", (summary.results_path, summary.batch_id)
+                )
 
     async def results_summary(self, batch_id: str) -> FetchSummary | None:
-        return await self._run(lambda: self.registry.results_summary(batch_id))
+        rows = await self.database.fetch("SELECT summary FROM results WHERE batch_id = ?", (batch_id,))
+        return FetchSummary.model_validate_json(rows[0]["summary"]) if rows else None
+
+    # leases (aoai_batch/leases.py)
 
     async def take_leases(
         self, kind: LeaseKind, ids: Sequence[str], holder: str, *, ttl: float, now: float | None = None
     ) -> set[str]:
-        return await self._run(lambda: self.registry.take_leases(kind, ids, holder, ttl=ttl, now=now))
+        """Take (or renew) the leases of these jobs that are free, expired, `holder`'s own or held by a process
+        of this host that died; the ids taken. Each take is one conditional upsert, atomic on both engines:
+        of two processes taking the same lease at once, one wins."""
+        if not ids:
+            return set()
+        now = self._now() if now is None else now
+        taken: set[str] = set()
+        async with self.database.transaction() as db:
+            rows = await db.fetch(
+                f"SELECT id, holder FROM leases WHERE kind = ? AND id IN ({', '.join('?' for _ in ids)})",
+                (kind, *ids),
+            )
+            held = {row["id"]: row["holder"] for row in rows}
+            for job_id in ids:
+                gone = held[job_id] if job_id in held and holder_is_gone(held[job_id]) else ""
+                changed = await db.execute(
+                    """INSERT INTO leases (kind, id, holder, expires_at) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (kind, id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                       WHERE leases.holder = excluded.holder OR leases.expires_at <= ? OR leases.holder = ?""",
+                    (kind, job_id, holder, now + ttl, now, gone),
+                )
+                if changed == 1:
+                    taken.add(job_id)
+        return taken
 
     async def release_lease(self, kind: LeaseKind, job_id: str, holder: str) -> None:
-        await self._run(lambda: self.registry.release_lease(kind, job_id, holder))
+        async with self.database.transaction() as db:
+            await db.execute("DELETE FROM leases WHERE kind = ? AND id = ? AND holder = ?", (kind, job_id, holder))
+
+
+def _file_record(row: Row) -> FileRecord:
+    return FileRecord(
+        file=FileInfo.model_validate_json(row["snapshot"]), local_path=row["local_path"], owner=row["owner"]
+    )
+
+
+async def _changes_of(payloads: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    async for payload in payloads:
+        kind, _, job_id = payload.partition(":")
+        if job_id:
+            yield kind, job_id

@@ -17,6 +17,7 @@ from server.state import AppState
 from tests.support.batch_files import write_workspace_batch
 from tests.support.http_server import EmulatorServer, ServerThread
 from tests.support.mcp import make_settings
+from tests.support.postgres import PostgresServer, bindir_or_skip
 
 
 @pytest.fixture
@@ -73,3 +74,19 @@ def app(settings: Settings, emulator: Emulator) -> MCPServer[AppState]:
 @pytest.fixture
 def batch_file(workspace: Path) -> Path:
     return write_workspace_batch(workspace)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (skipped, or failed under REQUIRE_POSTGRES, when not installed)."""
+    server = PostgresServer(bindir_or_skip()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty database of its own for this test."""
+    return postgres_server.new_database()

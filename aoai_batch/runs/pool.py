@@ -83,7 +83,7 @@ class ServicePool:
         async with AsyncExitStack() as stack:
             services: dict[str, BatchService] = {}
             if entries:
-                store = await stack.enter_async_context(await Store.open(settings.state_db, now=now))
+                store = await stack.enter_async_context(await Store.open_for(settings, now=now))
                 by_resource: dict[tuple[str, str, str | None, str], BatchService] = {}
                 for entry in entries:
                     key = (entry.endpoint, entry.auth, entry.api_key_env, entry.api_version)

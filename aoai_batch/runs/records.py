@@ -8,14 +8,13 @@ split into two) is written in one transaction, so a process killed in between le
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import anyio.to_thread
 import orjson
 
+from aoai_batch.db import Row
 from aoai_batch.leases import RUN_LEASE_SECONDS
 from aoai_batch.models import Backend, RequestCounts
 from aoai_batch.runs.models import TERMINAL_RUN_STATUSES, RunStatus, ShardKind, ShardState
@@ -109,6 +108,14 @@ def _marks(columns: str) -> str:
     return ", ".join("?" for _ in columns.split(","))
 
 
+# A shard's row, new or replacing the saved one (its run and index are the key)
+_SAVE_SHARD = (
+    f"INSERT INTO run_shards ({_SHARD_COLUMNS}) VALUES ({_marks(_SHARD_COLUMNS)}) "
+    "ON CONFLICT (run_id, shard_index) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in (c.strip() for c in _SHARD_COLUMNS.split(",")[2:]))
+)
+
+
 def _run_params(run: RunRecord) -> tuple[Any, ...]:
     return (
         run.id,
@@ -132,7 +139,7 @@ def _run_params(run: RunRecord) -> tuple[Any, ...]:
     )
 
 
-def _run(row: sqlite3.Row) -> RunRecord:
+def _run(row: Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
         name=row["name"],
@@ -186,7 +193,7 @@ def _shard_params(shard: ShardRecord) -> tuple[Any, ...]:
     )
 
 
-def _shard(row: sqlite3.Row) -> ShardRecord:
+def _shard(row: Row) -> ShardRecord:
     counts = row["request_counts"]
     return ShardRecord(
         run_id=row["run_id"],
@@ -219,35 +226,31 @@ def _shard(row: sqlite3.Row) -> ShardRecord:
 
 
 class RunRecords:
-    """The runs tables of the registry, for async code (each call in a worker thread, as `Store`'s)."""
+    """The runs tables of the registry, for async code, on either engine (`Store.database`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._registry = store.registry
+        self._database = store.database
 
     # runs
 
     async def create(self, run: RunRecord, shards: Sequence[ShardRecord]) -> RunRecord:
-        """Save a new run and its planned shards at once; a run already saved under its key is returned instead."""
-
-        def write() -> RunRecord:
-            with self._registry.transaction() as db:
-                if run.idempotency_key is not None:
-                    cursor = db.execute(
-                        f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = ?", (run.idempotency_key,)
-                    )
-                    cursor.row_factory = sqlite3.Row
-                    known = cursor.fetchone()
-                    if known is not None:
-                        return _run(known)
-                db.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(_RUN_COLUMNS)})", _run_params(run))
-                db.executemany(
-                    f"INSERT INTO run_shards ({_SHARD_COLUMNS}) VALUES ({_marks(_SHARD_COLUMNS)})",
-                    [_shard_params(shard) for shard in shards],
+        """Save a new run and its planned shards at once; a run already saved under its key is returned instead
+        (the key's lock makes two replicas starting the same run at once find one)."""
+        async with self._database.transaction() as db:
+            if run.idempotency_key is not None:
+                await db.lock(f"run-key:{run.idempotency_key}")
+                known = await db.fetch(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = ?", (run.idempotency_key,)
                 )
-                return run
-
-        return await anyio.to_thread.run_sync(write)
+                if known:
+                    return _run(known[0])
+            await db.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(_RUN_COLUMNS)})", _run_params(run))
+            await db.execute_many(
+                f"INSERT INTO run_shards ({_SHARD_COLUMNS}) VALUES ({_marks(_SHARD_COLUMNS)})",
+                [_shard_params(shard) for shard in shards],
+            )
+            return run
 
     async def get(self, run_id: str) -> RunRecord | None:
         rows = await self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
@@ -289,16 +292,9 @@ class RunRecords:
 
     async def save_shards(self, run_id: str, shards: Sequence[ShardRecord], *, now: float) -> None:
         """Write these shards' rows (new or changed) and the run's `updated_at`, in one transaction."""
-
-        def write() -> None:
-            with self._registry.transaction() as db:
-                db.executemany(
-                    f"INSERT OR REPLACE INTO run_shards ({_SHARD_COLUMNS}) VALUES ({_marks(_SHARD_COLUMNS)})",
-                    [_shard_params(shard) for shard in shards],
-                )
-                db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
-
-        await anyio.to_thread.run_sync(write)
+        async with self._database.transaction() as db:
+            await db.execute_many(_SAVE_SHARD, [_shard_params(shard) for shard in shards])
+            await db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
 
     async def set_status(
         self,
@@ -311,29 +307,22 @@ class RunRecords:
     ) -> RunRecord | None:
         """Move the run to `status` if it is still in one of `expected` (a cancel from another process wins
         over a step that would finish the run); the run as saved, or None when its status had changed."""
-
-        def write() -> RunRecord | None:
-            marks = ", ".join("?" for _ in expected)
-            with self._registry.transaction() as db:
-                cursor = db.execute(
-                    f"""UPDATE runs SET status = ?, updated_at = ?, errors = COALESCE(?, errors)
-                        WHERE id = ? AND status IN ({marks})""",
-                    (status, now, None if errors is None else orjson.dumps(list(errors)).decode(), run_id, *expected),
-                )
-                if cursor.rowcount != 1:
-                    return None
-                read = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-                read.row_factory = sqlite3.Row
-                return _run(read.fetchone())
-
-        return await anyio.to_thread.run_sync(write)
+        marks = ", ".join("?" for _ in expected)
+        text = None if errors is None else orjson.dumps(list(errors)).decode()
+        async with self._database.transaction() as db:
+            changed = await db.execute(
+                f"""UPDATE runs SET status = ?, updated_at = ?, errors = COALESCE(?, errors)
+                    WHERE id = ? AND status IN ({marks})""",
+                (status, now, text, run_id, *expected),
+            )
+            if changed != 1:
+                return None
+            rows = await db.fetch(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return _run(rows[0])
 
     async def save_results_summary(self, run_id: str, summary: str) -> None:
-        def write() -> None:
-            with self._registry.transaction() as db:
-                db.execute("UPDATE runs SET results_summary = ? WHERE id = ?", (summary, run_id))
-
-        await anyio.to_thread.run_sync(write)
+        async with self._database.transaction() as db:
+            await db.execute("UPDATE runs SET results_summary = ? WHERE id = ?", (summary, run_id))
 
     async def in_flight(self) -> dict[str, tuple[int, int]]:
         """Per deployment, over every run: the estimated tokens and the number of shards counted against it."""
@@ -353,15 +342,13 @@ class RunRecords:
         }
 
     async def learn_limit(self, limit: LearnedLimit) -> None:
-        def write() -> None:
-            with self._registry.transaction() as db:
-                db.execute(
-                    """INSERT OR REPLACE INTO learned_limits (deployment, enqueued_limit, message, learned_at)
-                       VALUES (?, ?, ?, ?)""",
-                    (limit.deployment, limit.limit, limit.message, limit.learned_at),
-                )
-
-        await anyio.to_thread.run_sync(write)
+        async with self._database.transaction() as db:
+            await db.execute(
+                """INSERT INTO learned_limits (deployment, enqueued_limit, message, learned_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (deployment) DO UPDATE SET enqueued_limit = excluded.enqueued_limit,
+                   message = excluded.message, learned_at = excluded.learned_at""",
+                (limit.deployment, limit.limit, limit.message, limit.learned_at),
+            )
 
     # leases
 
@@ -372,5 +359,5 @@ class RunRecords:
     async def release_lease(self, run_id: str, holder: str) -> None:
         await self._store.release_lease("run", run_id, holder)
 
-    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        return await anyio.to_thread.run_sync(lambda: self._registry.query(sql, params))
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        return await self._database.fetch(sql, params)

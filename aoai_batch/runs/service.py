@@ -91,7 +91,7 @@ class RunService:
     ) -> AsyncIterator[RunService]:
         """The run service beside `main`: its own connection to the same registry, and the pool's services."""
         async with (
-            await Store.open(settings.state_db, now=now) as store,
+            await Store.open_for(settings, now=now) as store,
             ServicePool.open(settings, main, transport_for=transport_for, sleep=sleep, now=now) as pool,
         ):
             yield cls(settings, main, pool, store, now=now, sleep=sleep)

@@ -1,4 +1,4 @@
-"""Fixtures of the core's tests: a real, tiny disk."""
+"""Fixtures of the core's tests: a real, tiny disk; a registry on each engine."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.stores import StoreOpener, opener
 
 
 @pytest.fixture
@@ -27,3 +29,10 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
+    """Opens Stores on this test's registry: a SQLite file in tmp_path, then a fresh PostgreSQL database."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    return opener(request.param, path=tmp_path / "state.sqlite3", url=url)

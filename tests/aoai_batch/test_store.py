@@ -1,4 +1,5 @@
-"""The job registry: a real SQLite file in tmp_path."""
+"""The job registry on both engines (a real SQLite file in tmp_path, a real PostgreSQL server's fresh
+database: the `open_store` fixture), and the SQLite file's own cases (locks, a full disk, a damaged file)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 
 from aoai_batch.errors import InvalidInput, NoSpace, RegistryLocked
 from aoai_batch.models import Batch, FetchSummary, FileInfo, ResultCounts
-from aoai_batch.store import SCHEMA_VERSION, Registry, Store
+from aoai_batch.store import SCHEMA_VERSION, Store
+from tests.support.stores import StoreOpener
 
 
 def make_batch(batch_id: str, status: str = "validating", **fields: object) -> Batch:
@@ -36,8 +38,8 @@ class Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "state.sqlite3") as opened:
+async def store(open_store: StoreOpener) -> AsyncIterator[Store]:
+    async with await open_store() as opened:
         yield opened
 
 
@@ -97,9 +99,9 @@ async def test_later_snapshots_keep_the_local_paths_and_the_key(store: Store) ->
     assert record.idempotency_key == "k"
 
 
-async def test_status_history_records_each_status_once_in_order(tmp_path: Path) -> None:
+async def test_status_history_records_each_status_once_in_order(open_store: StoreOpener) -> None:
     clock = Clock()
-    async with await Store.open(tmp_path / "s.sqlite3", now=clock) as store:
+    async with await open_store(now=clock) as store:
         for status in ["validating", "in_progress", "in_progress", "completed"]:
             clock.now += 10
             await store.save_batch(make_batch("batch_1", status))
@@ -108,9 +110,9 @@ async def test_status_history_records_each_status_once_in_order(tmp_path: Path) 
     assert history[0].seen_at == datetime.fromtimestamp(1_700_000_010, tz=UTC)
 
 
-async def test_jobs_are_listed_newest_first_and_active_ones_can_be_selected(tmp_path: Path) -> None:
+async def test_jobs_are_listed_newest_first_and_active_ones_can_be_selected(open_store: StoreOpener) -> None:
     clock = Clock()
-    async with await Store.open(tmp_path / "s.sqlite3", now=clock) as store:
+    async with await open_store(now=clock) as store:
         for n, status in enumerate(["completed", "in_progress", "validating"]):
             clock.now += 1
             await store.save_batch(make_batch(f"batch_{n}", status))
@@ -150,11 +152,10 @@ async def test_a_results_summary_is_kept_and_sets_the_results_path(store: Store)
     assert record.batch.results_path == "/out/results.jsonl"
 
 
-async def test_the_registry_survives_a_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite3"
-    async with await Store.open(path) as store:
+async def test_the_registry_survives_a_reopen(open_store: StoreOpener) -> None:
+    async with await open_store() as store:
         await store.save_batch(make_batch("batch_1"))
-    async with await Store.open(path) as store:
+    async with await open_store() as store:
         assert await store.get_batch("batch_1") is not None
 
 
@@ -169,8 +170,17 @@ async def test_concurrent_tasks_write_without_losing_records(store: Store) -> No
     assert len(await store.list_batches()) == 50
 
 
+def open_and_close(path: Path, *, lock_timeout: float = 30.0) -> None:
+    """Open the SQLite registry at `path` (migrating it) and close it, from sync code."""
+
+    async def open_close() -> None:
+        await (await Store.open(path, lock_timeout=lock_timeout)).close()
+
+    anyio.run(open_close)
+
+
 def test_a_new_database_is_at_the_current_schema_version_in_wal_mode(tmp_path: Path) -> None:
-    Registry(tmp_path / "s.sqlite3").close()
+    open_and_close(tmp_path / "s.sqlite3")
     db = sqlite3.connect(tmp_path / "s.sqlite3")
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -181,35 +191,39 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "s.sqlite3")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(InvalidInput):
-        Registry(tmp_path / "s.sqlite3")
+    with pytest.raises(InvalidInput, match="newer version"):
+        open_and_close(tmp_path / "s.sqlite3")
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "s.sqlite3").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(InvalidInput):
-        Registry(tmp_path / "s.sqlite3")
+    with pytest.raises(InvalidInput, match="damaged or not a registry"):
+        open_and_close(tmp_path / "s.sqlite3")
 
 
 WRITER = textwrap.dedent(
     """
     import sys
+    import anyio
     from aoai_batch.models import Batch
-    from aoai_batch.store import Registry
+    from aoai_batch.store import Store
 
-    registry = Registry(sys.argv[1])
-    n = 0
-    while True:
-        batch = Batch(id=f"batch_{n}", status="in_progress", terminal=False, backend="emulator",
-                      metadata={"n": str(n), "pad": "x" * 500})
-        registry.save_batch(batch, idempotency_key=f"key-{n}")
-        print(n, flush=True)
-        n += 1
+    async def main():
+        store = await Store.open(sys.argv[1])
+        n = 0
+        while True:
+            batch = Batch(id=f"batch_{n}", status="in_progress", terminal=False, backend="emulator",
+                          metadata={"n": str(n), "pad": "x" * 500})
+            await store.save_batch(batch, idempotency_key=f"key-{n}")
+            print(n, flush=True)
+            n += 1
+
+    anyio.run(main)
     """
 )
 
 
-def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path: Path) -> None:
+async def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     with subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
@@ -221,35 +235,36 @@ def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path: Path)
         committed += [int(line) for line in writer.stdout.read().split()]
     assert writer.returncode == -signal.SIGKILL
 
-    registry = Registry(path)
-    try:
+    async with await Store.open(path) as store:
         for n in committed:
-            record = registry.get_batch(f"batch_{n}")
+            record = await store.get_batch(f"batch_{n}")
             assert record is not None
             assert record.batch.metadata["n"] == str(n)
             assert record.idempotency_key == f"key-{n}"
-    finally:
-        registry.close()
     assert len(committed) >= 300
 
 
 def test_a_home_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the folder should be", encoding="utf-8")
-    with pytest.raises(InvalidInput):
-        Registry(blocker / "home" / "state.sqlite3")
+    with pytest.raises(InvalidInput, match="cannot be created"):
+        open_and_close(blocker / "home" / "state.sqlite3")
 
 
 OPENER = textwrap.dedent(
     """
     import sys
-    from aoai_batch.store import Registry
+    import anyio
+    from aoai_batch.store import Store
+
+    async def open_close(path):
+        await (await Store.open(path)).close()
 
     print("ready", flush=True)
     for path in sys.argv[1:]:
         sys.stdin.readline()  # the go signal: every opener starts each round together
         try:
-            Registry(path).close()
+            anyio.run(open_close, path)
             print("ok", flush=True)
         except Exception as exc:
             print(f"{type(exc).__name__}: {exc}".replace("\\n", " "), flush=True)
@@ -339,7 +354,7 @@ def test_a_new_registry_locked_by_another_process_is_reported_as_locked(
     lock_holder(path)
 
     with pytest.raises(RegistryLocked) as caught:
-        Registry(path, lock_timeout=0.2)
+        open_and_close(path, lock_timeout=0.2)
     assert str(path) in str(caught.value)
 
 
@@ -347,7 +362,8 @@ async def test_a_write_waits_for_another_process_then_reports_the_lock(
     tmp_path: Path, lock_holder: Callable[[Path], None]
 ) -> None:
     path = tmp_path / "state.sqlite3"
-    Registry(path).close()
+    async with await Store.open(path):
+        pass
     lock_holder(path)
 
     async with await Store.open(path, lock_timeout=0.2) as store:  # opening an up-to-date registry writes nothing
@@ -357,9 +373,9 @@ async def test_a_write_waits_for_another_process_then_reports_the_lock(
     assert str(path) in str(caught.value)
 
 
-def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
+async def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    registry = Registry(path)
+    store = await Store.open(path)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -369,29 +385,26 @@ def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
         assert holder.stdout.readline().strip() == "locked"
         holder.stdin.write("\n")  # the holder ends (and its lock with it) while or before the write waits
         holder.stdin.flush()
-        registry.save_batch(make_batch("batch_1"))
+        await store.save_batch(make_batch("batch_1"))
     finally:
         stop(holder)
-    assert registry.get_batch("batch_1") is not None
-    registry.close()
+    assert await store.get_batch("batch_1") is not None
+    await store.close()
 
 
-def test_a_registry_on_a_full_disk_is_no_space_and_keeps_what_it_committed(tiny_disk: Path) -> None:
+async def test_a_registry_on_a_full_disk_is_no_space_and_keeps_what_it_committed(tiny_disk: Path) -> None:
     """SQLITE_FULL from a real, full 256 KiB tmpfs."""
-    registry = Registry(tiny_disk / "state.sqlite3")
-    try:
+    async with await Store.open(tiny_disk / "state.sqlite3") as store:
         with pytest.raises(NoSpace) as caught:
-            fill(registry)
+            await fill(store)
         assert caught.value.folder == str(tiny_disk)
-        kept = registry.list_batches()
+        kept = await store.list_batches()
         assert kept  # what was committed before the disk filled up is still there
         with pytest.raises(NoSpace):
-            registry.save_batch(make_batch("batch_again", metadata={"pad": "x" * 5000}))  # refused alike, not stuck
-        assert len(registry.list_batches()) == len(kept)
-    finally:
-        registry.close()
+            await store.save_batch(make_batch("batch_again", metadata={"pad": "x" * 5000}))  # refused alike
+        assert len(await store.list_batches()) == len(kept)
 
 
-def fill(registry: Registry) -> None:
+async def fill(store: Store) -> None:
     for n in range(10_000):
-        registry.save_batch(make_batch(f"batch_{n}", metadata={"pad": "x" * 500}))
+        await store.save_batch(make_batch(f"batch_{n}", metadata={"pad": "x" * 500}))
