@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 import anyio
 
 from aoai_batch.leases import new_holder
