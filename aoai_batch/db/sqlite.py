@@ -97,8 +97,8 @@ class SqliteDatabase:
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
         """A write transaction: BEGIN IMMEDIATE waits (up to the lock timeout) for another process's write."""
         async with self._task_lock:
-            await self._call(lambda db: db.execute("BEGIN IMMEDIATE"))
-            try:
+            try:  # BEGIN too: a cancel while it runs in its thread still leaves a transaction to roll back
+                await self._call(lambda db: db.execute("BEGIN IMMEDIATE"))
                 yield SqliteTransaction(self)
                 await self._call(lambda db: db.execute("COMMIT"))
             except BaseException:

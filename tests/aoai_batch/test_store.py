@@ -19,22 +19,7 @@ import pytest
 from aoai_batch.errors import InvalidInput, NoSpace, RegistryLocked
 from aoai_batch.models import Batch, FetchSummary, FileInfo, ResultCounts
 from aoai_batch.store import SCHEMA_VERSION, Store
-from tests.support.stores import StoreOpener
-
-
-def make_batch(batch_id: str, status: str = "validating", **fields: object) -> Batch:
-    terminal = status in {"failed", "completed", "expired", "cancelled"}
-    return Batch.model_validate(
-        {"id": batch_id, "status": status, "terminal": terminal, "backend": "emulator", **fields}
-    )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.stores import Clock, StoreOpener, make_batch
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from aoai_batch.errors import ConnectionFailed, InvalidInput
 from aoai_batch.settings import Settings, config_view
 from aoai_batch.store import SCHEMA_VERSION, Store
-from tests.aoai_batch.test_store import make_batch
 from tests.support.postgres import PostgresServer
+from tests.support.stores import make_batch
 
 REPLICAS = 6
 BATCHES = 40
