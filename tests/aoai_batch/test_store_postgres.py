@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from aoai_batch.errors import ConnectionFailed, InvalidInput
+from aoai_batch.errors import ConnectionFailed, InvalidInput, ServiceUnavailable
 from aoai_batch.settings import Settings, config_view
 from aoai_batch.store import SCHEMA_VERSION, Store
 from tests.support.postgres import PostgresServer
@@ -127,3 +127,16 @@ def test_the_config_view_shows_the_database_url_without_its_password(tmp_path: P
     assert view.state_path == "postgresql://aoai:***@db.example.com:5432/reg"
     assert "s3cret" not in view.model_dump_json()
     assert config_view(Settings(home=tmp_path)).state_path == str(tmp_path / "state.sqlite3")
+
+
+async def test_a_user_who_may_not_create_the_tables_is_told_so(postgres_server: PostgresServer) -> None:
+    """PostgreSQL 15 lets only the database's owner create tables in `public`: a user without that right."""
+    url = postgres_server.new_database()
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("CREATE ROLE visitor LOGIN PASSWORD 'visitor-secret'")
+    with pytest.raises(ServiceUnavailable) as caught:
+        await Store.open_url(url.replace("postgres@", "visitor:visitor-secret@"))
+    message = str(caught.value)
+    assert "permission denied for schema public" in message
+    assert "AOAI_BATCH_DATABASE_URL=postgresql://visitor:***@" in message
+    assert "visitor-secret" not in message
