@@ -1,8 +1,8 @@
 """The SQLite engine: one file (WAL) shared by the processes of one home.
 
-One connection guarded by a lock keeps concurrent tasks safe; every statement runs in a worker thread
-(SQLite blocks). WAL with a busy timeout lets a CLI and servers of several clients share the file: opening,
-migrating and every write wait out another process's lock (`sqlite_wal`), and one held for longer is a
+One connection guarded by a lock keeps concurrent tasks safe; what may wait (a read, BEGIN, COMMIT) runs in
+a worker thread (SQLite blocks). WAL with a busy timeout lets a CLI and servers of several clients share the
+file: opening, migrating and every write wait out another process's lock (`sqlite_wal`), and one held for longer is a
 `RegistryLocked` naming the file. A process killed in the middle of a write loses at most the uncommitted
 transaction: SQLite's journal guarantees it.
 """
@@ -93,6 +93,10 @@ class SqliteDatabase:
 
         return await anyio.to_thread.run_sync(call)
 
+    def _here(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._thread_lock, self._translated():
+            return fn(self._db)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
         """A write transaction: BEGIN IMMEDIATE waits (up to the lock timeout) for another process's write."""
@@ -159,17 +163,22 @@ class SqliteDatabase:
 
 
 class SqliteTransaction:
+    """The statements between BEGIN IMMEDIATE and COMMIT run on the event loop's thread: the file's write lock
+    is already held (nothing to wait for) and each takes microseconds, while a hop to a worker thread and back
+    costs more than the statement. BEGIN (which may wait out another process) and COMMIT (which syncs the disk)
+    run in worker threads."""
+
     def __init__(self, database: SqliteDatabase) -> None:
         self._database = database
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await self._database._call(lambda db: db.execute(sql, tuple(params)).rowcount)
+        return self._database._here(lambda db: db.execute(sql, tuple(params)).rowcount)
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._database._call(lambda db: db.executemany(sql, [tuple(row) for row in rows]))
+        self._database._here(lambda db: db.executemany(sql, [tuple(row) for row in rows]))
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return await self._database._call(lambda db: _rows(db.execute(sql, tuple(params))))
+        return self._database._here(lambda db: _rows(db.execute(sql, tuple(params))))
 
     async def lock(self, name: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the file's one write lock."""
