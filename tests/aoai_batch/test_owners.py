@@ -3,25 +3,34 @@ call run as a viewer (`identity.acting_as`), as the server runs each signed-in u
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import BatchToolError, NotFound
 from aoai_batch.identity import Viewer, acting_as, current_viewer, may_see
 from aoai_batch.models import Batch
 from aoai_batch.owners import own_page
 from aoai_batch.service import BatchService
-from tests.aoai_batch.test_service import clocked, open_registry, service
+from tests.aoai_batch.test_service import Clocked, open_registry, settings_for
 from tests.support.batch_files import write_batch_file
 
 ALICE = Viewer("alice-oid")
 BOB = Viewer("bob-oid")
 BOB_SHARED = Viewer("bob-oid", shared=True)
-__all__ = ["clocked", "service"]  # the service tests' fixtures, used here
+
+
+@pytest.fixture
+async def service(tmp_path: Path, emulator: Emulator, fake_clock: FakeClock) -> AsyncIterator[BatchService]:
+    clocked = Clocked(fake_clock)
+    async with BatchService.open(
+        settings_for(tmp_path, emulator), transport=emulator.transport(), sleep=clocked.sleep, clock=fake_clock.now
+    ) as opened:
+        yield opened
 
 
 def refusal(error: BaseException, job_id: str) -> tuple[type, str, str, object]:
