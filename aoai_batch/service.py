@@ -514,6 +514,12 @@ class BatchService:
         except TRANSIENT_ERRORS:
             return record.batch  # the service is unreachable for now: the last snapshot is still useful
 
+    async def owner_of(self, batch_id: str) -> str | None:
+        """Who created the batch (None: no one signed in, or not in the registry), whoever asks: for telling only
+        the users who may see it that it changed."""
+        record = await self._store.get_batch(batch_id)
+        return record.owner if record is not None else None
+
     def _is_stale(self, record: BatchRecord) -> bool:
         if record.batch.terminal or not self._reaches(record.batch):
             return False

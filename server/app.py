@@ -109,8 +109,8 @@ def build_server(
         auth=auth.settings if auth else None,
         token_verifier=auth.verifier if auth else None,
     )
+    install_viewers(server)  # first: the subscriptions' middleware and handlers run as the user
     subscriptions.install(server)
-    install_viewers(server)
     register_resources(server)
     register_prompts(server)
     install_view(server)

@@ -275,6 +275,11 @@ class RunService:
         runs = [await self._view(record) for record in records]
         return RunPage(runs=runs, has_more=more, last_id=runs[-1].id if runs else None)
 
+    async def owner_of(self, run_id: str) -> str | None:
+        """Who started the run (None: no one signed in, or no such run), whoever asks."""
+        record = await self._records.get(run_id)
+        return record.owner if record is not None else None
+
     async def active_runs(self) -> list[Run]:
         """The runs not yet terminal (that the viewer may see), oldest first."""
         return [await self._view(record) for record in await self._records.active() if may_see(record.owner)]

@@ -5,24 +5,30 @@ not found, exactly as one that does not exist; with AOAI_BATCH_SHARED_JOBS every
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import orjson
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import TextResourceContents
+from mcp_types import LoggingMessageNotification, ResourceUpdatedNotification
 from starlette.types import ASGIApp
 
-from aoai_batch.emulator import Emulator
+from aoai_batch.emulator import Emulator, FakeClock
 from server.app import build_server
 from server.http import MCP_PATH, http_app
 from server.oauth import server_auth
 from tests.server.test_oauth_http import issuer, signed_in_client
 from tests.support.batch_files import write_batch_file
+from tests.support.clock import HOURS
 from tests.support.http_server import served_for_url
+from tests.support.inbox import Inbox
 from tests.support.mcp import WAIT, error_details, make_settings, structured
 from tests.support.oauth import AUDIENCE, Issuer
 
@@ -30,7 +36,7 @@ __all__ = ["issuer"]  # the issuer on loopback, a fixture of the sign-in tests
 MISSING_BATCH = "batch_00000000000000000000000000000000"
 MISSING_RUN = "run_000000000000000000000000"
 
-Users = Callable[[str], AbstractAsyncContextManager[Client]]
+Users = Callable[..., AbstractAsyncContextManager[Client]]
 
 
 def serve(tmp_path: Path, issuer: Issuer, emulator: Emulator, **settings: Any) -> AbstractAsyncContextManager[str]:
@@ -52,10 +58,22 @@ async def users(
     """`users("alice")`: a client signed in as that user (oid `<name>-oid`), on one server."""
     async with serve(tmp_path, issuer, emulator, shared_jobs=getattr(request, "param", False)) as base:
 
-        def as_user(name: str) -> AbstractAsyncContextManager[Client]:
-            return signed_in_client(base + MCP_PATH, issuer.token(sub=f"{name}-sub", oid=f"{name}-oid"))
+        def as_user(name: str, inbox: Inbox | None = None) -> AbstractAsyncContextManager[Client]:
+            token = issuer.token(sub=f"{name}-sub", oid=f"{name}-oid")
+            return (
+                listening_client(base + MCP_PATH, token, inbox) if inbox else signed_in_client(base + MCP_PATH, token)
+            )
 
         yield as_user
+
+
+@asynccontextmanager
+async def listening_client(url: str, token: str, inbox: Inbox) -> AsyncIterator[Client]:
+    """A signed-in client that keeps what the server sends outside responses (log messages, updates)."""
+    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=WAIT)
+    transport = streamable_http_client(url, http_client=http)
+    async with http, Client(transport, mode="legacy", message_handler=inbox) as client:
+        yield client
 
 
 async def alices_batch(client: Client, tmp_path: Path) -> str:
@@ -90,9 +108,9 @@ async def test_another_users_batch_is_not_found_and_not_listed(users: Users, tmp
         async with users("bob") as bob:
             bobs = await job_ids(bob)
             refused: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
-            for tool, extra in [("get_batch", {}), ("cancel_batch", {}), ("fetch_results", {})]:
-                theirs = await refusal(bob, tool, {"batch_id": batch_id, **extra}, batch_id)
-                missing = await refusal(bob, tool, {"batch_id": MISSING_BATCH, **extra}, MISSING_BATCH)
+            for tool in ["get_batch", "cancel_batch", "fetch_results"]:
+                theirs = await refusal(bob, tool, {"batch_id": batch_id}, batch_id)
+                missing = await refusal(bob, tool, {"batch_id": MISSING_BATCH}, MISSING_BATCH)
                 refused[tool] = (theirs, missing)
         async with users("alice") as alice:
             still = structured(await alice.call_tool("get_batch", {"batch_id": batch_id}))
@@ -137,3 +155,22 @@ async def test_another_users_run_is_not_found_and_not_listed(users: Users) -> No
     assert cancel == cancel_missing
     assert theirs[0] == "not_found"
     assert bobs["runs"] == []
+
+
+async def test_job_status_log_messages_reach_only_the_users_who_may_see_the_job(
+    users: Users, tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    alices_inbox, bobs_inbox = Inbox(), Inbox()
+    with anyio.fail_after(WAIT):
+        async with users("alice", alices_inbox) as alice, users("bob", bobs_inbox) as bob:
+            await bob.list_tools()  # bob's connection is known to the server
+            batch_id = await alices_batch(alice, tmp_path)
+            with pytest.warns(MCPDeprecationWarning):
+                await alice.subscribe_resource(f"batch://jobs/{batch_id}")
+            with pytest.warns(MCPDeprecationWarning):
+                await bob.subscribe_resource("batch://jobs/none")  # a subscriber, of nothing of alice's
+            fake_clock.advance(2 * HOURS)
+            await alices_inbox.wait_for(ResourceUpdatedNotification, uri=f"batch://jobs/{batch_id}")
+            told = await alices_inbox.wait_for(LoggingMessageNotification)
+    assert told.params.data["batch_id"] == batch_id  # type: ignore[union-attr]
+    assert not [m for m in bobs_inbox.messages if isinstance(m, LoggingMessageNotification)]
