@@ -18,9 +18,8 @@ from tools.identity import user_of_request, viewer_of
 
 
 async def _act_as_the_user(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-    state = ctx.lifespan_context
-    shared = state.settings.shared_jobs if isinstance(state, AppState) else False
-    with acting_as(viewer_of(user_of_request(ctx.request), shared_jobs=shared)):
+    state: AppState = ctx.lifespan_context
+    with acting_as(viewer_of(user_of_request(ctx.request), shared_jobs=state.settings.shared_jobs)):
         return await call_next(ctx)
 
 

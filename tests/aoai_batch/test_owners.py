@@ -12,37 +12,25 @@ import pytest
 
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.errors import BatchToolError, NotFound
-from aoai_batch.identity import Viewer, acting_as, current_viewer, may_see
+from aoai_batch.identity import acting_as, current_viewer, may_see
 from aoai_batch.models import Batch
 from aoai_batch.owners import own_page
 from aoai_batch.service import BatchService
-from tests.aoai_batch.test_service import Clocked, open_registry, settings_for
+from aoai_batch.settings import Settings
 from tests.support.batch_files import write_batch_file
-
-ALICE = Viewer("alice-oid")
-BOB = Viewer("bob-oid")
-BOB_SHARED = Viewer("bob-oid", shared=True)
+from tests.support.owners import ALICE, BOB, BOB_SHARED, open_registry, refused
+from tests.support.runs import ClockedSleep
 
 
 @pytest.fixture
 async def service(tmp_path: Path, emulator: Emulator, fake_clock: FakeClock) -> AsyncIterator[BatchService]:
-    clocked = Clocked(fake_clock)
+    settings = Settings.model_validate(
+        {"home": tmp_path / "home", "provider": "emulator", "api_key": emulator.key, "workspace": str(tmp_path)}
+    )
     async with BatchService.open(
-        settings_for(tmp_path, emulator), transport=emulator.transport(), sleep=clocked.sleep, clock=fake_clock.now
+        settings, transport=emulator.transport(), sleep=ClockedSleep(fake_clock), clock=fake_clock.now
     ) as opened:
         yield opened
-
-
-def refusal(error: BaseException, job_id: str) -> tuple[type, str, str, object]:
-    """What a caller learns from a NotFound, with the id it was asked about taken out."""
-    assert isinstance(error, BatchToolError)
-    return type(error), error.kind, str(error).replace(job_id, "<id>"), getattr(error, "missing", None)
-
-
-async def refused(call: Callable[[str], Awaitable[Any]], job_id: str) -> tuple[type, str, str, object]:
-    with pytest.raises(NotFound) as raised:
-        await call(job_id)
-    return refusal(raised.value, job_id)
 
 
 async def alices_batch(service: BatchService, tmp_path: Path, **create: Any) -> Batch:
@@ -79,7 +67,7 @@ def test_the_rule_own_jobs_or_every_job_when_shared() -> None:
 
 async def test_uploads_and_batches_record_their_owner(service: BatchService, tmp_path: Path) -> None:
     created = await alices_batch(service, tmp_path)
-    async with await open_registry(tmp_path) as registry:
+    async with await open_registry(tmp_path / "home") as registry:
         batch = await registry.get_batch(created.id)
         file = await registry.get_file(created.input_file_id or "")
     assert batch is not None
@@ -124,7 +112,7 @@ async def test_another_users_file_is_refused_exactly_as_a_missing_one(service: B
             theirs = await refused(call, file_id)
             assert theirs == await refused(call, "file-00000000000000000000000000000000"), name
             assert theirs[3] == "file"
-    async with await open_registry(tmp_path) as registry:
+    async with await open_registry(tmp_path / "home") as registry:
         assert [record.batch.id for record in await registry.list_batches()] == [created.id]  # bob made none
 
 
@@ -156,7 +144,7 @@ async def test_each_user_lists_only_their_own_and_shared_jobs_show_everyone_thei
     with acting_as(BOB_SHARED):
         cancelled = await service.cancel_batch(alices.id)
     assert cancelled.status in {"cancelling", "cancelled"}
-    async with await open_registry(tmp_path) as registry:
+    async with await open_registry(tmp_path / "home") as registry:
         record = await registry.get_batch(alices.id)
     assert record is not None
     assert record.owner == "alice-oid"
@@ -172,7 +160,7 @@ async def test_an_idempotency_key_is_each_users_own(service: BatchService, tmp_p
         alices_again = await service.create_batch(alices.input_file_id or "", idempotency_key="nightly")
     assert bobs.id != alices.id
     assert (again.id, alices_again.id) == (bobs.id, alices.id)
-    async with await open_registry(tmp_path) as registry:
+    async with await open_registry(tmp_path / "home") as registry:
         assert len(await registry.list_batches()) == 2
 
 

@@ -5,16 +5,14 @@ not found, exactly as one that does not exist; with AOAI_BATCH_SHARED_JOBS every
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 import orjson
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import TextResourceContents
 from mcp_types import LoggingMessageNotification, ResourceUpdatedNotification
@@ -24,15 +22,14 @@ from aoai_batch.emulator import Emulator, FakeClock
 from server.app import build_server
 from server.http import MCP_PATH, http_app
 from server.oauth import server_auth
-from tests.server.test_oauth_http import issuer, signed_in_client
 from tests.support.batch_files import write_batch_file
 from tests.support.clock import HOURS
-from tests.support.http_server import served_for_url
+from tests.support.http_server import served_for_url, served_here
 from tests.support.inbox import Inbox
 from tests.support.mcp import WAIT, error_details, make_settings, structured
 from tests.support.oauth import AUDIENCE, Issuer
+from tests.support.owners import client_with_token
 
-__all__ = ["issuer"]  # the issuer on loopback, a fixture of the sign-in tests
 MISSING_BATCH = "batch_00000000000000000000000000000000"
 MISSING_RUN = "run_000000000000000000000000"
 
@@ -52,6 +49,14 @@ def serve(tmp_path: Path, issuer: Issuer, emulator: Emulator, **settings: Any) -
 
 
 @pytest.fixture
+async def issuer() -> AsyncIterator[Issuer]:
+    issuer = Issuer()
+    async with served_here(issuer.app) as url:
+        issuer.base = url
+        yield issuer
+
+
+@pytest.fixture
 async def users(
     tmp_path: Path, issuer: Issuer, emulator: Emulator, request: pytest.FixtureRequest
 ) -> AsyncIterator[Users]:
@@ -60,20 +65,9 @@ async def users(
 
         def as_user(name: str, inbox: Inbox | None = None) -> AbstractAsyncContextManager[Client]:
             token = issuer.token(sub=f"{name}-sub", oid=f"{name}-oid")
-            return (
-                listening_client(base + MCP_PATH, token, inbox) if inbox else signed_in_client(base + MCP_PATH, token)
-            )
+            return client_with_token(base + MCP_PATH, token, inbox)
 
         yield as_user
-
-
-@asynccontextmanager
-async def listening_client(url: str, token: str, inbox: Inbox) -> AsyncIterator[Client]:
-    """A signed-in client that keeps what the server sends outside responses (log messages, updates)."""
-    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=WAIT)
-    transport = streamable_http_client(url, http_client=http)
-    async with http, Client(transport, mode="legacy", message_handler=inbox) as client:
-        yield client
 
 
 async def alices_batch(client: Client, tmp_path: Path) -> str:

@@ -10,9 +10,8 @@ from typing import Any
 from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.identity import acting_as
 from aoai_batch.runs.service import RunService
-from tests.aoai_batch.test_owners import ALICE, BOB, BOB_SHARED, refused
-from tests.aoai_batch.test_service import open_registry
 from tests.support.batch_files import request_line, write_lines
+from tests.support.owners import ALICE, BOB, BOB_SHARED, open_registry, refused
 from tests.support.runs import drive
 
 
@@ -46,7 +45,7 @@ async def test_another_users_run_is_refused_exactly_as_a_missing_one(
     with acting_as(BOB_SHARED):
         assert {run.id for run in (await runs.list_runs()).runs} == {started.id, bobs.id}
         assert (await runs.get_run(started.id)).status == "completed"
-    async with await open_registry(tmp_path) as registry:
+    async with await open_registry(tmp_path / "home") as registry:
         shard_batches = {shard.batch_id for shard in done.shards}
         owners = {record.owner for record in await registry.list_batches() if record.batch.id in shard_batches}
     assert owners == {"alice-oid"}  # the run's shards are its owner's
