@@ -36,6 +36,7 @@ from aoai_batch.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from aoai_batch.identity import current_owner, restricted
 from aoai_batch.limits import (
     COMPLETION_WINDOWS,
     DEFAULT_COMPLETION_WINDOW,
@@ -56,6 +57,7 @@ from aoai_batch.models import (
     ProgressFn,
     UploadResult,
 )
+from aoai_batch.owners import check_batch, check_file, own_page, service_key
 from aoai_batch.results import fetch
 from aoai_batch.service_checks import check_endpoint, check_input_file_id, check_metadata, invalid_file_error
 from aoai_batch.settings import Settings, file_rules
@@ -80,6 +82,10 @@ class BatchService:
     AuthenticationFailed (SignInFailed: no Entra ID token) when the credentials are refused, RateLimited
     when a quota or rate limit is reached, ServiceUnavailable on a server error, ConnectionFailed when the
     service cannot be reached, and RegistryLocked when another process holds the registry for too long.
+
+    Each call runs as the current viewer (`identity.acting_as`): what it uploads and creates is recorded
+    under the viewer's owner id, and a viewer who sees only their own jobs gets NotFound for anyone else's
+    batch or file (`owners.check_batch`), exactly as for one that does not exist, and listings of their own.
     """
 
     def __init__(
@@ -104,7 +110,7 @@ class BatchService:
         self._sleep = sleep
         self._clock = clock
         self._now = now
-        self._create_locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        self._create_locks: defaultdict[tuple[str | None, str], anyio.Lock] = defaultdict(anyio.Lock)
 
     @property
     def backend(self) -> Backend:
@@ -224,7 +230,7 @@ class BatchService:
             report = self._pricing.priced_report(report)
         days = expires_after_days or self._settings.file_expiry_days
         info = await self._client.upload_file(path, expires_after_days=days, wait=wait, progress=progress)
-        await self._store.save_file(info, local_path=str(path))
+        await self._store.save_file(info, local_path=str(path), owner=current_owner())
         return UploadResult(file=info, validation=report, estimated_cost=report.estimated_cost if report else None)
 
     async def get_file(self, file_id: str) -> FileInfo:
@@ -232,20 +238,31 @@ class BatchService:
 
         Raises:
             InvalidInput: `file_id` is empty.
-            NotFound: the service has no such file (`missing="file"`).
+            NotFound: the service has no such file, or it is not the viewer's (`missing="file"`).
         """
+        await check_file(self._store, file_id)
         info = await self._client.get_file(file_id)
         await self._store.save_file(info)
         return info
 
     async def list_files(self, *, limit: int = 20, after: str | None = None, purpose: str | None = None) -> FilePage:
-        """A page of the service's uploaded files, newest first.
+        """A page of the service's uploaded files, newest first; a viewer who sees only their own gets those of
+        the page they uploaded (so a page may hold fewer than `limit`; `last_id` and `has_more` page on).
 
         Raises:
             InvalidInput: `limit` is outside 1-100.
             InvalidRequest: the service refused the listing (e.g. an `after` it does not know).
         """
-        return await self._client.list_files(limit=limit, after=after, purpose=purpose)
+        page = await self._client.list_files(limit=limit, after=after, purpose=purpose)
+        viewer = restricted()
+        if viewer is None:
+            return page
+        mine = [info for info in page.files if await self._uploaded_by(info.id, viewer.owner)]
+        return page.model_copy(update={"files": mine})
+
+    async def _uploaded_by(self, file_id: str, owner: str) -> bool:
+        record = await self._store.get_file(file_id)
+        return record is not None and record.owner == owner
 
     # batches
 
@@ -268,7 +285,7 @@ class BatchService:
             NotAFileId: `input_file_id` is a local path or a batch id (refused before any request).
             InvalidInput: an unknown endpoint or completion window, metadata beyond Azure's limits (or using the
                 reserved key), an empty or too long `idempotency_key`, or an empty `input_file_id`.
-            NotFound: the service has no file `input_file_id`.
+            NotFound: the service has no file `input_file_id`, or it is not the viewer's.
             InvalidRequest: the service refused the batch (its `code`, e.g. `token_limit_exceeded`).
             CostAboveLimit: the estimate is above `max_cost`, or cannot be made (an unknown model or price).
         """
@@ -280,13 +297,15 @@ class BatchService:
         check_metadata(metadata)
         if max_cost is not None and not 0 <= max_cost < float("inf"):
             raise InvalidInput(f"max_cost must be an amount of 0 or more (it was {max_cost}).")
+        await check_file(self._store, input_file_id)
         if idempotency_key is None:
             return await self._create(input_file_id, endpoint, completion_window, metadata, None, max_cost)
         key = idempotency_key.strip()
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
             raise InvalidInput(f"An idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.")
-        async with self._create_locks[key]:
-            known = await self._store.find_by_idempotency_key(key)
+        owner = current_owner()
+        async with self._create_locks[owner, key]:
+            known = await self._store.find_by_idempotency_key(key, owner=owner)
             if known is not None:
                 return known.batch
             return await self._create(input_file_id, endpoint, completion_window, metadata, key, max_cost)
@@ -302,24 +321,26 @@ class BatchService:
     ) -> Batch:
         if max_cost is not None:
             check_max_cost(await self.estimate_file(input_file_id), max_cost)
+        owner = current_owner()
         batch = await self._client.create_batch(
             input_file_id,
             endpoint=endpoint,
             completion_window=completion_window,
             metadata=metadata,
-            idempotency_key=key,
+            idempotency_key=service_key(key, owner) if key is not None else None,
         )
-        key = batch.metadata.get(IDEMPOTENCY_METADATA_KEY)
-        return (await self._store.save_batch(self._here(batch), idempotency_key=key)).batch
+        key = key if key is not None else batch.metadata.get(IDEMPOTENCY_METADATA_KEY)
+        return (await self._store.save_batch(self._here(batch), idempotency_key=key, owner=owner)).batch
 
     async def estimate_file(self, file_id: str) -> EstimatedCost:
         """What an uploaded file's batch would cost at most: its local copy (if this server uploaded it and it is
         unchanged) or the service's, counted and priced.
 
         Raises:
-            NotFound: the service has no file `file_id`.
+            NotFound: the service has no file `file_id`, or it is not the viewer's.
             InvalidInput: `file_id` is empty.
         """
+        await check_file(self._store, file_id)
         record = await self._store.get_file(file_id)
         local = Path(record.local_path) if record is not None and record.local_path else None
         size = await anyio.to_thread.run_sync(_size_of, local) if local is not None else None
@@ -343,10 +364,11 @@ class BatchService:
 
         Raises:
             InvalidInput: `wait_seconds` is outside 0-50 (`MAX_WAIT_SECONDS`), or `batch_id` is empty.
-            NotFound: the service has no such batch (`missing="batch"`).
+            NotFound: the service has no such batch, or it is not the viewer's (`missing="batch"`).
         """
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
             raise InvalidInput(f"A wait must be between 0 and {MAX_WAIT_SECONDS} seconds (it was {wait_seconds}).")
+        await check_batch(self._store, batch_id)
         first = await self._refresh(batch_id)
         if wait_seconds == 0 or first.terminal:
             return first
@@ -376,10 +398,20 @@ class BatchService:
     async def list_batches(self, *, limit: int = 20, after: str | None = None, status: str | None = None) -> BatchPage:
         """A page of the service's batches, newest first; those in the registry get their local paths.
 
+        A viewer who sees only their own gets a page of the batches of this resource they created, from the
+        registry (as last seen: the watcher keeps the running ones fresh; `owners.own_page`).
+
         Raises:
             InvalidInput: `limit` is outside 1-100.
             InvalidRequest: the service refused the listing (e.g. an `after` it does not know).
         """
+        viewer = restricted()
+        if viewer is not None:
+            if not 1 <= limit <= 100:
+                raise InvalidInput(f"limit must be between 1 and 100 (it was {limit}).")
+            records = await self._store.list_batches(owner=viewer.owner)
+            mine = [record.batch for record in records if self._reaches(record.batch)]
+            return own_page(mine, limit=limit, after=after, status=status)
         page = await self._client.list_batches(limit=limit, after=after, status=status)
         batches = [await self._with_registry(batch) for batch in page.batches]
         return page.model_copy(update={"batches": batches})
@@ -394,9 +426,10 @@ class BatchService:
 
         Raises:
             InvalidInput: `batch_id` is empty.
-            NotFound: the service has no such batch (`missing="batch"`).
+            NotFound: the service has no such batch, or it is not the viewer's (`missing="batch"`).
             InvalidRequest: the batch has already finished (`code="batch_not_cancellable"`), or the service refused.
         """
+        await check_batch(self._store, batch_id)
         current = await self._refresh(batch_id)
         if current.terminal:
             raise InvalidRequest(
@@ -422,12 +455,14 @@ class BatchService:
 
         Raises:
             NotReady: the batch is still running (`batch_id` set).
-            NotFound: the service has no such batch, or its input is neither on the service nor on this disk.
+            NotFound: the service has no such batch (or it is not the viewer's), or its input is neither on the
+                service nor on this disk.
             InvalidInput: an unknown `format`, or `preview` outside 0-20.
             FileInTheWay: a result file exists and `overwrite` is false (nothing is written).
             NotWritable: `output_dir` is not a folder, or cannot be written.
             NoSpace: the disk holding `output_dir` is full (nothing half-written is left).
         """
+        await check_batch(self._store, batch_id)
         return await fetch.fetch_results(
             self._client,
             self._store,
@@ -449,12 +484,15 @@ class BatchService:
     # the registry
 
     async def registry_jobs(self) -> list[Batch]:
-        """Every batch in the registry, newest first, as last seen (the service is not asked).
+        """Every batch in the registry (the viewer's own, unless jobs are shared), newest first, as last seen
+        (the service is not asked).
 
         Raises:
             RegistryLocked: another process held the registry's lock past its timeout.
         """
-        return [record.batch for record in await self._store.list_batches()]
+        viewer = restricted()
+        owner = viewer.owner if viewer is not None else None
+        return [record.batch for record in await self._store.list_batches(owner=owner)]
 
     async def registry_job(self, batch_id: str) -> Batch:
         """The registry's snapshot, refreshed from the service when the batch is not terminal and stale.
@@ -462,9 +500,10 @@ class BatchService:
         When the service cannot be reached (or is busy) the last snapshot is returned instead.
 
         Raises:
-            NotFound: neither the registry nor the service knows the batch.
+            NotFound: neither the registry nor the service knows the batch, or it is not the viewer's.
             InvalidInput: `batch_id` is empty.
         """
+        await check_batch(self._store, batch_id)
         record = await self._store.get_batch(batch_id)
         if record is None:
             return await self._refresh(batch_id)
@@ -474,6 +513,12 @@ class BatchService:
             return await self._refresh(batch_id)
         except TRANSIENT_ERRORS:
             return record.batch  # the service is unreachable for now: the last snapshot is still useful
+
+    async def owner_of(self, batch_id: str) -> str | None:
+        """Who created the batch (None: no one signed in, or not in the registry), whoever asks: for telling only
+        the users who may see it that it changed."""
+        record = await self._store.get_batch(batch_id)
+        return record.owner if record is not None else None
 
     def _is_stale(self, record: BatchRecord) -> bool:
         if record.batch.terminal or not self._reaches(record.batch):
@@ -488,8 +533,10 @@ class BatchService:
         """The summary of the last `fetch_results` of the batch, from the registry; None before one.
 
         Raises:
+            NotFound: the batch is not the viewer's.
             RegistryLocked: another process held the registry's lock past its timeout.
         """
+        await check_batch(self._store, batch_id)
         return await self._store.results_summary(batch_id)
 
     async def refresh_active(self) -> list[Batch]:

@@ -185,6 +185,8 @@ class Settings(_FromNamedVariables):
         None, validation_alias=AliasChoices("AOAI_BATCH_OAUTH_SCOPES", "oauth_scopes")
     )
     read_only: bool = Field(False, validation_alias=AliasChoices("AOAI_BATCH_READ_ONLY", "read_only"))
+    # Signed-in users see and change only their own jobs unless this is on (then everyone's; SPEC §10).
+    shared_jobs: bool = Field(False, validation_alias=AliasChoices("AOAI_BATCH_SHARED_JOBS", "shared_jobs"))
     # Runs (SPEC §9): the enqueued-token limit per deployment (name -> tokens; none: unknown), and a pool file
     # of deployments on other resources.
     enqueued_tokens: dict[str, int] = Field(
@@ -420,6 +422,7 @@ class ConfigView(BaseModel):
     http_token_configured: bool = Field(False, description="AOAI_BATCH_HTTP_TOKEN is set (HTTP clients send it)")
     sign_in: OAuthSettings | None = Field(None, description="signed-in users over HTTP; null when off")
     read_only: bool = Field(False, description="only the tools that change nothing are served")
+    shared_jobs: bool = Field(False, description="every signed-in user sees every job (else only their own)")
 
     enqueued_tokens: dict[str, int] = Field(
         default_factory=dict, description="AOAI_BATCH_ENQUEUED_TOKENS: enqueued-token limit per deployment"
@@ -489,6 +492,7 @@ def config_view(settings: Settings) -> ConfigView:
         http_token_configured=settings.http_token is not None,
         sign_in=_sign_in_shown(settings),
         read_only=settings.read_only,
+        shared_jobs=settings.shared_jobs,
         enqueued_tokens=settings.enqueued_tokens,
         pool=_pool_view(settings),
     )

@@ -18,6 +18,7 @@ from server.service_handle import ServiceHandle
 from server.state import AppState
 from server.subscriptions import Subscriptions
 from server.view import install_view, view_extension
+from server.viewers import install_viewers
 from server.watcher import Watcher
 from tools import all_tools
 from tools.icons import SERVER_ICONS
@@ -108,6 +109,7 @@ def build_server(
         auth=auth.settings if auth else None,
         token_verifier=auth.verifier if auth else None,
     )
+    install_viewers(server)  # first: the subscriptions' middleware and handlers run as the user
     subscriptions.install(server)
     register_resources(server)
     register_prompts(server)

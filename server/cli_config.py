@@ -58,6 +58,7 @@ def show(view: ConfigView) -> str:
         ("http token", "configured" if view.http_token_configured else "not set"),
         ("sign-in", _sign_in(view)),
         ("tools", "read-only" if view.read_only else "all"),
+        ("jobs", "shared by every signed-in user" if view.shared_jobs else "each signed-in user's own"),
         ("enqueued tokens", ", ".join(f"{name}={token_amount(n)}" for name, n in view.enqueued_tokens.items()) or "-"),
         ("pool", _pool(view.pool)),
     ]

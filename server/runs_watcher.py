@@ -55,8 +55,9 @@ class RunsWatcher(Periodic):
             return False
         await self._subscriptions.resource_updated(run_uri(run.id))
         await self._subscriptions.resource_updated(RUNS_URI)
+        owner = await (await self._services.runs()).owner_of(run.id)
         await self._subscriptions.log(
-            "info", {"run_id": run.id, "status": run.status, "progress_percent": run.progress_percent}
+            "info", {"run_id": run.id, "status": run.status, "progress_percent": run.progress_percent}, owner=owner
         )
         return True
 

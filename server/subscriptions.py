@@ -36,6 +36,8 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
+from aoai_batch.identity import Viewer, current_viewer
+
 logger = logging.getLogger(__name__)
 
 LEVELS: list[LoggingLevel] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
@@ -56,6 +58,7 @@ class _Peer:
     session: ServerSession
     uris: set[str] = field(default_factory=set)
     log_level: LoggingLevel = "info"
+    viewer: Viewer | None = None  # who signed in on this connection (its first request's); None without sign-in
 
 
 class Subscriptions:
@@ -96,13 +99,16 @@ class Subscriptions:
         for key, peer in list(self._peers.items()):
             await self._send(key, peer, lambda s: s.send_resource_list_changed())
 
-    async def log(self, level: LoggingLevel, data: object) -> None:
-        """Send a log message to the handshake-era clients whose level lets it through."""
+    async def log(self, level: LoggingLevel, data: object, *, owner: str | None) -> None:
+        """Send a log message about a job of `owner` to the handshake-era clients whose level lets it through
+        and whose user may see the job (`Viewer.may_see`: another user's job is never told of)."""
         notification = LoggingMessageNotification(
             params=LoggingMessageNotificationParams(level=level, data=data, logger=LOGGER_NAME)
         )
         for key, peer in list(self._peers.items()):
-            if LEVELS.index(level) >= LEVELS.index(peer.log_level):
+            if LEVELS.index(level) >= LEVELS.index(peer.log_level) and (
+                peer.viewer is None or peer.viewer.may_see(owner)
+            ):
                 await self._send(key, peer, lambda s: s.send_notification(notification))
 
     async def _send(self, key: int, peer: _Peer, send: Any) -> None:
@@ -113,7 +119,10 @@ class Subscriptions:
             self._peers.pop(key, None)
 
     def _peer(self, session: ServerSession) -> _Peer:
-        return self._peers.setdefault(_connection_key(session), _Peer(session))
+        key = _connection_key(session)
+        if key not in self._peers:  # the viewer middleware (installed before this one) runs around this call
+            self._peers[key] = _Peer(session, viewer=current_viewer())
+        return self._peers[key]
 
     async def _subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         self._peer(ctx.session).uris.add(str(params.uri))

@@ -101,8 +101,11 @@ class Watcher(Periodic):
         self._seen[batch.id] = fingerprint
         if previous is not None and previous != fingerprint:
             await self._subscriptions.resource_updated(job_uri(batch.id))
+            owner = await (await self._services.get()).owner_of(batch.id)
             await self._subscriptions.log(
-                "info", {"batch_id": batch.id, "status": batch.status, "progress_percent": batch.progress_percent}
+                "info",
+                {"batch_id": batch.id, "status": batch.status, "progress_percent": batch.progress_percent},
+                owner=owner,
             )
             return True
         return False

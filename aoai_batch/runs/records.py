@@ -260,17 +260,20 @@ class RunRecords:
         rows = await self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE idempotency_key = ?", (key,))
         return _run(rows[0]) if rows else None
 
-    async def page(self, *, limit: int, after: str | None = None) -> tuple[list[RunRecord], bool]:
-        """Newest first (by creation, then id); `after` a run id of the previous page. Also whether more follow."""
+    async def page(
+        self, *, limit: int, after: str | None = None, owner: str | None = None
+    ) -> tuple[list[RunRecord], bool]:
+        """Newest first (by creation, then id); `after` a run id of the previous page. Also whether more follow.
+
+        `owner`: only that user's runs (None: everyone's)."""
         order = "ORDER BY created_at DESC, id DESC"
-        if after is None:
-            rows = await self._read(f"SELECT {_RUN_COLUMNS} FROM runs {order} LIMIT ?", (limit + 1,))
-        else:
-            rows = await self._read(
-                f"""SELECT {_RUN_COLUMNS} FROM runs WHERE (created_at, id) <
-                    (SELECT created_at, id FROM runs WHERE id = ?) {order} LIMIT ?""",
-                (after, limit + 1),
-            )
+        conditions = [*(["owner = ?"] if owner is not None else [])]
+        params: list[Any] = [owner] if owner is not None else []
+        if after is not None:
+            conditions.append("(created_at, id) < (SELECT created_at, id FROM runs WHERE id = ?)")
+            params.append(after)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._read(f"SELECT {_RUN_COLUMNS} FROM runs {where} {order} LIMIT ?", (*params, limit + 1))
         runs = [_run(row) for row in rows]
         return runs[:limit], len(runs) > limit
 

@@ -4,6 +4,10 @@ A run's rows are in the registry (`records.py`) and its files in `home/runs/<run
 `advance` (the server's background task, `worker`, a waiting `get_run`) moves it one step (`scheduler.py`),
 under the run's lease: two processes on one home never advance one run at once, and the one that cannot
 take the lease only reads.
+
+A run belongs to who started it (`identity.current_owner`); a viewer who sees only their own gets NotFound
+for anyone else's run, exactly as for one that does not exist. A step acts as the run's owner, so its
+shards' uploads and batches are the owner's too, whoever (or whatever background task) advances it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import anyio.to_thread
 
 from aoai_batch.client import Sleep
 from aoai_batch.cost import check_max_cost, sum_costs
-from aoai_batch.errors import InvalidInput, InvalidRequest, NotFound, NotReady
+from aoai_batch.errors import InvalidInput, InvalidRequest, NotReady
+from aoai_batch.identity import Viewer, acting_as, current_owner, may_see, restricted
 from aoai_batch.leases import new_holder
 from aoai_batch.limits import MAX_WAIT_SECONDS
 from aoai_batch.models import Cost, EstimatedCost, ProgressFn, RequestCounts
+from aoai_batch.owners import run_key, run_not_found, users_run_key
 from aoai_batch.runs.ledger import Ledger, smallest_known_limit, waiting_for
 from aoai_batch.runs.merge import ShardResults, merge_run_results
 from aoai_batch.runs.models import Run, RunPage, RunResultsSummary, ShardView
@@ -130,8 +136,10 @@ class RunService:
             InvalidBatchFile: the input has issues (the message names the first few); nothing is saved.
             CostAboveLimit: the estimate is above `max_cost`, or cannot be made; nothing is saved.
         """
-        if idempotency_key is not None:
-            known = await self._records.find_by_key(idempotency_key)
+        owner = current_owner()
+        saved_key = run_key(idempotency_key, owner) if idempotency_key is not None else None
+        if saved_key is not None:
+            known = await self._records.find_by_key(saved_key)
             if known is not None:
                 return await self._view(known)
         names = list(dict.fromkeys(deployments))
@@ -200,9 +208,10 @@ class RunService:
             created_at=now,
             updated_at=now,
             name=name,
-            idempotency_key=idempotency_key,
+            idempotency_key=saved_key,
             source_path=str(prepared.source_path) if prepared.source_path else None,
             estimated_cost=estimate.model_dump_json(),
+            owner=owner,
         )
         shards = [
             ShardRecord(
@@ -229,7 +238,7 @@ class RunService:
         """The run now; with `wait_seconds`, advancing it meanwhile, until it changes or the wait is over.
 
         Raises:
-            NotFound: no run `run_id` in the registry.
+            NotFound: no run `run_id` in the registry, or it is not the viewer's.
             InvalidInput: `wait_seconds` is outside 0-50.
         """
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
@@ -252,26 +261,34 @@ class RunService:
         return current
 
     async def list_runs(self, *, limit: int = 20, after: str | None = None) -> RunPage:
-        """A page of runs, newest first; `after` is the last run id of the previous page.
+        """A page of runs (the viewer's own, unless jobs are shared), newest first; `after` is the last run id
+        of the previous page.
 
         Raises:
             InvalidInput: `limit` is outside 1-100.
         """
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput(f"limit must be 1 to {MAX_LIST} (it was {limit}).")
-        records, more = await self._records.page(limit=limit, after=after)
+        viewer = restricted()
+        owner = viewer.owner if viewer is not None else None
+        records, more = await self._records.page(limit=limit, after=after, owner=owner)
         runs = [await self._view(record) for record in records]
         return RunPage(runs=runs, has_more=more, last_id=runs[-1].id if runs else None)
 
+    async def owner_of(self, run_id: str) -> str | None:
+        """Who started the run (None: no one signed in, or no such run), whoever asks."""
+        record = await self._records.get(run_id)
+        return record.owner if record is not None else None
+
     async def active_runs(self) -> list[Run]:
-        """The runs not yet terminal, oldest first."""
-        return [await self._view(record) for record in await self._records.active()]
+        """The runs not yet terminal (that the viewer may see), oldest first."""
+        return [await self._view(record) for record in await self._records.active() if may_see(record.owner)]
 
     async def results_summary(self, run_id: str) -> RunResultsSummary | None:
         """The summary of the last `fetch_run_results` of the run; None before one.
 
         Raises:
-            NotFound: no run `run_id` in the registry.
+            NotFound: no run `run_id` in the registry, or it is not the viewer's.
         """
         record = await self._record(run_id)
         if record.results_summary is None:
@@ -284,7 +301,7 @@ class RunService:
         """Submit no more shards and cancel the running ones' batches; finished work is kept.
 
         Raises:
-            NotFound: no run `run_id` in the registry.
+            NotFound: no run `run_id` in the registry, or it is not the viewer's.
             InvalidRequest: the run has already ended (`code="run_not_cancellable"`).
         """
         record = await self._record(run_id)
@@ -312,7 +329,7 @@ class RunService:
         """One results file over every shard and retry, one row per input request in input order.
 
         Raises:
-            NotFound: no run `run_id` in the registry.
+            NotFound: no run `run_id` in the registry, or it is not the viewer's.
             NotReady: the run is still going.
             FileInTheWay: a results file exists and `overwrite` is false.
             NotWritable, NoSpace: `output_dir` cannot be written (nothing half-written is left).
@@ -344,10 +361,16 @@ class RunService:
 
     async def advance(self, run_id: str) -> Run:
         """One step of the run (`scheduler.RunStep`), under its lease; only a read while another process has it.
+        The step acts as the run's owner.
 
         Raises:
-            NotFound: no run `run_id` in the registry.
+            NotFound: no run `run_id` in the registry (or it is not the viewer's).
         """
+        record = await self._record(run_id)
+        with acting_as(Viewer(record.owner) if record.owner is not None else None):
+            return await self._step(run_id)
+
+    async def _step(self, run_id: str) -> Run:
         async with self._locks[run_id]:
             record = await self._record(run_id)
             if record.terminal or not await self._take(run_id):
@@ -410,9 +433,10 @@ class RunService:
             raise RunLeaseLost(f"another process took run {run_id} over")
 
     async def _record(self, run_id: str) -> RunRecord:
+        """The run, when the viewer may see it; NotFound otherwise, the same as for a run that does not exist."""
         record = await self._records.get(run_id)
-        if record is None:
-            raise NotFound(f"There is no run {run_id} in the registry; list_runs shows the runs it knows.")
+        if record is None or not may_see(record.owner):
+            raise run_not_found(run_id)
         return record
 
     async def _view(self, record: RunRecord) -> Run:
@@ -445,7 +469,7 @@ def run_view(record: RunRecord, shards: Sequence[ShardRecord], ledger: Ledger, *
         endpoint=record.endpoint,
         deployments=list(record.deployments),
         retries=record.retries,
-        idempotency_key=record.idempotency_key,
+        idempotency_key=users_run_key(record.idempotency_key, record.owner),
         input_path=record.input_path,
         source_path=record.source_path,
         requests=record.requests,

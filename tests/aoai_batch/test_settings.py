@@ -223,6 +223,9 @@ def test_sign_in_is_read_from_its_variables_and_shown_without_secrets(
     assert settings.sign_in == expected
     view = config_view(settings)
     assert (view.sign_in, view.read_only, view.http_token_configured) == (expected, True, False)
+    assert (settings.shared_jobs, view.shared_jobs) == (False, False)
+    monkeypatch.setenv("AOAI_BATCH_SHARED_JOBS", "true")
+    assert config_view(Settings(home=tmp_path)).shared_jobs is True
 
 
 def test_sign_in_is_off_by_default_and_the_static_token_only_shows_as_configured(

@@ -139,4 +139,5 @@ def test_config_table_shows_sign_in_and_read_only(
     assert ["keys", "https://login.example.com/t/keys"] in lines
     assert ["scopes", "batches.use"] in lines
     assert ["tools", "read-only"] in lines
+    assert ["jobs", "each", "signed-in", "user's", "own"] in lines
     assert ["http", "token", "not", "set"] in lines
