@@ -22,17 +22,33 @@ from tests.support.batch_files import write_batch_file
 from tests.support.mcp import WAIT
 
 
+class Bell:
+    """Rings whenever a recorder records a poll (one bell can serve several recorders)."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
 class PollRecorder(httpx2.AsyncBaseTransport):
     """Sends every request on to the emulator, keeping the batch ids this service asked about (GET)."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+    def __init__(self, inner: httpx2.AsyncBaseTransport, bell: Bell | None = None) -> None:
         self.inner = inner
         self.polled: list[str] = []
+        self.bell = bell or Bell()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         parts = request.url.path.rstrip("/").split("/")
         if request.method == "GET" and len(parts) >= 2 and parts[-2] == "batches":
             self.polled.append(parts[-1])
+            self.bell.ring()
         return await self.inner.handle_async_request(request)
 
 
@@ -205,14 +221,17 @@ async def test_on_postgresql_a_change_saved_by_one_replica_is_announced_to_the_o
     )
     now = Now()
     heard: list[tuple[str, str]] = []
-    async with replica(settings, emulator, now) as (a, _), replica(settings, emulator, now) as (b, _):
-        async with b.changes() as feed:
-            batch = await start(a, tmp_path, "in")
-            fake_clock.advance(10_000)
-            await a.refresh_active()
-            with anyio.fail_after(WAIT):
-                async for change in feed:
-                    heard.append(change)
-                    if len(heard) == 2:
-                        break
+    async with (
+        replica(settings, emulator, now) as (a, _),
+        replica(settings, emulator, now) as (b, _),
+        b.changes() as feed,
+    ):
+        batch = await start(a, tmp_path, "in")
+        fake_clock.advance(10_000)
+        await a.refresh_active()
+        with anyio.fail_after(WAIT):
+            async for change in feed:
+                heard.append(change)
+                if len(heard) == 2:
+                    break
     assert heard == [("batch", batch.id), ("batch", batch.id)]  # created, then completed
