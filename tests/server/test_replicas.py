@@ -23,11 +23,11 @@ from aoai_batch.emulator import Emulator, FakeClock
 from aoai_batch.settings import Settings
 from server.app import build_server
 from server.http import MCP_PATH, http_app
-from tests.aoai_batch.test_batch_leases import Bell, PollRecorder
 from tests.support.clock import HOURS
 from tests.support.http_server import served_for_url
 from tests.support.inbox import Inbox
 from tests.support.mcp import WAIT, make_settings, structured
+from tests.support.polls import Bell, PollRecorder
 
 
 class Balancer(httpx2.AsyncBaseTransport):
