@@ -205,3 +205,48 @@ async def test_on_postgresql_a_change_saved_by_one_replica_is_announced_to_the_o
                 if len(heard) == 2:
                     break
     assert heard == [("batch", batch.id), ("batch", batch.id)]  # created, then completed
+
+
+class Ticking:
+    """A monotonic clock that moves `step` seconds at every look (a round of polls that takes long)."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.value = 0.0
+
+    def __call__(self) -> float:
+        self.value += self.step
+        return self.value
+
+
+async def test_a_long_round_renews_its_leases_midway_and_keeps_polling_them(
+    registry_settings: Settings, emulator: Emulator, tmp_path: Path
+) -> None:
+    now = Now()
+    ttl = batch_lease_seconds(registry_settings.poll_seconds)
+    async with replica(registry_settings, emulator, now, clock=Ticking(ttl)) as (a, polls):
+        batches = [await start(a, tmp_path, f"in{n}") for n in range(3)]
+        await a.refresh_active()  # every look at the clock says half a lease has gone by: renewed before each poll
+        async with await registry(registry_settings, now) as store:
+            taken = await store.take_leases("batch", [batch.id for batch in batches], "elsewhere:1:x", ttl=ttl)
+    assert sorted(polls.polled) == sorted(batch.id for batch in batches)
+    assert taken == set()
+
+
+async def test_a_batch_another_process_saw_finish_has_its_lease_released_at_the_next_round(
+    registry_settings: Settings, emulator: Emulator, fake_clock: FakeClock, tmp_path: Path
+) -> None:
+    now = Now()
+    async with (
+        replica(registry_settings, emulator, now) as (a, polls_a),
+        replica(registry_settings, emulator, now) as (b, _),
+    ):
+        batch = await start(a, tmp_path, "in")
+        await a.refresh_active()
+        fake_clock.advance(10_000)
+        assert (await b.get_batch(batch.id)).terminal  # a user's get_batch on the other replica
+        await a.refresh_active()
+        async with await registry(registry_settings, now) as store:
+            freed = await store.take_leases("batch", [batch.id], "elsewhere:1:x", ttl=60)
+    assert freed == {batch.id}
+    assert polls_a.polled == [batch.id]
