@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel
 
-from aoai_batch.db import Database, Engine, Row
+from aoai_batch.db import Database, DatabaseEngine, Row
 from aoai_batch.db.sqlite import SqliteDatabase
 from aoai_batch.leases import LeaseKind, holder_is_gone
 from aoai_batch.models import Batch, BatchStatus, FetchSummary, FileInfo
@@ -270,7 +270,7 @@ class Store:
         return cls(database, now=now)
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> DatabaseEngine:
         return self.database.engine
 
     async def close(self) -> None:

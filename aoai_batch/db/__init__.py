@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
-Engine = Literal["sqlite", "postgresql"]
+DatabaseEngine = Literal["sqlite", "postgresql"]
 Row = Mapping[str, Any]
 CHANGES_CHANNEL = "aoai_batch_changes"
 
@@ -36,7 +36,7 @@ class Transaction(Protocol):
 
 
 class Database(Protocol):
-    engine: Engine
+    engine: DatabaseEngine
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 

@@ -21,7 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from aoai_batch.db import CHANGES_CHANNEL, Engine, Row, statements
+from aoai_batch.db import CHANGES_CHANNEL, DatabaseEngine, Row, statements
 from aoai_batch.errors import BatchToolError, ConnectionFailed, InvalidInput, ServiceUnavailable
 
 SETTING = "AOAI_BATCH_DATABASE_URL"
@@ -54,7 +54,7 @@ def _sql(sql: str) -> str:
 
 
 class PostgresDatabase:
-    engine: Engine = "postgresql"
+    engine: DatabaseEngine = "postgresql"
 
     def __init__(self, url: str) -> None:
         self._url = url

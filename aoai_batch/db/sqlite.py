@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.to_thread
 
-from aoai_batch.db import Engine, Row, statements
+from aoai_batch.db import DatabaseEngine, Row, statements
 from aoai_batch.errors import BatchToolError, InvalidInput, NoSpace, NotWritable, RegistryLocked
 from aoai_batch.sqlite_wal import connect_shared, is_busy, retry_while_busy
 
@@ -29,7 +29,7 @@ T = TypeVar("T")
 class SqliteDatabase:
     """A registry file; `open` creates its folder and the file (in WAL mode) when missing."""
 
-    engine: Engine = "sqlite"
+    engine: DatabaseEngine = "sqlite"
 
     def __init__(self, path: Path, *, lock_timeout: float) -> None:
         self.path = Path(path)
@@ -97,8 +97,8 @@ class SqliteDatabase:
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
         """A write transaction: BEGIN IMMEDIATE waits (up to the lock timeout) for another process's write."""
         async with self._task_lock:
-            await self._call(lambda db: db.execute("BEGIN IMMEDIATE"))
-            try:
+            try:  # BEGIN too: a cancel while it runs in its thread still leaves a transaction to roll back
+                await self._call(lambda db: db.execute("BEGIN IMMEDIATE"))
                 yield SqliteTransaction(self)
                 await self._call(lambda db: db.execute("COMMIT"))
             except BaseException:

@@ -19,22 +19,7 @@ import pytest
 from aoai_batch.errors import InvalidInput, NoSpace, RegistryLocked
 from aoai_batch.models import Batch, FetchSummary, FileInfo, ResultCounts
 from aoai_batch.store import SCHEMA_VERSION, Store
-from tests.support.stores import StoreOpener
-
-
-def make_batch(batch_id: str, status: str = "validating", **fields: object) -> Batch:
-    terminal = status in {"failed", "completed", "expired", "cancelled"}
-    return Batch.model_validate(
-        {"id": batch_id, "status": status, "terminal": terminal, "backend": "emulator", **fields}
-    )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.stores import Clock, StoreOpener, make_batch
 
 
 @pytest.fixture
@@ -223,7 +208,7 @@ WRITER = textwrap.dedent(
 )
 
 
-async def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path: Path) -> None:
+def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     with subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
@@ -235,12 +220,15 @@ async def test_a_writer_killed_mid_write_leaves_every_committed_record(tmp_path:
         committed += [int(line) for line in writer.stdout.read().split()]
     assert writer.returncode == -signal.SIGKILL
 
-    async with await Store.open(path) as store:
-        for n in committed:
-            record = await store.get_batch(f"batch_{n}")
-            assert record is not None
-            assert record.batch.metadata["n"] == str(n)
-            assert record.idempotency_key == f"key-{n}"
+    async def check() -> None:
+        async with await Store.open(path) as store:
+            for n in committed:
+                record = await store.get_batch(f"batch_{n}")
+                assert record is not None
+                assert record.batch.metadata["n"] == str(n)
+                assert record.idempotency_key == f"key-{n}"
+
+    anyio.run(check)
     assert len(committed) >= 300
 
 
@@ -373,9 +361,9 @@ async def test_a_write_waits_for_another_process_then_reports_the_lock(
     assert str(path) in str(caught.value)
 
 
-async def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
+def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    store = await Store.open(path)
+    open_and_close(path)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -385,11 +373,15 @@ async def test_a_lock_released_in_time_is_waited_out(tmp_path: Path) -> None:
         assert holder.stdout.readline().strip() == "locked"
         holder.stdin.write("\n")  # the holder ends (and its lock with it) while or before the write waits
         holder.stdin.flush()
-        await store.save_batch(make_batch("batch_1"))
+        anyio.run(save_and_read, path)
     finally:
         stop(holder)
-    assert await store.get_batch("batch_1") is not None
-    await store.close()
+
+
+async def save_and_read(path: Path) -> None:
+    async with await Store.open(path) as store:
+        await store.save_batch(make_batch("batch_1"))
+        assert await store.get_batch("batch_1") is not None
 
 
 async def test_a_registry_on_a_full_disk_is_no_space_and_keeps_what_it_committed(tiny_disk: Path) -> None:

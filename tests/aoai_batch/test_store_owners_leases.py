@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+
 import anyio
 
 from aoai_batch.leases import new_holder
 from aoai_batch.models import FileInfo
 from aoai_batch.store import Store
-from tests.aoai_batch.test_store import Clock, make_batch
-from tests.support.stores import StoreOpener
+from tests.support.stores import Clock, StoreOpener, make_batch
 
 
 async def test_an_owner_is_kept_once_known_and_never_replaced(open_store: StoreOpener) -> None:

@@ -13,6 +13,8 @@
 - `cli`: a CLI run isolated from the shell's Azure settings.
 - `runs`: runs on the emulator's fake clock (a clock-moving sleep, a run driven to its end, batches counted).
 - `paths`: the repository's root and its test fixtures.
+- `postgres`: a throwaway PostgreSQL server (initdb + pg_ctl; skipped, or failed under REQUIRE_POSTGRES, without it).
+- `stores`: registries on either engine (the `open_store` fixture's opener), batches to save, a clock to move.
 - `seeds`, `seed_replay`: Azure's documentation pages and their code, replayed against the emulator.
 
 Fixtures live in the conftest files; everything here is a plain function, class or constant.

@@ -40,7 +40,7 @@ def find_bindir() -> Path | None:
     candidates += [Path(found) for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     if initdb := shutil.which("initdb"):
         candidates.append(Path(initdb).parent)
-    return next((folder for folder in candidates if (folder / "initdb").exists() and (folder / "pg_ctl").exists()), None)
+    return next((found for found in candidates if (found / "initdb").exists() and (found / "pg_ctl").exists()), None)
 
 
 def postgres_required() -> bool:

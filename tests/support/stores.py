@@ -1,4 +1,5 @@
-"""Registries on either engine, for tests that run on both: the `open_store` fixture's opener."""
+"""Registries on either engine, for tests that run on both: the `open_store` fixture's opener; batches to
+save and a clock to move."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from aoai_batch.models import Batch
 from aoai_batch.store import Store
 
 
@@ -25,3 +27,18 @@ def opener(engine: str, *, path: Path, url: str | None) -> StoreOpener:
         return await Store.open(path, now=now)
 
     return open_store
+
+
+def make_batch(batch_id: str, status: str = "validating", **fields: object) -> Batch:
+    terminal = status in {"failed", "completed", "expired", "cancelled"}
+    return Batch.model_validate(
+        {"id": batch_id, "status": status, "terminal": terminal, "backend": "emulator", **fields}
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now

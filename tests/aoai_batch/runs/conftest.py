@@ -15,10 +15,18 @@ from tests.support.runs import SHARD_REQUESTS, ClockedSleep
 
 
 @pytest.fixture
-def run_settings(tmp_path: Path, emulator: Emulator) -> Settings:
+def registry_engine() -> str:
+    """Where the runs' registry is: SQLite; a module that runs on both engines parametrizes it."""
+    return "sqlite"
+
+
+@pytest.fixture
+def run_settings(tmp_path: Path, emulator: Emulator, registry_engine: str, request: pytest.FixtureRequest) -> Settings:
+    url = request.getfixturevalue("postgres_url") if registry_engine == "postgresql" else None
     return Settings.model_validate(
         {
             "home": tmp_path / "home",
+            "database_url": url,
             "provider": "emulator",
             "api_key": emulator.key,
             "workspace": str(tmp_path),

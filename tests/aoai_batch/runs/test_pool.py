@@ -146,7 +146,7 @@ async def test_each_deployment_is_reached_on_its_own_resource_and_kept_in_the_on
     async with azure_client(west.url, west.key) as west_sdk, azure_client(east.url, east.key) as east_sdk:
         assert [b.id for b in (await west_sdk.batches.list()).data] == [on_west]
         assert [b.id for b in (await east_sdk.batches.list()).data] == [on_east]
-    async with await Store.open(opened.settings.state_db) as store:
+    async with await Store.open_for(opened.settings) as store:
         resources = {
             batch_id: record.batch.resource
             for batch_id in (on_west, on_east, on_main)

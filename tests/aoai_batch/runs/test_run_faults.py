@@ -28,7 +28,7 @@ async def main_service(
     sleep = ClockedSleep(fake_clock)
     connection = emulator_connection(emulator.key, api_version=run_settings.api_version)
     async with (
-        await Store.open(run_settings.state_db, now=fake_clock.now) as store,
+        await Store.open_for(run_settings, now=fake_clock.now) as store,
         BatchClient(connection, transport=emulator.transport(), sleep=sleep, max_retries=0) as client,
     ):
         yield BatchService(

@@ -1,5 +1,6 @@
 """A run's life seen from outside: the same key returns the same run, bad input starts nothing, cancel keeps
-what finished, waits advance the run, pages list it, and two services on one home never step it together."""
+what finished, waits advance the run, pages list it, and two services on one home never step it together;
+on both engines of the registry (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,15 @@ def run_folders(settings: Settings) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_engine(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both registries (the runs' conftest's `run_settings` reads it)."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def registry(run_settings: Settings) -> AsyncIterator[RunRecords]:
-    async with await Store.open(run_settings.state_db) as store:
+    async with await Store.open_for(run_settings) as store:
         yield RunRecords(store)
 
 

@@ -24,7 +24,7 @@ MINI, FOUR_O = "gpt-4o-mini", "gpt-4o"
 @pytest.fixture
 async def registry(run_settings: Settings) -> AsyncIterator[RunRecords]:
     """The runs' tables, opened beside the service as another process would."""
-    async with await Store.open(run_settings.state_db) as store:
+    async with await Store.open_for(run_settings) as store:
         yield RunRecords(store)
 
 
