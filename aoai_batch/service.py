@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -37,6 +37,7 @@ from aoai_batch.errors import (
     ServiceUnavailable,
 )
 from aoai_batch.identity import current_owner, restricted
+from aoai_batch.leases import batch_lease_seconds, is_run_shard, new_holder
 from aoai_batch.limits import (
     COMPLETION_WINDOWS,
     DEFAULT_COMPLETION_WINDOW,
@@ -100,6 +101,7 @@ class BatchService:
         clock: Clock = time.monotonic,
         now: Clock = time.time,
         resource: str | None = None,
+        holder: str | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -111,6 +113,8 @@ class BatchService:
         self._clock = clock
         self._now = now
         self._create_locks: defaultdict[tuple[str | None, str], anyio.Lock] = defaultdict(anyio.Lock)
+        self._holder = holder or new_holder()  # this service's name in the batch leases it takes (`refresh_active`)
+        self._leased: set[str] = set()  # the batches whose lease it holds
 
     @property
     def backend(self) -> Backend:
@@ -176,7 +180,7 @@ class BatchService:
             )
             stack.push_async_callback(client.aclose)
             rules = file_rules(settings)
-            yield cls(
+            service = cls(
                 settings,
                 client,
                 store,
@@ -187,6 +191,8 @@ class BatchService:
                 now=now,
                 resource=resource,
             )
+            stack.push_async_callback(service.release_leases)  # before the registry closes: stacks unwind in reverse
+            yield service
 
     # files
 
@@ -330,7 +336,7 @@ class BatchService:
             idempotency_key=service_key(key, owner) if key is not None else None,
         )
         key = key if key is not None else batch.metadata.get(IDEMPOTENCY_METADATA_KEY)
-        return (await self._store.save_batch(self._here(batch), idempotency_key=key, owner=owner)).batch
+        return await self._keep(batch, idempotency_key=key, owner=owner)
 
     async def estimate_file(self, file_id: str) -> EstimatedCost:
         """What an uploaded file's batch would cost at most: its local copy (if this server uploaded it and it is
@@ -388,8 +394,16 @@ class BatchService:
         return current
 
     async def _refresh(self, batch_id: str) -> Batch:
-        batch = await self._client.get_batch(batch_id)
-        return (await self._store.save_batch(self._here(batch))).batch
+        return await self._keep(await self._client.get_batch(batch_id))
+
+    async def _keep(self, batch: Batch, *, idempotency_key: str | None = None, owner: str | None = None) -> Batch:
+        """Save what the service said; if the job changed, announce it to the other processes on the registry (so
+        the replicas of a team server tell their own subscribers at once)."""
+        before = await self._store.get_batch(batch.id)
+        saved = (await self._store.save_batch(self._here(batch), idempotency_key=idempotency_key, owner=owner)).batch
+        if before is None or _changed(before.batch, saved):
+            await self._store.announce("batch", saved.id)
+        return saved
 
     def _here(self, batch: Batch) -> Batch:
         """The batch marked with the resource it is on, when that is not this server's own."""
@@ -419,7 +433,7 @@ class BatchService:
     async def _with_registry(self, batch: Batch) -> Batch:
         if await self._store.get_batch(batch.id) is None:
             return self._here(batch)
-        return (await self._store.save_batch(self._here(batch))).batch
+        return await self._keep(batch)
 
     async def cancel_batch(self, batch_id: str) -> Batch:
         """Ask the service to cancel; cancelling a finished batch is an error, cancelling twice is not.
@@ -438,8 +452,7 @@ class BatchService:
             )
         if current.status == "cancelling":
             return current
-        batch = await self._client.cancel_batch(batch_id)
-        return (await self._store.save_batch(self._here(batch))).batch
+        return await self._keep(await self._client.cancel_batch(batch_id))
 
     async def fetch_results(
         self,
@@ -494,6 +507,20 @@ class BatchService:
         owner = viewer.owner if viewer is not None else None
         return [record.batch for record in await self._store.list_batches(owner=owner)]
 
+    async def registry_batch(self, batch_id: str) -> Batch | None:
+        """The registry's snapshot of one batch, as last seen (the service is not asked); None if not there.
+
+        Raises:
+            RegistryLocked: another process held the registry's lock past its timeout.
+        """
+        record = await self._store.get_batch(batch_id)
+        return record.batch if record is not None else None
+
+    def changes(self) -> AbstractAsyncContextManager[AsyncIterator[tuple[str, str]]]:
+        """The (kind, id) of the jobs other processes on this registry announce as changed (`Store.changes`:
+        PostgreSQL's LISTEN; on SQLite it never yields, its processes read the file instead)."""
+        return self._store.changes()
+
     async def registry_job(self, batch_id: str) -> Batch:
         """The registry's snapshot, refreshed from the service when the batch is not terminal and stale.
 
@@ -540,26 +567,57 @@ class BatchService:
         return await self._store.results_summary(batch_id)
 
     async def refresh_active(self) -> list[Batch]:
-        """The watcher's poll: ask the service about every unfinished job of this backend; return those that changed.
+        """The watcher's poll: ask the service about every unfinished job of this backend whose lease this service
+        takes or holds (kind "batch": one process polls a job at a time); return those that changed.
 
-        A job the service no longer knows is left as it is; an unreachable service ends the round early.
+        A run's shard batches are left to its run's step (`leases.is_run_shard`). A lease lasts a few polls
+        (`leases.batch_lease_seconds`), is renewed at every poll, and is released once its job is terminal (or
+        the service closes); a holder that dies loses its leases when they expire (or at once on this host),
+        and the next process's poll takes them. A job the service no longer knows is left as it is; an
+        unreachable service ends the round early.
 
         Raises:
             RegistryLocked: another process held the registry's lock past its timeout.
         """
+        records = {
+            record.batch.id: record
+            for record in await self._store.list_batches(active_only=True)
+            if self._reaches(record.batch) and not is_run_shard(record.batch)
+        }
+        for gone in self._leased - records.keys():  # terminal, saved so by another process (or a tool)
+            await self._release(gone)
+        ttl = batch_lease_seconds(self.poll_seconds)
+        leased_at = self._clock()
+        self._leased = await self._store.take_leases("batch", list(records), self._holder, ttl=ttl)
         changed: list[Batch] = []
-        for record in await self._store.list_batches(active_only=True):
-            if not self._reaches(record.batch):
-                continue
+        for batch_id, record in records.items():
+            if self._clock() - leased_at > ttl / 2:  # a long round: renew what is left before a lease runs out
+                rest = [job for job in records if job in self._leased]
+                self._leased = await self._store.take_leases("batch", rest, self._holder, ttl=ttl)
+                leased_at = self._clock()
+            if batch_id not in self._leased:
+                continue  # another process watches it
             try:
-                current = await self._refresh(record.batch.id)
+                current = await self._refresh(batch_id)
             except TRANSIENT_ERRORS:
                 break
             except BatchToolError:
                 continue
+            if current.terminal:
+                await self._release(batch_id)
             if _changed(record.batch, current):
                 changed.append(current)
         return changed
+
+    async def release_leases(self) -> None:
+        """Give up every batch lease this service holds (it is closing: another process takes them at once)."""
+        with anyio.CancelScope(shield=True):
+            for batch_id in list(self._leased):
+                await self._release(batch_id)
+
+    async def _release(self, batch_id: str) -> None:
+        self._leased.discard(batch_id)
+        await self._store.release_lease("batch", batch_id, self._holder)
 
 
 def _size_of(path: Path) -> int | None:

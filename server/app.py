@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 
 from aoai_batch.settings import Settings
 from prompts import register_prompts
+from server.fanout import Fanout
 from server.oauth import ServerAuth
 from server.resources import register_resources
 from server.runs_watcher import RunsWatcher
@@ -89,6 +90,7 @@ def build_server(
                 async with anyio.create_task_group() as watching:
                     watching.start_soon(watcher.run)
                     watching.start_soon(run_watcher.run)
+                    watching.start_soon(Fanout(services, watcher, run_watcher, first_delay=delay).run)
                     try:
                         yield AppState(settings, services, workspace, watcher, subscriptions, run_watcher)
                     finally:

@@ -1,4 +1,5 @@
-"""`aoai-batch-mcp serve [--transport stdio|http] [--host 127.0.0.1] [--port 8000] [--read-only] [--tools a,b]`.
+"""`aoai-batch-mcp serve [--transport stdio|http] [--host 127.0.0.1] [--port 8000] [--stateless] [--read-only]
+[--tools a,b]`.
 
 stdout is the protocol on stdio: everything for people goes to stderr. Ctrl-C (or SIGTERM) stops the
 server cleanly with exit 0, on either transport.
@@ -32,6 +33,12 @@ def register(subparsers: Any) -> None:
         "--public-url",
         type=http_url,
         help="HTTP with sign-in: the /mcp URL clients use, when it is not http://HOST:PORT/mcp (e.g. behind a proxy)",
+    )
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="HTTP: keep no sessions, so replicas can sit behind a round-robin load balancer "
+        "(2025-11-25 clients then get no resources/updated notifications; see README 'Replicas')",
     )
     parser.add_argument(
         "--read-only", action="store_true", help="serve only the tools that change nothing (AOAI_BATCH_READ_ONLY)"
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             auth = server_auth(sign_in, resource_url=url) if sign_in else None
             server = build_server(settings, tools=args.tools, auth=auth)
             await narrow_tools(server, surface)
-            return http_app(server, host=args.host, token=token)
+            return http_app(server, host=args.host, token=token, stateless=args.stateless)
 
         anyio.run(
             lambda: serve_http(app_for, host=args.host, port=args.port, on_ready=_tell_url, public_url=args.public_url)

@@ -80,11 +80,14 @@ def require_guard(host: str, *, token: str | None, sign_in: bool) -> None:
         )
 
 
-def http_app(server: MCPServer[Any], *, host: str, token: str | None) -> ASGIApp:
-    """The ASGI app for `host`; a non-loopback address with neither a token nor sign-in is refused."""
+def http_app(server: MCPServer[Any], *, host: str, token: str | None, stateless: bool = False) -> ASGIApp:
+    """The ASGI app for `host`; a non-loopback address with neither a token nor sign-in is refused.
+
+    `stateless` (`serve --stateless`): handshake-era (2025-11-25) requests keep no session either, so any
+    replica behind a round-robin balancer answers any request (2026-07-28 requests never need one)."""
     require_guard(host, token=token, sign_in=server.settings.auth is not None)
     app: ASGIApp = server.streamable_http_app(
-        streamable_http_path=MCP_PATH, host=host, transport_security=security_for(host)
+        streamable_http_path=MCP_PATH, host=host, transport_security=security_for(host), stateless_http=stateless
     )
     scopes = server.settings.auth.required_scopes if server.settings.auth else None
     if scopes:

@@ -9,6 +9,8 @@ reaches subscribers at once and is not announced twice.
 from __future__ import annotations
 
 from aoai_batch.runs.models import Run, RunResultsSummary
+from server.service_handle import ServiceHandle
+from server.subscriptions import Subscriptions
 from server.watcher import Periodic
 
 RUNS_URI = "batch://runs"
@@ -28,17 +30,27 @@ def _fingerprint(run: Run) -> str:
 
 
 class RunsWatcher(Periodic):
-    """Steps every active run."""
+    """Steps every active run (those another process holds are only read: their changes reach subscribers here too)."""
 
     what = "advancing runs"
+
+    def __init__(
+        self, services: ServiceHandle, subscriptions: Subscriptions, *, interval: float, first_delay: float
+    ) -> None:
+        super().__init__(services, subscriptions, interval=interval, first_delay=first_delay)
+        self._going: set[str] = set()  # the runs active at the last step
 
     async def tick(self) -> list[Run]:
         return await self.step_once()
 
     async def step_once(self) -> list[Run]:
-        """One step of every active run; notifies about those that changed and returns them."""
+        """One step of every active run; notifies about those that changed (whoever changed them) and returns them."""
         runs = await self._services.runs()
-        return [run for run in await runs.advance_all() if await self.observed(run)]
+        current = {run.id: run for run, _ in await runs.advance_active()}
+        for run_id in self._going - current.keys():  # ended since the last step (here or in another process)
+            current[run_id] = await runs.get_run(run_id)
+        self._going = {run.id for run in current.values() if not run.terminal}
+        return [run for run in current.values() if await self.observed(run)]
 
     async def started(self, run: Run) -> None:
         """A tool started a run: the run list changed."""

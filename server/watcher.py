@@ -94,6 +94,13 @@ class Watcher(Periodic):
             self._known.add(batch.id)
         await self._subscriptions.resources_changed()
 
+    async def heard(self, batch: Batch) -> None:
+        """Another replica saved a change of `batch`: a job this server did not know changes the job list."""
+        if self._known is not None and batch.id not in self._known:
+            await self.created(batch)
+        else:
+            await self.observed(batch)
+
     async def observed(self, batch: Batch) -> bool:
         """Record a job's state; if it differs from the last one seen, notify its subscribers."""
         fingerprint = _fingerprint(batch)

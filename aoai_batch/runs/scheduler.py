@@ -25,6 +25,7 @@ from typing import Protocol
 import anyio.to_thread
 
 from aoai_batch.errors import BatchToolError, InvalidRequest, NotFound
+from aoai_batch.leases import RUN_METADATA_KEY
 from aoai_batch.models import Batch
 from aoai_batch.quota import TOKEN_LIMIT_EXCEEDED, limit_named_in
 from aoai_batch.runs.ledger import Ledger, effective_limit
@@ -251,7 +252,7 @@ class RunStep:
             batch = await service.create_batch(
                 shard.file_id,
                 endpoint=self.run.endpoint,
-                metadata={"run_id": self.run.id, "shard": str(shard.index)},
+                metadata={RUN_METADATA_KEY: self.run.id, "shard": str(shard.index)},
                 idempotency_key=idempotency_key(self.run.id, shard),
             )
         except InvalidRequest as exc:

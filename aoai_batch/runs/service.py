@@ -228,6 +228,7 @@ class RunService:
             for index, part in enumerate(ranges)
         ]
         saved = await self._records.create(record, shards)
+        await self._store.announce("run", saved.id)
         if saved.id != run_id:  # another start under the same key won the race: its run is the one
             await anyio.to_thread.run_sync(lambda: shutil.rmtree(run_dir, ignore_errors=True))
         return await self._view(saved)
@@ -387,6 +388,8 @@ class RunService:
                     looked_at=self._looked_at,
                 )
                 record = await step.advance()
+                if step.changed:
+                    await self._store.announce("run", run_id)  # the other replicas tell their subscribers
             except RunLeaseLost:
                 record = await self._record(run_id)
             finally:
@@ -396,12 +399,16 @@ class RunService:
 
     async def advance_all(self) -> list[Run]:
         """One step of every active run; the runs that changed."""
-        changed: list[Run] = []
+        return [run for run, changed in await self.advance_active() if changed]
+
+    async def advance_active(self) -> list[tuple[Run, bool]]:
+        """One step of every active run (a run another process holds is only read); each run as it is after,
+        and whether it changed since the step began."""
+        stepped: list[tuple[Run, bool]] = []
         for record in await self._records.active():
             run = await self.advance(record.id)
-            if (run.status, run.updated_at) != (record.status, _when(record.updated_at)):
-                changed.append(run)
-        return changed
+            stepped.append((run, (run.status, run.updated_at) != (record.status, _when(record.updated_at))))
+        return stepped
 
     async def work(self, *, forever: bool = False, on_change: OnChange | None = None) -> None:
         """Advance every active run until none is left (`forever`: keep looking for new ones)."""
