@@ -25,24 +25,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+
+# The checkout this script is in (its bench and tests packages too), whatever is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aoai_batch.leases import RUN_LEASE_SECONDS, batch_lease_seconds
 from aoai_batch.runs.service import RunService
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
 from aoai_batch.store import Store
+from bench import emulated
 from tests.support.batch_files import write_batch_file
 from tests.support.postgres import PostgresServer, find_bindir
 
@@ -60,21 +62,8 @@ FINISH_WAIT = 300.0
 WATCH = 0.01  # how often this process looks at the leases table
 
 
-@contextlib.contextmanager
-def emulator_process(home: Path) -> Iterator[str]:
-    command = [sys.executable, "-m", "server", "emulator", "--port", "0", "--home", str(home)]
-    command += ["--time-scale", str(TIME_SCALE)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "AOAI_EMULATOR_KEY": KEY})
-    try:
-        assert server.stdout is not None
-        first = server.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", first)
-        if match is None:
-            raise SystemExit(f"the emulator did not start: {first!r}")
-        yield match.group(0)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+def emulator_process(home: Path) -> contextlib.AbstractContextManager[str]:
+    return emulated.emulator_process(home, key=KEY, time_scale=TIME_SCALE)
 
 
 def environment(home: Path, work: Path, emulator: str, database_url: str | None, poll: float) -> dict[str, str]:

@@ -25,19 +25,19 @@ import contextlib
 import csv
 import functools
 import json
-import os
-import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import orjson
+
+# The checkout this script is in (its bench and tests packages too), whatever is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aoai_batch.builder import build_batch_file
 from aoai_batch.runs.merge import ShardResults, merge_run_results
@@ -45,6 +45,7 @@ from aoai_batch.runs.plan import plan_shards, prepare_run_input
 from aoai_batch.runs.service import RunService
 from aoai_batch.service import BatchService
 from aoai_batch.settings import Settings
+from bench import emulated
 
 DEPLOYMENTS = ["gpt-4o-mini", "gpt-4o"]
 TEMPLATE = "Answer in one line: {text}"
@@ -68,23 +69,10 @@ STEP_PAUSE = 0.2  # real seconds between two steps of the run (the scheduler pol
 KEY = "bench"
 
 
-@contextlib.contextmanager
-def emulator_process(home: Path, limit: int) -> Iterator[str]:
+def emulator_process(home: Path, limit: int) -> contextlib.AbstractContextManager[str]:
     """`aoai-batch-mcp emulator` with both deployments' enqueued-token limits, in a process of its own; its URL."""
     limits = ",".join(f"{name}={limit}" for name in DEPLOYMENTS)
-    command = [sys.executable, "-m", "server", "emulator", "--port", "0", "--home", str(home)]
-    command += ["--time-scale", str(TIME_SCALE), "--enqueued-tokens", limits]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "AOAI_EMULATOR_KEY": KEY})
-    try:
-        assert server.stdout is not None
-        first = server.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", first)
-        if match is None:
-            raise SystemExit(f"the emulator did not start: {first!r}")
-        yield match.group(0)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    return emulated.emulator_process(home, key=KEY, time_scale=TIME_SCALE, options=["--enqueued-tokens", limits])
 
 
 def settings_for(home: Path, work: Path, url: str, limit: int) -> Settings:

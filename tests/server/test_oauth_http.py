@@ -27,9 +27,9 @@ from server.app import build_server
 from server.http import MCP_PATH, http_app
 from server.oauth import server_auth
 from tests.support.cli import isolate_cli
-from tests.support.http_server import served_for_url, served_here
+from tests.support.http_server import served_for_url
 from tests.support.mcp import WAIT, make_settings, structured
-from tests.support.oauth import AUDIENCE, OBJECT_ID, SCOPE, SUBJECT, HeaderRecorder, Issuer
+from tests.support.oauth import AUDIENCE, OBJECT_ID, SCOPE, SUBJECT, HeaderRecorder, Issuer, served_issuer
 from tests.support.paths import REPO_ROOT
 from tools.identity import signed_in_user
 
@@ -54,10 +54,8 @@ class SignedInServer:
 
 @pytest.fixture
 async def issuer() -> AsyncIterator[Issuer]:
-    issuer = Issuer()
-    async with served_here(issuer.app) as url:
-        issuer.base = url
-        yield issuer
+    async with served_issuer() as served:
+        yield served
 
 
 def whoami(ctx: Context) -> dict[str, Any]:

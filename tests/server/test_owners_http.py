@@ -24,10 +24,10 @@ from server.http import MCP_PATH, http_app
 from server.oauth import server_auth
 from tests.support.batch_files import write_batch_file
 from tests.support.clock import HOURS
-from tests.support.http_server import served_for_url, served_here
+from tests.support.http_server import served_for_url
 from tests.support.inbox import Inbox
 from tests.support.mcp import WAIT, error_details, make_settings, structured
-from tests.support.oauth import AUDIENCE, Issuer
+from tests.support.oauth import AUDIENCE, Issuer, served_issuer
 from tests.support.owners import client_with_token
 
 MISSING_BATCH = "batch_00000000000000000000000000000000"
@@ -50,10 +50,8 @@ def serve(tmp_path: Path, issuer: Issuer, emulator: Emulator, **settings: Any) -
 
 @pytest.fixture
 async def issuer() -> AsyncIterator[Issuer]:
-    issuer = Issuer()
-    async with served_here(issuer.app) as url:
-        issuer.base = url
-        yield issuer
+    async with served_issuer() as served:
+        yield served
 
 
 @pytest.fixture

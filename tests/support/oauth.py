@@ -3,7 +3,9 @@ signs access tokens, and a transport that records the headers the server sends t
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -13,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.http_server import served_here
 
 AUDIENCE = "api://aoai-batch-tests"
 SCOPE = "batches.use"
@@ -121,3 +125,12 @@ class HeaderRecorder(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+@contextlib.asynccontextmanager
+async def served_issuer() -> AsyncIterator[Issuer]:
+    """An issuer (discovery document and JWKS) served on loopback in this event loop, its `base` set."""
+    issuer = Issuer()
+    async with served_here(issuer.app) as url:
+        issuer.base = url
+        yield issuer
