@@ -397,13 +397,8 @@ class BatchService:
         return await self._keep(await self._client.get_batch(batch_id))
 
     async def _keep(self, batch: Batch, *, idempotency_key: str | None = None, owner: str | None = None) -> Batch:
-        """Save what the service said; if the job changed, announce it to the other processes on the registry (so
-        the replicas of a team server tell their own subscribers at once)."""
-        before = await self._store.get_batch(batch.id)
-        saved = (await self._store.save_batch(self._here(batch), idempotency_key=idempotency_key, owner=owner)).batch
-        if before is None or _changed(before.batch, saved):
-            await self._store.announce("batch", saved.id)
-        return saved
+        """Save what the service said, marked with its resource (the store announces a change to the replicas)."""
+        return (await self._store.save_batch(self._here(batch), idempotency_key=idempotency_key, owner=owner)).batch
 
     def _here(self, batch: Batch) -> Batch:
         """The batch marked with the resource it is on, when that is not this server's own."""

@@ -341,6 +341,8 @@ class Store:
         A snapshot older than the stored one (a slow poll answered before a cancel, say) never replaces it:
         the stored record, as it is after this call, is what comes back. The read and the write hold the
         batch's lock: of two replicas saving it at once, the second compares with the first's snapshot.
+        A new batch, or a snapshot that differs from the stored one, is announced to the other processes on
+        the registry once committed (`announce`: the replicas of a team server tell their own subscribers).
         """
         now = self._now()
         snapshot = batch.model_copy(update={"input_path": None, "results_path": None}).model_dump_json()
@@ -374,6 +376,8 @@ class Store:
                 (batch.id, batch.status, now),
             )
             rows = await db.fetch(f"{_BATCH_SELECT} WHERE id = ?", (batch.id,))
+        if not stored or stored[0]["snapshot"] != snapshot:
+            await self.announce("batch", batch.id)
         return _batch_record(rows[0])
 
     async def get_batch(self, batch_id: str) -> BatchRecord | None:

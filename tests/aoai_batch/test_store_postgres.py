@@ -58,6 +58,28 @@ async def test_an_announcement_reaches_the_other_stores_and_not_its_own(postgres
                 assert await anext(aiter(first_feed)) == ("run", "run_1")
 
 
+async def test_a_saved_batch_is_announced_when_it_is_new_or_changed_and_not_when_it_is_the_same(
+    postgres_url: str,
+) -> None:
+    async with (
+        await Store.open_url(postgres_url) as saver,
+        await Store.open_url(postgres_url) as replica,
+        replica.changes() as feed,
+    ):
+        await saver.save_batch(make_batch("batch_1"))
+        await saver.save_batch(make_batch("batch_1"))  # the same snapshot: nothing to tell
+        await saver.save_batch(make_batch("batch_1", "in_progress"))
+        await saver.save_batch(make_batch("batch_1", "validating"))  # older than the stored one: kept out
+        await saver.announce("run", "run_1")  # the end of what was sent
+        heard = []
+        with anyio.fail_after(30):
+            async for change in feed:
+                heard.append(change)
+                if change == ("run", "run_1"):
+                    break
+    assert heard == [("batch", "batch_1"), ("batch", "batch_1"), ("run", "run_1")]
+
+
 async def test_sqlite_announces_nothing_and_its_feed_never_yields(tmp_path: Path) -> None:
     seen: list[tuple[str, str]] = []
     async with await Store.open(tmp_path / "state.sqlite3") as store, store.changes() as feed:
