@@ -109,23 +109,25 @@ async def the_flow_alternating(client: Client, balancer: Balancer, fake_clock: F
     assert {replica for replica, _ in balancer.sent} == {"A", "B"}
 
 
-async def test_a_handshake_era_client_alternating_between_stateless_replicas_sees_one_registry(
-    shared_settings: Settings, emulator: Emulator, fake_clock: FakeClock, batch_file: Path
+@pytest.mark.parametrize(
+    ("mode", "stateless"),
+    [
+        pytest.param("legacy", True, id="handshake-era-client-stateless-replicas"),
+        pytest.param("auto", False, id="2026-client-needs-no-session-even-when-replicas-keep-them"),
+    ],
+)
+async def test_a_client_alternating_between_replicas_sees_one_registry(
+    shared_settings: Settings,
+    emulator: Emulator,
+    fake_clock: FakeClock,
+    batch_file: Path,
+    mode: str,
+    stateless: bool,
 ) -> None:
-    async with replicas(shared_settings, emulator, stateless=True) as (urls, _):
+    async with replicas(shared_settings, emulator, stateless=stateless) as (urls, _):
         balancer = Balancer(urls)
         with anyio.fail_after(WAIT):
-            async with balanced_client(balancer, "legacy") as client:
-                await the_flow_alternating(client, balancer, fake_clock, batch_file)
-
-
-async def test_a_2026_client_alternating_between_replicas_needs_no_session_even_when_they_keep_them(
-    shared_settings: Settings, emulator: Emulator, fake_clock: FakeClock, batch_file: Path
-) -> None:
-    async with replicas(shared_settings, emulator, stateless=False) as (urls, _):
-        balancer = Balancer(urls)
-        with anyio.fail_after(WAIT):
-            async with balanced_client(balancer, "auto") as client:
+            async with balanced_client(balancer, mode) as client:
                 await the_flow_alternating(client, balancer, fake_clock, batch_file)
 
 
